@@ -1,0 +1,112 @@
+"""ferroloop.Loop: the native core (scheduling, timers, polling, fd registration) joined
+with CPython's own SelectorEventLoop for everything that is not on the hot path.
+
+The native ``LoopCore`` comes first in the MRO, so its methods win; the rest (create_task,
+run_until_complete, the exception handler, async generator hooks, the default executor,
+signals, and, for now, sockets, pipes and subprocesses) is the running CPython's code,
+so it matches that version's behaviour exactly and follows it when it changes.
+"""
+
+import selectors
+import sys
+import threading
+from asyncio import events
+from asyncio import unix_events
+
+from . import _ferroloop
+
+
+class _Registrations(selectors.BaseSelector):
+    """A read-only, selector-shaped view of the loop's fd registrations.
+
+    CPython's transports read ``loop._selector.get_key(fd).events`` for their reprs; the
+    registrations themselves change only through ``_add_reader``/``_add_writer``.
+    """
+
+    def __init__(self, loop):
+        self._loop = loop
+
+    def _keys(self):
+        keys = {}
+        for fd, reader, writer in self._loop._io_registrations():
+            events = (selectors.EVENT_READ if reader is not None else 0) | (
+                selectors.EVENT_WRITE if writer is not None else 0)
+            keys[fd] = selectors.SelectorKey(fd, fd, events, (reader, writer))
+        return keys
+
+    def get_map(self):
+        return self._keys()
+
+    def get_key(self, fileobj):
+        fd = selectors._fileobj_to_fd(fileobj)
+        try:
+            return self._keys()[fd]
+        except KeyError:
+            raise KeyError(f"{fileobj!r} is not registered") from None
+
+    def register(self, fileobj, events, data=None):
+        raise RuntimeError("ferroloop registers fds through loop.add_reader()/add_writer()")
+
+    def unregister(self, fileobj):
+        raise RuntimeError("ferroloop unregisters fds through loop.remove_reader()/remove_writer()")
+
+    def select(self, timeout=None):
+        raise RuntimeError("ferroloop polls natively; its selector view cannot select()")
+
+    def close(self):
+        self._loop = None
+
+
+def _run_if_not_cancelled(handle):
+    if not handle._cancelled:
+        handle._run()
+
+
+class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
+    """asyncio's event loop, with its core in Rust. Subclass it like any event loop."""
+
+    def __init__(self):
+        super().__init__(_Registrations(self))
+
+    def _make_self_pipe(self):
+        super()._make_self_pipe()
+        # The self-pipe only carries signal wake-ups (call_soon_threadsafe has an eventfd),
+        # so a busy loop need not poll it on every pass.
+        self._mark_internal_fd(self._ssock.fileno())
+
+    def _add_callback(self, handle):
+        # Signal handlers arrive as asyncio Handles; they run through our ready queue.
+        if not handle._cancelled:
+            self.call_soon(_run_if_not_cancelled, handle)
+
+    def run_forever(self):
+        self._check_closed()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug)
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        try:
+            self._thread_id = threading.get_ident()
+            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                                   finalizer=self._asyncgen_finalizer_hook)
+            events._set_running_loop(self)
+            self._run_until_stopped()
+        finally:
+            self._stopping = False
+            self._thread_id = None
+            events._set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)
+            sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def close(self):
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        try:
+            super().close()
+        finally:
+            self._close_native()
+
+    def stats(self):
+        """Counters since the loop was created (passes, callbacks, timers, polls, ...)."""
+        return self._stats()

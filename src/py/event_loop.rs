@@ -1,0 +1,833 @@
+//! `LoopCore`: the native half of `ferroloop.Loop`. It owns the ready queue, the timer heap,
+//! the fd registrations and the pass of the loop (`_run_once`); the Python class adds the
+//! rest of asyncio's API on top, from CPython's own code.
+//!
+//! The state every thread may touch sits behind one mutex, held for a few instructions at a
+//! time: never across a call into Python and never while a Python object is dropped.
+
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyInt, PyList, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
+
+use super::errors::{self, loop_closed, os_error, shield};
+use super::handles::{self, Handle, TimerHandle};
+use super::io::{Direction, IoRegistry, Registration, Released};
+use super::pyapi;
+use crate::constants::MAXIMUM_SELECT_TIMEOUT;
+use crate::runtime::clock;
+use crate::runtime::poller::{Event, EventBuffer, Interest, Poller};
+use crate::runtime::ready::ReadyQueue;
+use crate::runtime::stats::Stats;
+use crate::runtime::timers::TimerHeap;
+use crate::runtime::waker::Waker;
+
+/// The waker's token; fds use their own number, which is never this.
+const WAKER_TOKEN: u64 = u64::MAX;
+
+/// While busy, the loop's internal fds are polled at least this often (seconds).
+const INTERNAL_POLL_INTERVAL: f64 = 0.001;
+
+struct Core {
+    ready: ReadyQueue<Py<Handle>>,
+    timers: TimerHeap<Py<TimerHandle>>,
+    io: IoRegistry,
+    /// None once the loop is closed.
+    poller: Option<Poller>,
+    waker: Option<Waker>,
+    /// The previous pass's batch, kept for its allocation.
+    spare: VecDeque<Py<Handle>>,
+    last_poll: f64,
+    stats: Stats,
+}
+
+#[pyclass(frozen, subclass, weakref, module = "ferroloop._ferroloop")]
+pub struct LoopCore {
+    core: Mutex<Core>,
+    /// Only the thread running the loop waits; the buffer is separate from `core` so the
+    /// wait happens without the state lock.
+    events: Mutex<(EventBuffer, Vec<Event>)>,
+    closed: AtomicBool,
+    stopping: AtomicBool,
+    debug: AtomicBool,
+    clock_resolution: AtomicU64,
+    thread_id: Mutex<Option<Py<PyAny>>>,
+    current_handle: Mutex<Option<Py<PyAny>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic under the lock was already turned into RuntimeError; the state it guards is
+    // plain data and still usable.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `selectors._fileobj_to_fd`: an int, or an object whose `fileno()` gives one.
+fn fileobj_to_fd(fileobj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
+    let fd: i64 = if fileobj.is_instance_of::<PyInt>() {
+        fileobj.extract()?
+    } else {
+        fileobj
+            .call_method0("fileno")
+            .and_then(|n| {
+                n.call_method0("__index__")
+                    .or_else(|_| n.call_method0("__int__"))
+            })
+            .and_then(|n| n.extract())
+            .map_err(|_| {
+                PyValueError::new_err(format!(
+                    "Invalid file object: {}",
+                    fileobj.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            })?
+    };
+    if fd < 0 {
+        return Err(PyValueError::new_err(format!(
+            "Invalid file descriptor: {fd}"
+        )));
+    }
+    RawFd::try_from(fd)
+        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("fd is greater than maximum"))
+}
+
+/// A float from `delay` or `when`, with the TypeError `time() + delay` would raise.
+fn seconds(value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    value.extract::<f64>().map_err(|err| {
+        if err.is_instance_of::<PyTypeError>(value.py()) {
+            let ty = value
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            PyTypeError::new_err(format!(
+                "unsupported operand type(s) for +: 'float' and '{ty}'"
+            ))
+        } else {
+            err
+        }
+    })
+}
+
+impl LoopCore {
+    fn core(&self) -> MutexGuard<'_, Core> {
+        lock(&self.core)
+    }
+
+    pub(crate) fn debug(&self) -> bool {
+        self.debug.load(Relaxed)
+    }
+
+    fn check_closed(&self) -> PyResult<()> {
+        if self.closed.load(Relaxed) {
+            Err(loop_closed())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn resolution(&self) -> f64 {
+        f64::from_bits(self.clock_resolution.load(Relaxed))
+    }
+
+    /// asyncio checks callbacks only in debug mode; a non-callable is refused always, since
+    /// it can only fail later, far from the mistake.
+    fn check_callback(
+        slf: &Bound<'_, Self>,
+        callback: &Bound<'_, PyAny>,
+        method: &str,
+        thread_check: bool,
+    ) -> PyResult<()> {
+        if slf.get().debug() {
+            if thread_check {
+                slf.call_method0("_check_thread")?;
+            }
+            slf.call_method1("_check_callback", (callback, method))?;
+        } else if !callback.is_callable() {
+            return Err(if pyapi::is_coroutine(callback)? {
+                errors::coroutine_callback(method)
+            } else {
+                errors::not_callable(method, &callback.repr()?.to_string())
+            });
+        }
+        Ok(())
+    }
+
+    fn new_handle(
+        slf: &Bound<'_, Self>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        let handle = Handle::create(callback, args, context, slf.as_any(), slf.get().debug())?;
+        Py::new(slf.py(), handle)
+    }
+
+    fn schedule_at(
+        slf: &Bound<'_, Self>,
+        when: f64,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<TimerHandle>> {
+        let py = slf.py();
+        let base = Handle::create(callback, args, context, slf.as_any(), slf.get().debug())?;
+        let timer = Py::new(
+            py,
+            PyClassInitializer::from(base).add_subclass(TimerHandle {
+                when,
+                scheduled: true,
+            }),
+        )?;
+        slf.get().core().timers.push(when, timer.clone_ref(py));
+        Ok(timer)
+    }
+
+    pub(crate) fn timer_handle_cancelled(&self, timer: &Bound<'_, TimerHandle>) {
+        if timer.borrow().scheduled {
+            self.core().timers.note_cancelled();
+        }
+    }
+
+    fn set_io(
+        slf: &Bound<'_, Self>,
+        fileobj: &Bound<'_, PyAny>,
+        direction: Direction,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        let this = slf.get();
+        this.check_closed()?;
+        let fd = fileobj_to_fd(fileobj)?;
+        let handle = Self::new_handle(slf, callback, args, None)?;
+        let mut released = Released::new();
+        let result = {
+            let mut core = this.core();
+            let core = &mut *core;
+            let poller = core.poller.as_ref().ok_or_else(loop_closed)?;
+            core.io.set(
+                poller,
+                fd,
+                direction,
+                handle.clone_ref(slf.py()),
+                &mut released,
+            )
+        };
+        match result {
+            Ok(()) => {
+                for old in released {
+                    handles::cancel(old.bind(slf.py()))?;
+                }
+                Ok(handle)
+            }
+            Err(err) => {
+                drop(released);
+                Err(os_error(err))
+            }
+        }
+    }
+
+    fn clear_io(
+        slf: &Bound<'_, Self>,
+        fileobj: &Bound<'_, PyAny>,
+        direction: Direction,
+    ) -> PyResult<bool> {
+        let this = slf.get();
+        if this.closed.load(Relaxed) {
+            return Ok(false);
+        }
+        let fd = fileobj_to_fd(fileobj)?;
+        let old = {
+            let mut core = this.core();
+            let core = &mut *core;
+            match core.poller.as_ref() {
+                Some(poller) => core.io.clear(poller, fd, direction),
+                None => None,
+            }
+        };
+        match old {
+            Some(old) => {
+                handles::cancel(old.bind(slf.py()))?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// One pass: purge cancelled timers, poll, queue I/O and due timers, then run exactly
+    /// what was ready when the pass began.
+    fn run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+
+        let mut purged = Vec::new();
+        let (timeout_ms, must_poll, poll_fd) = {
+            let mut core = this.core();
+            let core = &mut *core;
+            core.timers
+                .purge(|t| TimerHandle::is_cancelled(t.bind(py)), &mut purged);
+            let timeout = if !core.ready.is_empty() || this.stopping.load(Relaxed) {
+                Some(0.0)
+            } else {
+                core.timers
+                    .next_when()
+                    .map(|when| (when - clock::monotonic()).clamp(0.0, MAXIMUM_SELECT_TIMEOUT))
+            };
+            let timeout_ms = clock::timeout_ms(timeout);
+            let poll_fd = core
+                .poller
+                .as_ref()
+                .map(Poller::poll_fd)
+                .ok_or_else(loop_closed)?;
+            // A pass with work queued skips the syscall when no fd but the loop's own could
+            // have anything to say, checking those at least every INTERNAL_POLL_INTERVAL.
+            let must_poll = timeout_ms != 0 || core.io.has_user_fds() || {
+                !core.io.is_empty() && clock::monotonic() - core.last_poll >= INTERNAL_POLL_INTERVAL
+            };
+            if timeout_ms != 0 {
+                if let Some(waker) = &core.waker {
+                    waker.enter_blocking();
+                }
+            }
+            (timeout_ms, must_poll, poll_fd)
+        };
+        for timer in &purged {
+            if let Ok(mut t) = timer.bind(py).try_borrow_mut() {
+                t.scheduled = false;
+            }
+        }
+        drop(purged);
+
+        let mut events_guard = lock(&this.events);
+        let (buffer, events) = &mut *events_guard;
+        events.clear();
+        let polled = if !must_poll {
+            Ok(())
+        } else if timeout_ms == 0 {
+            poll_fd.wait(buffer, 0, events)
+        } else {
+            py.detach(|| poll_fd.wait(buffer, timeout_ms, events))
+        };
+
+        let mut released = Released::new();
+        let mut batch;
+        {
+            let mut core = this.core();
+            let core = &mut *core;
+            if must_poll {
+                core.last_poll = clock::monotonic();
+            }
+            if let Some(waker) = &core.waker {
+                if timeout_ms != 0 {
+                    waker.leave_blocking();
+                }
+            }
+            core.stats.iterations += 1;
+            if must_poll {
+                if timeout_ms == 0 {
+                    core.stats.nonblocking_polls += 1;
+                } else {
+                    core.stats.blocking_polls += 1;
+                }
+            }
+            if let Some(poller) = core.poller.as_ref() {
+                for &event in events.iter() {
+                    if event.token == WAKER_TOKEN {
+                        if let Some(waker) = &core.waker {
+                            waker.drain();
+                        }
+                        continue;
+                    }
+                    core.stats.io_events += 1;
+                    core.io
+                        .dispatch(py, poller, event, &mut core.ready, &mut released);
+                }
+            }
+            if !core.timers.is_empty() {
+                let end_time = clock::monotonic() + this.resolution();
+                while let Some(timer) = core.timers.pop_due(end_time) {
+                    let timer = timer.into_bound(py);
+                    if let Ok(mut t) = timer.try_borrow_mut() {
+                        t.scheduled = false;
+                    }
+                    core.stats.timers_fired += 1;
+                    core.ready.push(timer.into_super().unbind());
+                }
+            }
+            batch = std::mem::take(&mut core.spare);
+            core.ready.take_batch(&mut batch);
+        }
+        drop(events_guard);
+        drop(released);
+        match polled {
+            Err(err) if err.kind() != std::io::ErrorKind::Interrupted => return Err(os_error(err)),
+            _ => {}
+        }
+        if timeout_ms != 0 {
+            // A signal that interrupted the wait runs its Python handler now, so Ctrl-C
+            // raises KeyboardInterrupt here as it would in the stdlib loop.
+            py.check_signals()?;
+        }
+
+        let debug = this.debug();
+        let mut ran = 0u64;
+        let mut outcome = Ok(());
+        while let Some(handle) = batch.pop_front() {
+            let handle = handle.into_bound(py);
+            if handle.borrow().cancelled {
+                continue;
+            }
+            ran += 1;
+            let result = if debug {
+                Self::run_debug(slf, &handle)
+            } else {
+                handles::run(&handle)
+            };
+            if let Err(err) = result {
+                outcome = Err(err);
+                break;
+            }
+        }
+        let mut core = this.core();
+        if outcome.is_err() {
+            core.ready.requeue_front(&mut batch);
+        }
+        core.spare = batch;
+        core.stats.callbacks += ran;
+        outcome
+    }
+
+    /// Runs a handle timing it, and warns when it took `slow_callback_duration` or more.
+    fn run_debug(slf: &Bound<'_, Self>, handle: &Bound<'_, Handle>) -> PyResult<()> {
+        let this = slf.get();
+        let previous = lock(&this.current_handle).replace(handle.clone().into_any().unbind());
+        drop(previous);
+        let t0 = clock::monotonic();
+        let result = handles::run(handle);
+        let dt = clock::monotonic() - t0;
+        let current = lock(&this.current_handle).take();
+        drop(current);
+        result?;
+        let slow: f64 = slf.getattr("slow_callback_duration")?.extract()?;
+        if dt >= slow {
+            pyapi::logger(slf.py())?.call_method1(
+                "warning",
+                (
+                    "Executing %s took %.3f seconds",
+                    pyapi::format_handle(handle.as_any())?,
+                    dt,
+                ),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl LoopCore {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<LoopCore> {
+        shield(|| {
+            let poller = Poller::new().map_err(os_error)?;
+            let waker = Waker::new().map_err(os_error)?;
+            poller
+                .register(
+                    waker.fd(),
+                    Interest {
+                        readable: true,
+                        writable: false,
+                    },
+                    WAKER_TOKEN,
+                )
+                .map_err(os_error)?;
+            Ok(LoopCore {
+                core: Mutex::new(Core {
+                    ready: ReadyQueue::default(),
+                    timers: TimerHeap::default(),
+                    io: IoRegistry::default(),
+                    poller: Some(poller),
+                    waker: Some(waker),
+                    spare: VecDeque::new(),
+                    last_poll: 0.0,
+                    stats: Stats::default(),
+                }),
+                events: Mutex::new((EventBuffer::default(), Vec::new())),
+                closed: AtomicBool::new(false),
+                stopping: AtomicBool::new(false),
+                debug: AtomicBool::new(false),
+                clock_resolution: AtomicU64::new(clock::resolution().to_bits()),
+                thread_id: Mutex::new(None),
+                current_handle: Mutex::new(None),
+            })
+        })
+    }
+
+    fn time(&self) -> f64 {
+        clock::monotonic()
+    }
+
+    #[pyo3(signature = (callback, *args, context=None))]
+    fn call_soon(
+        slf: &Bound<'_, Self>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        shield(|| {
+            slf.get().check_closed()?;
+            Self::check_callback(slf, &callback, "call_soon", true)?;
+            let handle = Self::new_handle(slf, callback, args, context)?;
+            slf.get().core().ready.push(handle.clone_ref(slf.py()));
+            Ok(handle)
+        })
+    }
+
+    #[pyo3(signature = (callback, *args, context=None))]
+    fn call_soon_threadsafe(
+        slf: &Bound<'_, Self>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        shield(|| {
+            slf.get().check_closed()?;
+            Self::check_callback(slf, &callback, "call_soon_threadsafe", false)?;
+            let handle = Self::new_handle(slf, callback, args, context)?;
+            let mut core = slf.get().core();
+            core.ready.push(handle.clone_ref(slf.py()));
+            if let Some(waker) = &core.waker {
+                waker.wake();
+            }
+            Ok(handle)
+        })
+    }
+
+    #[pyo3(signature = (delay, callback, *args, context=None))]
+    fn call_later(
+        slf: &Bound<'_, Self>,
+        delay: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<TimerHandle>> {
+        shield(|| {
+            if delay.is_none() {
+                return Err(PyTypeError::new_err("delay must not be None"));
+            }
+            let when = clock::monotonic() + seconds(&delay)?;
+            slf.get().check_closed()?;
+            Self::check_callback(slf, &callback, "call_at", true)?;
+            Self::schedule_at(slf, when, callback, args, context)
+        })
+    }
+
+    #[pyo3(signature = (when, callback, *args, context=None))]
+    fn call_at(
+        slf: &Bound<'_, Self>,
+        when: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<TimerHandle>> {
+        shield(|| {
+            if when.is_none() {
+                return Err(PyTypeError::new_err("when cannot be None"));
+            }
+            let when = seconds(&when)?;
+            slf.get().check_closed()?;
+            Self::check_callback(slf, &callback, "call_at", true)?;
+            Self::schedule_at(slf, when, callback, args, context)
+        })
+    }
+
+    fn _timer_handle_cancelled(&self, handle: &Bound<'_, TimerHandle>) -> PyResult<()> {
+        shield(|| {
+            self.timer_handle_cancelled(handle);
+            Ok(())
+        })
+    }
+
+    fn create_future(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        static FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        shield(|| {
+            let py = slf.py();
+            let future = FUTURE.import(py, "asyncio", "Future")?;
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("loop", slf)?;
+            Ok(future.call((), Some(&kwargs))?.unbind())
+        })
+    }
+
+    fn stop(&self) {
+        self.stopping.store(true, Relaxed);
+    }
+
+    fn is_running(&self) -> bool {
+        lock(&self.thread_id).is_some()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Relaxed)
+    }
+
+    fn get_debug(&self) -> bool {
+        self.debug()
+    }
+
+    fn _run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| Self::run_once(slf))
+    }
+
+    /// The body of `run_forever`, between its set-up and clean-up (done in Python).
+    fn _run_until_stopped(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| loop {
+            Self::run_once(slf)?;
+            if slf.get().stopping.load(Relaxed) {
+                return Ok(());
+            }
+        })
+    }
+
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_reader(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        shield(|| Self::set_io(slf, fd, Direction::Read, callback, args))
+    }
+
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_writer(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        shield(|| Self::set_io(slf, fd, Direction::Write, callback, args))
+    }
+
+    fn _remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        shield(|| Self::clear_io(slf, fd, Direction::Read))
+    }
+
+    fn _remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        shield(|| Self::clear_io(slf, fd, Direction::Write))
+    }
+
+    /// Marks one of the loop's own fds (the signal self-pipe), which a busy loop polls
+    /// only every INTERNAL_POLL_INTERVAL rather than on every pass.
+    fn _mark_internal_fd(&self, fd: RawFd) {
+        self.core().io.mark_internal(fd);
+    }
+
+    /// `(fd, reader, writer)` for every registered fd.
+    fn _io_registrations(&self, py: Python<'_>) -> Vec<Registration> {
+        self.core().io.snapshot(py)
+    }
+
+    /// Releases everything the loop holds and closes its epoll and eventfd descriptors.
+    fn _close_native(&self) -> PyResult<()> {
+        shield(|| {
+            self.closed.store(true, Relaxed);
+            let mut released = Released::new();
+            let (ready, timers, poller, waker) = {
+                let mut core = self.core();
+                let core = &mut *core;
+                let poller = core.poller.take();
+                core.io.drain(poller.as_ref(), &mut released);
+                (
+                    core.ready.drain(),
+                    core.timers.drain(),
+                    poller,
+                    core.waker.take(),
+                )
+            };
+            drop((ready, timers, released, poller, waker));
+            Ok(())
+        })
+    }
+
+    /// Counters since the loop was created: cheap enough to leave on.
+    fn _stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (s, ready, timers, cancelled) = {
+            let core = self.core();
+            (
+                core.stats,
+                core.ready.len(),
+                core.timers.len(),
+                core.timers.cancelled_count(),
+            )
+        };
+        let d = PyDict::new(py);
+        d.set_item("iterations", s.iterations)?;
+        d.set_item("callbacks", s.callbacks)?;
+        d.set_item("timers_fired", s.timers_fired)?;
+        d.set_item("blocking_polls", s.blocking_polls)?;
+        d.set_item("nonblocking_polls", s.nonblocking_polls)?;
+        d.set_item("io_events", s.io_events)?;
+        d.set_item("ready", ready)?;
+        d.set_item("timers", timers)?;
+        d.set_item("timers_cancelled", cancelled)?;
+        Ok(d)
+    }
+
+    // asyncio's loop state, as the attributes BaseEventLoop's methods read and write.
+
+    #[getter]
+    fn _closed(&self) -> bool {
+        self.closed.load(Relaxed)
+    }
+    #[setter(_closed)]
+    fn set_closed(&self, value: bool) {
+        self.closed.store(value, Relaxed);
+    }
+
+    #[getter]
+    fn _stopping(&self) -> bool {
+        self.stopping.load(Relaxed)
+    }
+    #[setter(_stopping)]
+    fn set_stopping(&self, value: bool) {
+        self.stopping.store(value, Relaxed);
+    }
+
+    #[getter]
+    fn _debug(&self) -> bool {
+        self.debug()
+    }
+    #[setter(_debug)]
+    fn set_debug(&self, value: bool) {
+        self.debug.store(value, Relaxed);
+    }
+
+    #[getter]
+    fn _clock_resolution(&self) -> f64 {
+        self.resolution()
+    }
+    #[setter(_clock_resolution)]
+    fn set_clock_resolution(&self, value: f64) {
+        self.clock_resolution.store(value.to_bits(), Relaxed);
+    }
+
+    #[getter]
+    fn _thread_id(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        lock(&self.thread_id).as_ref().map(|t| t.clone_ref(py))
+    }
+    #[setter(_thread_id)]
+    fn set_thread_id(&self, value: Option<Bound<'_, PyAny>>) {
+        let old = std::mem::replace(
+            &mut *lock(&self.thread_id),
+            value.filter(|v| !v.is_none()).map(Bound::unbind),
+        );
+        drop(old);
+    }
+
+    #[getter]
+    fn _current_handle(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        lock(&self.current_handle).as_ref().map(|h| h.clone_ref(py))
+    }
+    #[setter(_current_handle)]
+    fn set_current_handle(&self, value: Option<Bound<'_, PyAny>>) {
+        let old = std::mem::replace(
+            &mut *lock(&self.current_handle),
+            value.filter(|v| !v.is_none()).map(Bound::unbind),
+        );
+        drop(old);
+    }
+
+    #[getter]
+    fn _timer_cancelled_count(&self) -> usize {
+        self.core().timers.cancelled_count()
+    }
+    #[setter(_timer_cancelled_count)]
+    fn set_timer_cancelled_count(&self, value: usize) {
+        self.core().timers.set_cancelled_count(value);
+    }
+
+    /// A snapshot of the ready queue, oldest first.
+    #[getter]
+    fn _ready<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let items: Vec<Py<Handle>> = self.core().ready.iter().map(|h| h.clone_ref(py)).collect();
+        PyList::new(py, items)
+    }
+    /// Assigning an empty container empties the queue (BaseEventLoop's `__init__` does).
+    #[setter(_ready)]
+    fn set_ready(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        if value.len()? != 0 {
+            return Err(PyRuntimeError::new_err(
+                "ferroloop's ready queue can only be reset to empty",
+            ));
+        }
+        let drained = self.core().ready.drain();
+        drop(drained);
+        Ok(())
+    }
+
+    /// The scheduled timers, in firing order.
+    #[getter]
+    fn _scheduled<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let items: Vec<Py<TimerHandle>> = self
+            .core()
+            .timers
+            .ordered()
+            .into_iter()
+            .map(|h| h.clone_ref(py))
+            .collect();
+        PyList::new(py, items)
+    }
+    #[setter(_scheduled)]
+    fn set_scheduled(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        if value.len()? != 0 {
+            return Err(PyRuntimeError::new_err(
+                "ferroloop's timer heap can only be reset to empty",
+            ));
+        }
+        let drained = self.core().timers.drain();
+        drop(drained);
+        Ok(())
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // The collector may run while this thread holds the lock (an allocation inside a
+        // locked stretch); then this pass simply does not see the loop's references.
+        if let Ok(core) = self.core.try_lock() {
+            for h in core.ready.iter() {
+                visit.call(h)?;
+            }
+            for t in core.timers.ordered() {
+                visit.call(t)?;
+            }
+            let mut result = Ok(());
+            core.io.visit(|h| {
+                if result.is_ok() {
+                    result = visit.call(h);
+                }
+            });
+            result?;
+        }
+        if let Ok(h) = self.current_handle.try_lock() {
+            visit.call(h.as_ref())?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let mut released = Released::new();
+        let taken = self.core.try_lock().ok().map(|mut core| {
+            let core = &mut *core;
+            core.io.drain(core.poller.as_ref(), &mut released);
+            (core.ready.drain(), core.timers.drain())
+        });
+        drop((taken, released));
+    }
+}

@@ -1,0 +1,438 @@
+//! `Handle` and `TimerHandle`: what `call_soon` and `call_later` return, and what the
+//! ready queue and the timer heap hold.
+//!
+//! They carry the attributes asyncio's own Handle has (`_callback`, `_args`, `_cancelled`,
+//! `_when`, `_source_traceback`, ...), so debuggers and `asyncio.events.Handle._repr_info`
+//! see them as they see the stdlib's.
+
+use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::pyclass::CompareOp;
+use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
+
+use super::errors::shield;
+use super::event_loop::LoopCore;
+use super::pyapi;
+
+#[pyclass(module = "ferroloop._ferroloop", subclass, weakref)]
+pub struct Handle {
+    pub(crate) callback: Option<Py<PyAny>>,
+    pub(crate) args: Option<Py<PyTuple>>,
+    pub(crate) context: Py<PyAny>,
+    pub(crate) loop_: Py<PyAny>,
+    pub(crate) cancelled: bool,
+    pub(crate) source_traceback: Option<Py<PyAny>>,
+    pub(crate) repr: Option<Py<PyAny>>,
+}
+
+/// `contextvars.copy_context()`, through the C API.
+fn copy_current_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    // SAFETY: PyContext_CopyCurrent returns a new reference, or NULL with an exception set;
+    // from_owned_ptr_or_err takes ownership of exactly that reference.
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent()) }.map(Bound::unbind)
+}
+
+/// Whether `loop_` is in debug mode: natively for our loop, by asking otherwise.
+fn loop_debug(loop_: &Bound<'_, PyAny>) -> PyResult<bool> {
+    match loop_.cast::<LoopCore>() {
+        Ok(core) => Ok(core.get().debug()),
+        Err(_) => loop_.call_method0("get_debug")?.is_truthy(),
+    }
+}
+
+impl Handle {
+    /// A handle for `callback(*args)` in `context` (a copy of the current one if None).
+    /// `debug` records where it was created, as asyncio does in debug mode.
+    pub(crate) fn create(
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+        loop_: &Bound<'_, PyAny>,
+        debug: bool,
+    ) -> PyResult<Handle> {
+        let py = callback.py();
+        let context = match context {
+            Some(ctx) if !ctx.is_none() => ctx.unbind(),
+            _ => copy_current_context(py)?,
+        };
+        let source_traceback = if debug {
+            Some(pyapi::extract_stack(py)?.unbind())
+        } else {
+            None
+        };
+        Ok(Handle {
+            callback: Some(callback.unbind()),
+            args: Some(args.unbind()),
+            context,
+            loop_: loop_.clone().unbind(),
+            cancelled: false,
+            source_traceback,
+            repr: None,
+        })
+    }
+}
+
+/// Cancels a handle: drops its callback and arguments so they can be collected, and in
+/// debug mode keeps its repr for later warnings, as asyncio's `Handle.cancel` does.
+pub(crate) fn cancel(handle: &Bound<'_, Handle>) -> PyResult<()> {
+    let loop_ = {
+        let h = handle.borrow();
+        if h.cancelled {
+            return Ok(());
+        }
+        h.loop_.clone_ref(handle.py())
+    };
+    let repr = if loop_debug(loop_.bind(handle.py()))? {
+        Some(handle.repr()?.into_any().unbind())
+    } else {
+        None
+    };
+    let released = {
+        let mut h = handle.borrow_mut();
+        h.cancelled = true;
+        if repr.is_some() {
+            h.repr = repr;
+        }
+        (h.callback.take(), h.args.take())
+    };
+    // The callback and its arguments are released here, with no borrow held: their
+    // finalizers may run arbitrary code.
+    drop(released);
+    Ok(())
+}
+
+/// Runs `callback(*args)` inside `context`, as `Context.run` would.
+fn call_in_context(
+    context: &Bound<'_, PyAny>,
+    callback: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+) -> PyResult<()> {
+    let py = context.py();
+    // SAFETY: `context` is a live object for the duration of the call; PyContext_Enter
+    // type-checks it and sets an exception when it is not a Context or already entered.
+    if unsafe { ffi::PyContext_Enter(context.as_ptr()) } < 0 {
+        return Err(PyErr::fetch(py));
+    }
+    let result = if args.is_empty() {
+        callback.call0()
+    } else {
+        callback.call1(args)
+    };
+    // SAFETY: this thread entered `context` just above and has not exited it.
+    if unsafe { ffi::PyContext_Exit(context.as_ptr()) } < 0 {
+        return Err(PyErr::fetch(py));
+    }
+    result.map(drop)
+}
+
+/// Runs a handle as `Handle._run` does: `SystemExit` and `KeyboardInterrupt` propagate,
+/// any other exception goes to the loop's exception handler. A cancelled handle is a no-op.
+pub(crate) fn run(handle: &Bound<'_, Handle>) -> PyResult<()> {
+    let py = handle.py();
+    let (callback, args, context) = {
+        let h = handle.borrow();
+        match (&h.callback, &h.args) {
+            (Some(cb), Some(args)) => (
+                cb.clone_ref(py),
+                args.clone_ref(py),
+                h.context.clone_ref(py),
+            ),
+            _ => return Ok(()),
+        }
+    };
+    let (callback, args) = (callback.into_bound(py), args.into_bound(py));
+    match call_in_context(context.bind(py), &callback, &args) {
+        Ok(()) => Ok(()),
+        Err(err)
+            if err.is_instance_of::<PySystemExit>(py)
+                || err.is_instance_of::<PyKeyboardInterrupt>(py) =>
+        {
+            Err(err)
+        }
+        Err(err) => report_error(handle, &callback, &args, err),
+    }
+}
+
+fn report_error(
+    handle: &Bound<'_, Handle>,
+    callback: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+    err: PyErr,
+) -> PyResult<()> {
+    let py = handle.py();
+    let (loop_, source_traceback) = {
+        let h = handle.borrow();
+        (
+            h.loop_.clone_ref(py).into_bound(py),
+            h.source_traceback.as_ref().map(|t| t.clone_ref(py)),
+        )
+    };
+    let source = pyapi::format_callback_source(py, callback, args, loop_debug(&loop_)?)?;
+    let context = PyDict::new(py);
+    context.set_item(
+        "message",
+        format!("Exception in callback {}", source.str()?),
+    )?;
+    context.set_item("exception", err.value(py))?;
+    context.set_item("handle", handle)?;
+    if let Some(tb) = source_traceback {
+        context.set_item("source_traceback", tb)?;
+    }
+    loop_.call_method1("call_exception_handler", (context,))?;
+    Ok(())
+}
+
+fn joined_repr(info: &Bound<'_, PyAny>) -> PyResult<String> {
+    let parts: Vec<String> = info
+        .try_iter()?
+        .map(|p| p.and_then(|p| p.str().map(|s| s.to_string())))
+        .collect::<PyResult<_>>()?;
+    Ok(format!("<{}>", parts.join(" ")))
+}
+
+#[pymethods]
+impl Handle {
+    #[new]
+    #[pyo3(signature = (callback, args, r#loop, context=None))]
+    fn py_new(
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyAny>,
+        r#loop: Bound<'_, PyAny>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Handle> {
+        shield(|| {
+            let args = args.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+            let args = PyTuple::new(callback.py(), args)?;
+            let debug = loop_debug(&r#loop)?;
+            Handle::create(callback, args, context, &r#loop, debug)
+        })
+    }
+
+    fn cancel(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| cancel(slf))
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancelled
+    }
+
+    fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
+        self.context.clone_ref(py)
+    }
+
+    fn _run(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| run(slf))
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        shield(|| {
+            if let Some(r) = &slf.borrow().repr {
+                return r.bind(slf.py()).str().map(|s| s.to_string());
+            }
+            joined_repr(&pyapi::handle_repr_info(slf.as_any())?)
+        })
+    }
+
+    #[getter]
+    fn _callback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.callback.as_ref().map(|c| c.clone_ref(py))
+    }
+
+    #[getter]
+    fn _args(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
+        self.args.as_ref().map(|a| a.clone_ref(py))
+    }
+
+    #[getter]
+    fn _cancelled(&self) -> bool {
+        self.cancelled
+    }
+
+    #[getter]
+    fn _loop(&self, py: Python<'_>) -> Py<PyAny> {
+        self.loop_.clone_ref(py)
+    }
+
+    #[getter]
+    fn _context(&self, py: Python<'_>) -> Py<PyAny> {
+        self.context.clone_ref(py)
+    }
+
+    #[getter]
+    fn _source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.source_traceback.as_ref().map(|t| t.clone_ref(py))
+    }
+
+    #[getter]
+    fn _repr(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.repr.as_ref().map(|r| r.clone_ref(py))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.callback)?;
+        visit.call(&self.args)?;
+        visit.call(&self.context)?;
+        visit.call(&self.loop_)?;
+        visit.call(&self.source_traceback)?;
+        visit.call(&self.repr)
+    }
+
+    fn __clear__(&mut self) {
+        self.callback = None;
+        self.args = None;
+        self.source_traceback = None;
+        self.repr = None;
+    }
+}
+
+/// A handle with a due time. `scheduled` is true while it sits in the loop's timer heap;
+/// only then does cancelling it count towards the heap's compaction threshold.
+#[pyclass(module = "ferroloop._ferroloop", extends = Handle, subclass)]
+pub struct TimerHandle {
+    pub(crate) when: f64,
+    pub(crate) scheduled: bool,
+}
+
+impl TimerHandle {
+    pub(crate) fn is_cancelled(timer: &Bound<'_, TimerHandle>) -> bool {
+        timer
+            .as_super()
+            .try_borrow()
+            .map(|h| h.cancelled)
+            .unwrap_or(false)
+    }
+}
+
+/// What asyncio's TimerHandle compares: when, callback, args and cancelled.
+struct TimerKey {
+    when: f64,
+    callback: Option<Py<PyAny>>,
+    args: Option<Py<PyTuple>>,
+    cancelled: bool,
+}
+
+fn timer_key(timer: &Bound<'_, TimerHandle>) -> TimerKey {
+    let py = timer.py();
+    let when = timer.borrow().when;
+    let h = timer.as_super().borrow();
+    TimerKey {
+        when,
+        callback: h.callback.as_ref().map(|c| c.clone_ref(py)),
+        args: h.args.as_ref().map(|a| a.clone_ref(py)),
+        cancelled: h.cancelled,
+    }
+}
+
+fn same_timer(py: Python<'_>, a: &TimerKey, b: &TimerKey) -> PyResult<bool> {
+    let eq = |x: &Option<Py<PyAny>>, y: &Option<Py<PyAny>>| -> PyResult<bool> {
+        match (x, y) {
+            (Some(x), Some(y)) => x.bind(py).eq(y.bind(py)),
+            (None, None) => Ok(true),
+            _ => Ok(false),
+        }
+    };
+    let args = |t: &Option<Py<PyTuple>>| t.as_ref().map(|t| t.clone_ref(py).into_any());
+    Ok(a.when == b.when
+        && eq(&a.callback, &b.callback)?
+        && eq(&args(&a.args), &args(&b.args))?
+        && a.cancelled == b.cancelled)
+}
+
+#[pymethods]
+impl TimerHandle {
+    #[new]
+    #[pyo3(signature = (when, callback, args, r#loop, context=None))]
+    fn py_new(
+        when: f64,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyAny>,
+        r#loop: Bound<'_, PyAny>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<PyClassInitializer<TimerHandle>> {
+        let base = Handle::py_new(callback, args, r#loop, context)?;
+        Ok(PyClassInitializer::from(base).add_subclass(TimerHandle {
+            when,
+            scheduled: false,
+        }))
+    }
+
+    fn when(&self) -> f64 {
+        self.when
+    }
+
+    #[getter]
+    fn _when(&self) -> f64 {
+        self.when
+    }
+
+    #[getter]
+    fn _scheduled(&self) -> bool {
+        self.scheduled
+    }
+
+    fn cancel(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| {
+            let (cancelled, loop_) = {
+                let h = slf.as_super().borrow();
+                (h.cancelled, h.loop_.clone_ref(slf.py()))
+            };
+            if !cancelled {
+                match loop_.bind(slf.py()).cast::<LoopCore>() {
+                    Ok(core) => core.get().timer_handle_cancelled(slf),
+                    Err(_) => {
+                        drop(loop_.call_method1(slf.py(), "_timer_handle_cancelled", (slf,))?)
+                    }
+                }
+            }
+            cancel(slf.as_super())
+        })
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        shield(|| {
+            let py = slf.py();
+            if let Some(r) = &slf.as_super().borrow().repr {
+                return r.bind(py).str().map(|s| s.to_string());
+            }
+            let info = pyapi::handle_repr_info(slf.as_any())?.cast_into::<PyList>()?;
+            let TimerKey {
+                when, cancelled, ..
+            } = timer_key(slf);
+            let when = format!("when={}", PyFloat::new(py, when).str()?);
+            info.insert(if cancelled { 2 } else { 1 }, PyString::new(py, &when))?;
+            joined_repr(&info)
+        })
+    }
+
+    fn __hash__(&self) -> isize {
+        // hash(float): equal `when`s hash alike, as asyncio's TimerHandle does.
+        Python::attach(|py| PyFloat::new(py, self.when).hash().unwrap_or(0))
+    }
+
+    fn __richcmp__(
+        slf: &Bound<'_, Self>,
+        other: &Bound<'_, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let Ok(other) = other.cast::<TimerHandle>() else {
+            return Ok(py.NotImplemented());
+        };
+        let (a, b) = (timer_key(slf), timer_key(other));
+        let same = || same_timer(py, &a, &b);
+        let result = match op {
+            CompareOp::Lt => a.when < b.when,
+            CompareOp::Gt => a.when > b.when,
+            CompareOp::Le => a.when < b.when || same()?,
+            CompareOp::Ge => a.when > b.when || same()?,
+            CompareOp::Eq => same()?,
+            CompareOp::Ne => !same()?,
+        };
+        Ok(pyo3::types::PyBool::new(py, result)
+            .to_owned()
+            .into_any()
+            .unbind())
+    }
+}

@@ -1,0 +1,199 @@
+//! The readers and writers of `add_reader`/`add_writer`: one level-triggered epoll
+//! registration per fd, whose interest follows which of the two handles are set.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::fd::RawFd;
+
+use pyo3::prelude::*;
+
+use super::handles::Handle;
+use crate::runtime::poller::{Event, Interest, Poller};
+use crate::runtime::ready::ReadyQueue;
+
+#[derive(Clone, Copy)]
+pub enum Direction {
+    Read,
+    Write,
+}
+
+#[derive(Default)]
+struct IoEntry {
+    reader: Option<Py<Handle>>,
+    writer: Option<Py<Handle>>,
+}
+
+impl IoEntry {
+    fn interest(&self) -> Interest {
+        Interest {
+            readable: self.reader.is_some(),
+            writable: self.writer.is_some(),
+        }
+    }
+
+    fn slot(&mut self, direction: Direction) -> &mut Option<Py<Handle>> {
+        match direction {
+            Direction::Read => &mut self.reader,
+            Direction::Write => &mut self.writer,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct IoRegistry {
+    entries: HashMap<RawFd, IoEntry>,
+    /// The loop's own fds (the signal self-pipe): they do not force a poll on every pass.
+    internal: HashSet<RawFd>,
+}
+
+/// One fd's registration: `(fd, reader, writer)`.
+pub type Registration = (RawFd, Option<Py<Handle>>, Option<Py<Handle>>);
+
+/// Handles leaving the registry. They are released by the caller, outside the loop lock.
+pub type Released = Vec<Py<Handle>>;
+
+fn token(fd: RawFd) -> u64 {
+    fd as u64
+}
+
+impl IoRegistry {
+    /// Sets the reader or writer of `fd`. On success the handle it replaces, if any, goes to
+    /// `released` (to be cancelled); on failure the new handle does (to be dropped).
+    pub fn set(
+        &mut self,
+        poller: &Poller,
+        fd: RawFd,
+        direction: Direction,
+        handle: Py<Handle>,
+        released: &mut Released,
+    ) -> io::Result<()> {
+        let entry = self.entries.entry(fd).or_default();
+        let was_registered = !entry.interest().is_empty();
+        let old = entry.slot(direction).replace(handle);
+        let result = if was_registered {
+            poller.reregister(fd, entry.interest(), token(fd))
+        } else {
+            poller.register(fd, entry.interest(), token(fd))
+        };
+        match result {
+            Ok(()) => released.extend(old),
+            Err(err) => {
+                let new = std::mem::replace(entry.slot(direction), old);
+                released.extend(new);
+                if entry.interest().is_empty() {
+                    self.entries.remove(&fd);
+                }
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Clears the reader or writer of `fd`, returning the handle that was there.
+    pub fn clear(
+        &mut self,
+        poller: &Poller,
+        fd: RawFd,
+        direction: Direction,
+    ) -> Option<Py<Handle>> {
+        let entry = self.entries.get_mut(&fd)?;
+        let old = entry.slot(direction).take();
+        let interest = entry.interest();
+        // Errors are ignored as the selectors module ignores them on unregister: an fd
+        // closed before its removal is already gone from epoll.
+        if interest.is_empty() {
+            self.entries.remove(&fd);
+            let _ = poller.deregister(fd);
+        } else if old.is_some() {
+            let _ = poller.reregister(fd, interest, token(fd));
+        }
+        old
+    }
+
+    pub fn mark_internal(&mut self, fd: RawFd) {
+        self.internal.insert(fd);
+    }
+
+    /// Whether any fd the user (or a transport) registered is present.
+    pub fn has_user_fds(&self) -> bool {
+        let internal_present = self
+            .internal
+            .iter()
+            .filter(|fd| self.entries.contains_key(fd))
+            .count();
+        self.entries.len() > internal_present
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Queues the callbacks an event makes ready. A handle cancelled while registered is
+    /// unregistered instead, as asyncio's `_process_events` does.
+    pub fn dispatch(
+        &mut self,
+        py: Python<'_>,
+        poller: &Poller,
+        event: Event,
+        ready: &mut ReadyQueue<Py<Handle>>,
+        released: &mut Released,
+    ) {
+        let fd = event.token as RawFd;
+        for (direction, fired) in [
+            (Direction::Read, event.readable),
+            (Direction::Write, event.writable),
+        ] {
+            if !fired {
+                continue;
+            }
+            let Some(entry) = self.entries.get_mut(&fd) else {
+                return;
+            };
+            let Some(handle) = entry.slot(direction).as_ref() else {
+                continue;
+            };
+            if handle
+                .bind(py)
+                .try_borrow()
+                .map(|h| h.cancelled)
+                .unwrap_or(false)
+            {
+                released.extend(self.clear(poller, fd, direction));
+            } else {
+                ready.push(handle.clone_ref(py));
+            }
+        }
+    }
+
+    /// Which fds have a reader and which a writer, for introspection.
+    pub fn snapshot(&self, py: Python<'_>) -> Vec<Registration> {
+        self.entries
+            .iter()
+            .map(|(fd, e)| {
+                (
+                    *fd,
+                    e.reader.as_ref().map(|h| h.clone_ref(py)),
+                    e.writer.as_ref().map(|h| h.clone_ref(py)),
+                )
+            })
+            .collect()
+    }
+
+    pub fn visit(&self, mut f: impl FnMut(&Py<Handle>)) {
+        for e in self.entries.values() {
+            e.reader.iter().chain(e.writer.iter()).for_each(&mut f);
+        }
+    }
+
+    /// Unregisters everything (loop close); the caller releases the handles.
+    pub fn drain(&mut self, poller: Option<&Poller>, released: &mut Released) {
+        for (fd, entry) in self.entries.drain() {
+            if let Some(p) = poller {
+                let _ = p.deregister(fd);
+            }
+            released.extend(entry.reader);
+            released.extend(entry.writer);
+        }
+        self.internal.clear();
+    }
+}

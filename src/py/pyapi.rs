@@ -1,0 +1,105 @@
+//! The pieces of CPython's asyncio that the native layer calls, looked up once.
+//!
+//! Calling the running Python's own helpers (rather than re-implementing them) keeps
+//! reprs, messages and stack extraction identical on every CPython version we run on.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
+
+static FORMAT_CALLBACK_SOURCE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static EXTRACT_STACK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static HANDLE_REPR_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static FORMAT_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ITERCOROUTINE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static CALLBACK_SOURCE_TAKES_DEBUG: PyOnceLock<bool> = PyOnceLock::new();
+
+fn attr<'py>(
+    cell: &'static PyOnceLock<Py<PyAny>>,
+    py: Python<'py>,
+    module: &str,
+    path: &[&str],
+) -> PyResult<Bound<'py, PyAny>> {
+    cell.get_or_try_init(py, || {
+        let mut obj = py.import(module)?.into_any();
+        for name in path {
+            obj = obj.getattr(*name)?;
+        }
+        Ok::<_, PyErr>(obj.unbind())
+    })
+    .map(|o| o.bind(py).clone())
+}
+
+/// `format_helpers._format_callback_source(callback, args[, debug=...])`; 3.13 added `debug`.
+pub fn format_callback_source<'py>(
+    py: Python<'py>,
+    callback: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+    debug: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let f = attr(
+        &FORMAT_CALLBACK_SOURCE,
+        py,
+        "asyncio.format_helpers",
+        &["_format_callback_source"],
+    )?;
+    let takes_debug = *CALLBACK_SOURCE_TAKES_DEBUG.get_or_init(py, || py.version_info() >= (3, 13));
+    if takes_debug {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("debug", debug)?;
+        f.call((callback, args), Some(&kwargs))
+    } else {
+        f.call1((callback, args))
+    }
+}
+
+/// `format_helpers.extract_stack()`: the caller's stack, as a handle's source traceback.
+/// Called from native code, its own `f_back` is the Python frame that called the loop.
+pub fn extract_stack(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    attr(
+        &EXTRACT_STACK,
+        py,
+        "asyncio.format_helpers",
+        &["extract_stack"],
+    )?
+    .call0()
+}
+
+/// `events.Handle._repr_info`, applied to our handles: it only reads attributes they have.
+pub fn handle_repr_info<'py>(handle: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    attr(
+        &HANDLE_REPR_INFO,
+        handle.py(),
+        "asyncio.events",
+        &["Handle", "_repr_info"],
+    )?
+    .call1((handle,))
+}
+
+/// `base_events._format_handle`: how slow-callback warnings name a handle.
+pub fn format_handle<'py>(handle: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    attr(
+        &FORMAT_HANDLE,
+        handle.py(),
+        "asyncio.base_events",
+        &["_format_handle"],
+    )?
+    .call1((handle,))
+}
+
+pub fn logger(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    attr(&LOGGER, py, "asyncio.log", &["logger"])
+}
+
+/// `coroutines.iscoroutine(obj)`: asyncio's own test, covering generator-based coroutines.
+pub fn is_coroutine(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    attr(
+        &ITERCOROUTINE,
+        obj.py(),
+        "asyncio.coroutines",
+        &["iscoroutine"],
+    )?
+    .call1((obj,))?
+    .is_truthy()
+}

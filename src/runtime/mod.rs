@@ -1,0 +1,15 @@
+//! The Python-free core of the event loop: the epoll poller, the eventfd waker, the timer
+//! heap, the ready queue, the monotonic clock and the counters.
+//!
+//! Nothing here imports pyo3: every type is generic over what it schedules, so plain
+//! `cargo test` covers it. Every syscall goes through `sys`, the one place with `unsafe`
+//! around the kernel interface. This layer owns *mechanism*; asyncio's *policy* (what a
+//! Handle is, when a callback runs, how errors are reported) belongs to `py/`.
+
+pub mod clock;
+pub mod poller;
+pub mod ready;
+pub mod stats;
+pub mod sys;
+pub mod timers;
+pub mod waker;

@@ -1,0 +1,107 @@
+//! The syscall funnel: thin, checked wrappers over the few kernel calls the loop makes.
+//! Each returns `io::Result` so callers never look at `errno` themselves.
+
+use std::io;
+use std::os::fd::RawFd;
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+pub fn epoll_create() -> io::Result<RawFd> {
+    // SAFETY: epoll_create1 takes no pointers; the flag is a valid constant.
+    check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
+}
+
+pub fn epoll_ctl(
+    epfd: RawFd,
+    op: libc::c_int,
+    fd: RawFd,
+    events: u32,
+    token: u64,
+) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: token };
+    // SAFETY: `ev` is a valid, initialised epoll_event that outlives the call; the kernel
+    // only reads it (and ignores it for EPOLL_CTL_DEL).
+    check(unsafe { libc::epoll_ctl(epfd, op, fd, &mut ev) }).map(drop)
+}
+
+/// Waits for events; `timeout_ms` < 0 blocks indefinitely. Returns how many entries of
+/// `events` the kernel filled in.
+pub fn epoll_wait(
+    epfd: RawFd,
+    events: &mut [libc::epoll_event],
+    timeout_ms: i32,
+) -> io::Result<usize> {
+    let cap = events.len().min(i32::MAX as usize) as libc::c_int;
+    // SAFETY: `events` is a live, writable buffer of `cap` epoll_event entries; the kernel
+    // writes at most `cap` of them.
+    check(unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), cap, timeout_ms) })
+        .map(|n| n as usize)
+}
+
+pub fn eventfd() -> io::Result<RawFd> {
+    // SAFETY: eventfd takes no pointers; the flags are valid constants.
+    check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })
+}
+
+pub fn write_u64(fd: RawFd, value: u64) -> io::Result<()> {
+    let bytes = value.to_ne_bytes();
+    // SAFETY: `bytes` is an 8-byte buffer that lives across the call; write only reads it.
+    let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+pub fn read_u64(fd: RawFd) -> io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    // SAFETY: `bytes` is a writable 8-byte buffer that lives across the call.
+    let n = unsafe { libc::read(fd, bytes.as_mut_ptr().cast(), bytes.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(u64::from_ne_bytes(bytes))
+    }
+}
+
+pub fn close(fd: RawFd) {
+    // SAFETY: callers pass an fd they own and never use again; a failed close leaves
+    // nothing to recover, so its result is ignored as std's OwnedFd does.
+    unsafe { libc::close(fd) };
+}
+
+/// `fcntl(fd, F_GETFD)`: whether `fd` names an open file description.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD reads flags only and takes no pointer.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock behind Python's `time.monotonic()`.
+pub fn monotonic_ns() -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux,
+    // so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+/// The clock's resolution in seconds, as `time.get_clock_info('monotonic').resolution`.
+pub fn monotonic_resolution() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for clock_getres to fill.
+    unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}

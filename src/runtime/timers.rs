@@ -1,0 +1,204 @@
+//! The timer heap: a min-heap keyed by `(when, sequence)`, so timers due at the same
+//! instant run in the order they were scheduled.
+//!
+//! Cancellation is lazy, as in asyncio: a cancelled timer stays in the heap until it
+//! reaches the head or the heap is compacted, at CPython's thresholds.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use crate::constants::{MIN_CANCELLED_TIMER_HANDLES_FRACTION, MIN_SCHEDULED_TIMER_HANDLES};
+
+struct Entry<T> {
+    when: f64,
+    seq: u64,
+    item: T,
+}
+
+impl<T> PartialEq for Entry<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl<T> Eq for Entry<T> {}
+impl<T> PartialOrd for Entry<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Entry<T> {
+    // Reversed: BinaryHeap is a max-heap and we want the earliest timer on top.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .when
+            .total_cmp(&self.when)
+            .then_with(|| other.seq.cmp(&self.seq))
+    }
+}
+
+pub struct TimerHeap<T> {
+    heap: BinaryHeap<Entry<T>>,
+    next_seq: u64,
+    cancelled: usize,
+}
+
+impl<T> Default for TimerHeap<T> {
+    fn default() -> Self {
+        TimerHeap {
+            heap: BinaryHeap::new(),
+            next_seq: 0,
+            cancelled: 0,
+        }
+    }
+}
+
+impl<T> TimerHeap<T> {
+    pub fn push(&mut self, when: f64, item: T) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.heap.push(Entry { when, seq, item });
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// A timer still in the heap was cancelled.
+    pub fn note_cancelled(&mut self) {
+        self.cancelled += 1;
+    }
+
+    pub fn cancelled_count(&self) -> usize {
+        self.cancelled
+    }
+
+    pub fn set_cancelled_count(&mut self, count: usize) {
+        self.cancelled = count;
+    }
+
+    /// Drops cancelled timers before a poll: all of them when they are many (a rebuild),
+    /// otherwise only those at the head, so the head is a live timer. What leaves the heap
+    /// goes to `removed`, for the caller to release outside any lock.
+    pub fn purge(&mut self, is_cancelled: impl Fn(&T) -> bool, removed: &mut Vec<T>) {
+        let count = self.heap.len();
+        if count > MIN_SCHEDULED_TIMER_HANDLES
+            && self.cancelled as f64 / count as f64 > MIN_CANCELLED_TIMER_HANDLES_FRACTION
+        {
+            let mut kept = Vec::with_capacity(count - self.cancelled.min(count));
+            for entry in std::mem::take(&mut self.heap).into_vec() {
+                if is_cancelled(&entry.item) {
+                    removed.push(entry.item);
+                } else {
+                    kept.push(entry);
+                }
+            }
+            self.heap = BinaryHeap::from(kept);
+            self.cancelled = 0;
+        } else {
+            while self.heap.peek().is_some_and(|e| is_cancelled(&e.item)) {
+                self.cancelled = self.cancelled.saturating_sub(1);
+                removed.extend(self.heap.pop().map(|e| e.item));
+            }
+        }
+    }
+
+    /// When the earliest timer is due.
+    pub fn next_when(&self) -> Option<f64> {
+        self.heap.peek().map(|e| e.when)
+    }
+
+    /// Pops the earliest timer if it is due before `end_time`.
+    pub fn pop_due(&mut self, end_time: f64) -> Option<T> {
+        if self.heap.peek()?.when >= end_time {
+            return None;
+        }
+        self.heap.pop().map(|e| e.item)
+    }
+
+    /// Empties the heap (loop close); the caller releases what it gets.
+    pub fn drain(&mut self) -> Vec<T> {
+        self.cancelled = 0;
+        std::mem::take(&mut self.heap)
+            .into_vec()
+            .into_iter()
+            .map(|e| e.item)
+            .collect()
+    }
+
+    /// The timers in firing order, for introspection.
+    pub fn ordered(&self) -> Vec<&T> {
+        let mut entries: Vec<&Entry<T>> = self.heap.iter().collect();
+        entries.sort_by(|a, b| b.cmp(a));
+        entries.into_iter().map(|e| &e.item).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn pops_in_time_then_insertion_order() {
+        let mut heap = TimerHeap::default();
+        heap.push(2.0, "b");
+        heap.push(1.0, "a1");
+        heap.push(1.0, "a2");
+        heap.push(3.0, "c");
+        assert_eq!(heap.next_when(), Some(1.0));
+        assert_eq!(heap.pop_due(2.5), Some("a1"));
+        assert_eq!(heap.pop_due(2.5), Some("a2"));
+        assert_eq!(heap.pop_due(2.5), Some("b"));
+        assert_eq!(heap.pop_due(2.5), None);
+        assert_eq!(heap.ordered(), vec![&"c"]);
+    }
+
+    #[test]
+    fn due_means_strictly_before_end_time() {
+        let mut heap = TimerHeap::default();
+        heap.push(1.0, ());
+        assert_eq!(heap.pop_due(1.0), None);
+        assert_eq!(heap.pop_due(1.0 + 1e-9), Some(()));
+    }
+
+    #[test]
+    fn purge_drops_cancelled_head_only_when_few() {
+        let mut heap = TimerHeap::default();
+        let cancelled = [Cell::new(true), Cell::new(false), Cell::new(true)];
+        for (i, _) in cancelled.iter().enumerate() {
+            heap.push(i as f64, i);
+        }
+        heap.note_cancelled();
+        heap.note_cancelled();
+        let mut removed = Vec::new();
+        heap.purge(|&i| cancelled[i].get(), &mut removed);
+        assert_eq!(removed, vec![0]);
+        assert_eq!(heap.len(), 2);
+        assert_eq!(heap.cancelled_count(), 1);
+    }
+
+    #[test]
+    fn purge_rebuilds_when_most_are_cancelled() {
+        let mut heap = TimerHeap::default();
+        for i in 0..200 {
+            heap.push(i as f64, i);
+        }
+        for _ in 0..150 {
+            heap.note_cancelled();
+        }
+        let mut removed = Vec::new();
+        heap.purge(|&i| i % 4 != 0, &mut removed);
+        assert_eq!(removed.len(), 150);
+        assert_eq!(heap.len(), 50);
+        assert_eq!(heap.cancelled_count(), 0);
+        let mut order = Vec::new();
+        while let Some(i) = heap.pop_due(f64::INFINITY) {
+            order.push(i);
+        }
+        assert_eq!(order, (0..200).step_by(4).collect::<Vec<_>>());
+    }
+}
