@@ -1,0 +1,310 @@
+"""CPython's own asyncio test suite, run on ferroloop.
+
+Each module of ``test.test_asyncio`` runs in its own subprocess with a time limit, twice:
+once on the stdlib loop (the baseline: what this CPython passes on this machine) and once
+with ferroloop substituted. Substitution: the per-loop test classes' ``create_event_loop``
+returns a ferroloop loop, the event loop policy is ferroloop's (also after a test resets
+it), so ``asyncio.new_event_loop()``/``asyncio.run()`` create ferroloop loops. Inside the
+run, each test records how many ferroloop loops it created and ran: that is the proof that
+ferroloop, not the stdlib loop, was under test.
+
+Per module it prints ``module: N passed, N failed, N skipped`` where "failed" counts
+failures that are neither failures of the stdlib baseline nor listed in
+known_failures.txt; then a total line. Exit status 1 when any such failure occurs.
+
+    python conformance/run.py [--modules test_tasks,test_locks] [--timeout 900] [-v]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+IN_SCOPE = [
+    "test_futures", "test_futures2", "test_tasks", "test_locks", "test_queues",
+    "test_taskgroups", "test_timeouts", "test_waitfor", "test_runners", "test_context",
+    "test_pep492", "test_threads", "test_events",
+]
+
+# Modules left out, and why. They test CPython's private classes, not a loop's behaviour.
+OUT_OF_SCOPE = {
+    "test_base_events": "tests BaseEventLoop internals through mocks of its private methods",
+    "test_selector_events": "tests BaseSelectorEventLoop/_SelectorTransport internals with mock selectors",
+    "test_proactor_events": "Windows proactor internals",
+    "test_windows_events": "Windows only",
+    "test_windows_utils": "Windows only",
+}
+
+# test_events runs its loop tests once per selector; ferroloop has one poller, so the
+# epoll variant runs on ferroloop and the others, duplicates, are dropped.
+DUPLICATE_CLASSES = {"test_events": ("PollEventLoopTests", "SelectEventLoopTests")}
+
+# Modules whose tests take `asyncio.BaseEventLoop()` as their loop; they get ferroloop's.
+BARE_BASE_EVENT_LOOP = ("test_pep492", "test_runners")
+
+
+def dropped(test_id):
+    module, cls = test_id.split(".")[:2]
+    return cls in DUPLICATE_CLASSES.get(module, ())
+
+
+def load_known_failures():
+    known = {}
+    path = os.path.join(HERE, "known_failures.txt")
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            test_id, _, reason = line.partition(" ")
+            reason = reason.strip().lstrip("#").strip()
+            if not reason:
+                raise SystemExit(f"known_failures.txt: {test_id} has no reason")
+            known[test_id] = reason
+    return known
+
+
+# --- worker: runs one module in this process --------------------------------------------
+
+def substitute_ferroloop(module):
+    """Makes every loop the module's tests create through public means a ferroloop loop."""
+    import asyncio
+    import ferroloop
+
+    created = {"loops": 0, "runs": 0}
+    original_init = ferroloop.Loop.__init__
+    original_run_forever = ferroloop.Loop.run_forever
+
+    def counting_init(self, *args, **kwargs):
+        created["loops"] += 1
+        original_init(self, *args, **kwargs)
+
+    def counting_run_forever(self):
+        created["runs"] += 1
+        return original_run_forever(self)
+
+    ferroloop.Loop.__init__ = counting_init
+    ferroloop.Loop.run_forever = counting_run_forever
+
+    # A test that resets the policy (set_event_loop_policy(None)) gets ferroloop's again.
+    asyncio.DefaultEventLoopPolicy = ferroloop.EventLoopPolicy
+    asyncio.set_event_loop_policy(ferroloop.EventLoopPolicy())
+
+    probe = asyncio.new_event_loop()
+    assert type(probe) is ferroloop.Loop, f"substitution failed: {type(probe)!r}"
+    probe.close()
+    created["loops"] = created["runs"] = 0
+
+    # TestLoop is a fake-clock loop; tests that drive its clock (a generator) keep it, the
+    # others get a real loop: ferroloop.
+    from test.test_asyncio import utils as test_utils
+    fake_clock_loop = test_utils.TestCase.new_test_loop
+
+    def new_test_loop(self, gen=None):
+        if gen is not None:
+            return fake_clock_loop(self, gen)
+        loop = ferroloop.new_event_loop()
+        self.set_event_loop(loop)
+        return loop
+
+    test_utils.TestCase.new_test_loop = new_test_loop
+
+    # These modules build a bare asyncio.BaseEventLoop() (with mocked internals) as a loop.
+    if module.__name__.rsplit(".", 1)[-1] in BARE_BASE_EVENT_LOOP:
+        import types
+        module.asyncio = types.SimpleNamespace(**vars(asyncio))
+        module.asyncio.BaseEventLoop = ferroloop.new_event_loop
+
+    for name in DUPLICATE_CLASSES.get(module.__name__.rsplit(".", 1)[-1], ()):
+        if hasattr(module, name):
+            delattr(module, name)
+    for obj in list(vars(module).values()):
+        if isinstance(obj, type) and any("create_event_loop" in vars(k) for k in obj.__mro__):
+            obj.create_event_loop = lambda self: ferroloop.new_event_loop()
+    return created
+
+
+def worker(module_name, use_ferroloop, out_path):
+    import importlib
+    import unittest
+
+    module = importlib.import_module(f"test.test_asyncio.{module_name}")
+    counters = substitute_ferroloop(module) if use_ferroloop else None
+
+    outcomes = {}
+
+    class Recorder(unittest.TestResult):
+        def startTest(self, test):
+            super().startTest(test)
+            self._before = dict(counters) if counters else None
+
+        def _record(self, test, status):
+            test_id = test.id().replace("test.test_asyncio.", "")
+            on_ferroloop = bool(counters and counters["runs"] > self._before["runs"]) if counters else False
+            previous = outcomes.get(test_id)
+            # A test with several outcomes (subTests, errors in cleanups) keeps the worst.
+            if previous is None or previous[0] == "passed" or status in ("failed", "error"):
+                outcomes[test_id] = (status, on_ferroloop)
+
+        def addSuccess(self, test):
+            super().addSuccess(test)
+            self._record(test, "passed")
+
+        def addFailure(self, test, err):
+            super().addFailure(test, err)
+            self._record(test, "failed")
+            sys.stderr.write(f"FAIL {test.id()}\n{self._exc_info_to_string(err, test)}\n")
+
+        def addError(self, test, err):
+            super().addError(test, err)
+            self._record(test, "error")
+            sys.stderr.write(f"ERROR {test.id()}\n{self._exc_info_to_string(err, test)}\n")
+
+        def addSkip(self, test, reason):
+            super().addSkip(test, reason)
+            self._record(test, "skipped")
+
+        def addExpectedFailure(self, test, err):
+            super().addExpectedFailure(test, err)
+            self._record(test, "passed")
+
+        def addUnexpectedSuccess(self, test):
+            super().addUnexpectedSuccess(test)
+            self._record(test, "failed")
+
+        def addSubTest(self, test, subtest, err):
+            super().addSubTest(test, subtest, err)
+            if err is not None:
+                failed = issubclass(err[0], test.failureException)
+                self._record(test, "failed" if failed else "error")
+                sys.stderr.write(f"SUBTEST {subtest.id()}\n{self._exc_info_to_string(err, test)}\n")
+
+        def stopTest(self, test):
+            super().stopTest(test)
+            with open(out_path, "w") as f:
+                json.dump(outcomes, f)
+
+    suite = unittest.defaultTestLoader.loadTestsFromModule(module)
+    suite.run(Recorder())
+    with open(out_path, "w") as f:
+        json.dump(outcomes, f)
+
+
+# --- driver ------------------------------------------------------------------------------
+
+def run_module(module, use_ferroloop, timeout, log_dir):
+    fd, out_path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    tag = "ferroloop" if use_ferroloop else "stdlib"
+    log_path = os.path.join(log_dir, f"{module}.{tag}.log")
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", module, "--out", out_path]
+    if use_ferroloop:
+        cmd.append("--ferroloop")
+    started = time.monotonic()
+    timed_out = False
+    with open(log_path, "w") as log:
+        try:
+            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+            crashed = proc.returncode not in (0,)
+        except subprocess.TimeoutExpired:
+            timed_out, crashed = True, False
+    try:
+        with open(out_path) as f:
+            outcomes = json.load(f)
+    except (OSError, ValueError):
+        outcomes = {}
+    os.unlink(out_path)
+    return outcomes, time.monotonic() - started, timed_out, crashed, log_path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modules", default=",".join(IN_SCOPE))
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the stdlib run (then every failure counts)")
+    parser.add_argument("--log-dir", default=None)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--ferroloop", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        worker(args.worker, args.ferroloop, args.out)
+        return 0
+
+    import ferroloop
+    known = load_known_failures()
+    log_dir = args.log_dir or tempfile.mkdtemp(prefix="ferroloop-conformance-")
+    print(f"CPython {sys.version.split()[0]}, ferroloop {ferroloop.__version__} "
+          f"({ferroloop.build_profile}); logs in {log_dir}", flush=True)
+    for name, why in OUT_OF_SCOPE.items():
+        print(f"  excluded {name}: {why}")
+
+    totals = {"passed": 0, "failed": 0, "skipped": 0}
+    bad = False
+    for module in [m for m in args.modules.split(",") if m]:
+        baseline = {}
+        if not args.no_baseline:
+            baseline, _, _, _, _ = run_module(module, False, args.timeout, log_dir)
+        outcomes, elapsed, timed_out, crashed, log_path = run_module(module, True, args.timeout, log_dir)
+        passed = skipped = 0
+        unexpected, known_hit, stdlib_fails = [], [], []
+        on_ferroloop = 0
+        for test_id, (status, used) in sorted(outcomes.items()):
+            on_ferroloop += used
+            if status == "passed":
+                passed += 1
+            elif status == "skipped":
+                skipped += 1
+            elif test_id in known:
+                known_hit.append(test_id)
+            elif baseline.get(test_id, ("passed",))[0] in ("failed", "error"):
+                stdlib_fails.append(test_id)
+            else:
+                unexpected.append(test_id)
+        missing = [t for t, (s, _) in baseline.items()
+                   if s == "passed" and t not in outcomes and not dropped(t)]
+        failed = len(unexpected) + len(missing)
+        print(f"{module}: {passed} passed, {failed} failed, {skipped} skipped", flush=True)
+        notes = [f"{on_ferroloop} ran a ferroloop loop", f"{elapsed:.0f}s"]
+        if known_hit:
+            notes.append(f"{len(known_hit)} known failures")
+        if stdlib_fails:
+            notes.append(f"{len(stdlib_fails)} fail on the stdlib loop too")
+        if timed_out:
+            notes.append(f"TIMED OUT after {args.timeout:.0f}s")
+        if crashed:
+            notes.append("worker exited abnormally")
+        print(f"  ({'; '.join(notes)})")
+        for test_id in unexpected:
+            print(f"  FAILED {test_id}")
+        for test_id in missing[:20]:
+            print(f"  NOT RUN {test_id} (passes on the stdlib loop)")
+        if args.verbose:
+            for test_id in known_hit:
+                print(f"  known {test_id}: {known[test_id]}")
+            for test_id in stdlib_fails:
+                print(f"  stdlib-too {test_id}")
+        if failed or timed_out or (crashed and not outcomes) or on_ferroloop == 0:
+            bad = True
+            if on_ferroloop == 0:
+                print("  no test ran a ferroloop loop: substitution did not take")
+            print(f"  see {log_path}")
+        totals["passed"] += passed
+        totals["failed"] += failed
+        totals["skipped"] += skipped
+    print(f"conformance: {totals['passed']} passed, {totals['failed']} failed, "
+          f"{totals['skipped']} skipped")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
