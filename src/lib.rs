@@ -9,11 +9,19 @@ pub mod runtime;
 
 use pyo3::prelude::*;
 
+/// Panics inside the panic boundary, so tests can prove a Rust panic reaches Python as
+/// RuntimeError rather than as an abort or a PanicException.
+#[pyfunction]
+fn _check_panic_boundary() -> PyResult<()> {
+    py::errors::shield(|| panic!("panic boundary check"))
+}
+
 #[pymodule]
 fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::event_loop::LoopCore>()?;
     m.add_class::<py::handles::Handle>()?;
     m.add_class::<py::handles::TimerHandle>()?;
+    m.add_function(wrap_pyfunction!(_check_panic_boundary, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "build_profile",

@@ -78,20 +78,17 @@ impl Handle {
 /// debug mode keeps its repr for later warnings, as asyncio's `Handle.cancel` does.
 pub(crate) fn cancel(handle: &Bound<'_, Handle>) -> PyResult<()> {
     let loop_ = {
-        let h = handle.borrow();
+        let mut h = handle.borrow_mut();
         if h.cancelled {
             return Ok(());
         }
+        h.cancelled = true;
         h.loop_.clone_ref(handle.py())
     };
-    let repr = if loop_debug(loop_.bind(handle.py()))? {
-        Some(handle.repr()?.into_any().unbind())
-    } else {
-        None
-    };
+    // Like asyncio, the repr kept in debug mode is taken once the handle reads as cancelled.
+    let repr = if loop_debug(loop_.bind(handle.py()))? { Some(handle.repr()?.into_any().unbind()) } else { None };
     let released = {
         let mut h = handle.borrow_mut();
-        h.cancelled = true;
         if repr.is_some() {
             h.repr = repr;
         }

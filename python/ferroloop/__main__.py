@@ -1,0 +1,49 @@
+"""python -m ferroloop [script.py | -m module] [args ...]
+
+Runs a script (or a module) with ferroloop as asyncio's event loop: sys.argv, __main__,
+sys.path[0] and the exit code are as `python script.py` would have them. With no
+arguments, runs the demo.
+"""
+
+import os
+import runpy
+import sys
+
+USAGE = "usage: python -m ferroloop [script.py | -m module] [args ...]"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        from ._demo import main as demo
+        return demo()
+    if argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
+    if argv[0] == "--version":
+        from . import __version__
+        print(f"ferroloop {__version__}")
+        return 0
+
+    import ferroloop
+    ferroloop.install()
+    if argv[0] == "-m":
+        if len(argv) < 2:
+            print(USAGE, file=sys.stderr)
+            return 2
+        sys.argv = argv[1:]
+        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+    else:
+        script = argv[0]
+        if not os.path.exists(script):
+            print(f"{sys.executable}: can't open file {script!r}: "
+                  f"[Errno 2] No such file or directory", file=sys.stderr)
+            return 2
+        sys.argv = argv
+        sys.path[0] = os.path.dirname(os.path.abspath(script))
+        runpy.run_path(script, run_name="__main__")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

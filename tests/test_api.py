@@ -1,0 +1,95 @@
+"""The public API: Loop, new_event_loop, run, EventLoopPolicy, install, Runner."""
+
+import asyncio
+import sys
+
+import pytest
+
+import ferroloop
+
+
+def test_loop_is_an_abstract_event_loop():
+    loop = ferroloop.new_event_loop()
+    try:
+        assert isinstance(loop, ferroloop.Loop)
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        assert repr(loop) == "<Loop running=False closed=False debug=False>"
+    finally:
+        loop.close()
+
+
+def test_run_returns_result_and_uses_ferroloop():
+    async def main():
+        return type(asyncio.get_running_loop())
+
+    assert ferroloop.run(main()) is ferroloop.Loop
+
+
+def test_run_debug():
+    async def main():
+        return asyncio.get_running_loop().get_debug()
+
+    assert ferroloop.run(main(), debug=True) is True
+    assert ferroloop.run(main(), debug=False) is False
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Runner is 3.11+")
+def test_runner_with_loop_factory():
+    async def main():
+        return type(asyncio.get_running_loop())
+
+    with asyncio.Runner(loop_factory=ferroloop.new_event_loop) as runner:
+        assert runner.run(main()) is ferroloop.Loop
+        assert isinstance(runner.get_loop(), ferroloop.Loop)
+
+
+def test_policy_and_install():
+    old = asyncio.get_event_loop_policy()
+    try:
+        ferroloop.install()
+        assert isinstance(asyncio.get_event_loop_policy(), ferroloop.EventLoopPolicy)
+        loop = asyncio.new_event_loop()
+        assert isinstance(loop, ferroloop.Loop)
+        loop.close()
+
+        async def main():
+            return type(asyncio.get_running_loop())
+
+        assert asyncio.run(main()) is ferroloop.Loop
+    finally:
+        asyncio.set_event_loop_policy(old)
+
+
+def test_stats_count_the_loops_work():
+    loop = ferroloop.new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.sleep(0.01))
+        stats = loop.stats()
+        assert stats["iterations"] >= 2 and stats["callbacks"] >= 2
+        assert stats["timers_fired"] == 1 and stats["blocking_polls"] >= 1
+    finally:
+        loop.close()
+
+
+def test_ready_and_scheduled_are_visible_to_debuggers():
+    loop = ferroloop.new_event_loop()
+    try:
+        h = loop.call_soon(print)
+        t2 = loop.call_later(20, print)
+        t1 = loop.call_later(10, print)
+        assert loop._ready == [h]
+        assert loop._scheduled == [t1, t2]
+        assert loop._selector.get_key(loop._ssock.fileno()).events == 1
+    finally:
+        loop.close()
+
+
+def test_closed_loop_releases_its_fds():
+    import os
+
+    before = set(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        loop = ferroloop.new_event_loop()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+    assert set(os.listdir("/proc/self/fd")) == before

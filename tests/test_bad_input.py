@@ -1,0 +1,174 @@
+"""Bad input raises the exception asyncio raises; never a crash."""
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+
+import pytest
+
+import ferroloop
+
+
+async def a_coroutine():
+    pass
+
+
+def test_call_soon_coroutine_in_debug_mode(loop):
+    loop.set_debug(True)
+    coro = a_coroutine()
+    for method in (loop.call_soon, loop.call_soon_threadsafe):
+        with pytest.raises(TypeError, match=r"coroutines cannot be used with call_soon"):
+            method(coro)
+    with pytest.raises(TypeError, match=r"coroutines cannot be used with call_at\(\)"):
+        loop.call_later(1, a_coroutine)
+    coro.close()
+
+
+def test_non_callable_in_debug_mode(loop):
+    loop.set_debug(True)
+    with pytest.raises(TypeError, match=r"a callable object was expected by call_soon\(\), got 42"):
+        loop.call_soon(42)
+
+
+def test_ferroloop_refuses_non_callables_even_without_debug():
+    # asyncio accepts these without debug mode and fails later, inside the loop, far from
+    # the mistake; ferroloop raises the TypeError debug mode would raise, at the call.
+    loop = ferroloop.new_event_loop()
+    try:
+        coro = a_coroutine()
+        with pytest.raises(TypeError, match=r"coroutines cannot be used with call_soon\(\)"):
+            loop.call_soon(coro)
+        coro.close()
+        with pytest.raises(TypeError, match=r"a callable object was expected by call_later|call_at"):
+            loop.call_later(1, "not callable")
+        with pytest.raises(TypeError, match="call_soon_threadsafe"):
+            loop.call_soon_threadsafe(None)
+    finally:
+        loop.close()
+
+
+def test_call_later_bad_delay(loop):
+    with pytest.raises(TypeError):
+        loop.call_later("x", print)
+    with pytest.raises(TypeError, match="delay must not be None"):
+        loop.call_later(None, print)
+    with pytest.raises(TypeError, match="when cannot be None"):
+        loop.call_at(None, print)
+
+
+def test_call_at_non_number_is_refused_at_the_call():
+    # asyncio stores any `when` and its next pass dies comparing it with a float;
+    # ferroloop raises the TypeError at the call instead.
+    loop = ferroloop.new_event_loop()
+    try:
+        with pytest.raises(TypeError):
+            loop.call_at("x", print)
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        loop.close()
+
+
+def test_closed_loop_refuses_everything(loop):
+    loop.close()
+    coro = a_coroutine()
+    calls = [
+        lambda: loop.call_soon(print),
+        lambda: loop.call_soon_threadsafe(print),
+        lambda: loop.call_later(1, print),
+        lambda: loop.call_at(1, print),
+        lambda: loop.run_forever(),
+        lambda: loop.run_until_complete(coro),
+        lambda: loop.create_task(coro),
+        lambda: loop.run_in_executor(None, print),
+        lambda: loop.add_reader(0, print),
+        lambda: loop.add_writer(1, print),
+        lambda: loop.add_signal_handler(signal.SIGUSR1, print),
+    ]
+    for call in calls:
+        with pytest.raises(RuntimeError, match="Event loop is closed"):
+            call()
+    coro.close()
+    assert loop.remove_reader(0) is False and loop.remove_writer(1) is False
+
+
+def test_non_threadsafe_call_from_another_thread_in_debug(loop):
+    loop.set_debug(True)
+    errors = []
+
+    def other():
+        for call in (lambda: loop.call_soon(print), lambda: loop.call_later(1, print)):
+            try:
+                call()
+            except RuntimeError as e:
+                errors.append(str(e))
+        loop.call_soon_threadsafe(loop.stop)
+
+    loop.call_soon(threading.Thread(target=other).start)
+    loop.run_forever()
+    assert errors == ["Non-thread-safe operation invoked on an event loop other than "
+                      "the current one"] * 2
+
+
+def test_signal_handler_errors(loop):
+    with pytest.raises(RuntimeError, match="sig 9 cannot be caught"):
+        loop.add_signal_handler(signal.SIGKILL, print)
+    with pytest.raises(ValueError, match="invalid signal number 1000"):
+        loop.add_signal_handler(1000, print)
+    with pytest.raises(TypeError, match="sig must be an int"):
+        loop.add_signal_handler("SIGINT", print)
+    with pytest.raises(TypeError, match="coroutines cannot be used with add_signal_handler"):
+        loop.add_signal_handler(signal.SIGUSR1, a_coroutine)
+    errors = []
+
+    def other():
+        try:
+            loop.add_signal_handler(signal.SIGUSR1, print)
+        except RuntimeError as e:
+            errors.append(str(e))
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert len(errors) == 1 and "main thread" in errors[0]
+
+
+def test_add_reader_on_closed_or_bad_fd(loop):
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    a.close()
+    b.close()
+    with pytest.raises(OSError) as err:
+        loop.add_reader(fd, print)
+    assert err.value.errno == 9
+    with pytest.raises(ValueError, match="Invalid file object"):
+        loop.add_reader(object(), print)
+    with pytest.raises(ValueError):
+        loop.add_reader(-1, print)
+    assert loop.remove_reader(fd) is False
+
+
+def test_add_reader_on_regular_file(loop, tmp_path):
+    path = tmp_path / "f"
+    path.write_text("x")
+    with open(path) as f:
+        with pytest.raises(PermissionError):
+            loop.add_reader(f, print)
+
+
+def test_rust_panic_surfaces_as_runtime_error():
+    from ferroloop import _ferroloop
+
+    with pytest.raises(RuntimeError, match="ferroloop internal error: panic boundary check"):
+        _ferroloop._check_panic_boundary()
+    # Not PanicException, which derives from BaseException.
+    try:
+        _ferroloop._check_panic_boundary()
+    except Exception as e:
+        assert type(e) is RuntimeError
+
+
+def test_run_until_complete_with_a_non_awaitable(loop):
+    with pytest.raises(TypeError):
+        loop.run_until_complete(42)

@@ -1,0 +1,416 @@
+"""call_soon / call_later / call_at, Handles and TimerHandles, contexts, stop and time."""
+
+import asyncio
+import contextvars
+import threading
+import time
+
+import pytest
+
+
+def test_call_soon_runs_in_order_with_args(loop):
+    out = []
+    for i in range(5):
+        loop.call_soon(out.append, i)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert out == [0, 1, 2, 3, 4]
+
+
+def test_callbacks_scheduled_during_a_pass_run_in_the_next(loop):
+    out = []
+
+    def first():
+        out.append("first")
+        loop.call_soon(out.append, "scheduled by first")
+        loop.stop()
+
+    loop.call_soon(first)
+    loop.call_soon(out.append, "second")
+    loop.run_forever()
+    assert out == ["first", "second"]
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert out == ["first", "second", "scheduled by first"]
+
+
+def test_stop_before_run_forever_runs_one_pass(loop):
+    out = []
+    loop.stop()
+    loop.call_soon(out.append, 1)
+    loop.run_forever()
+    assert out == [1]
+
+
+def test_call_later_order_and_never_early(loop):
+    fired = []
+    start = loop.time()
+    for delay in (0.03, 0.01, 0.02, 0.01):
+        loop.call_later(delay, lambda d=delay: fired.append((d, loop.time() - start)))
+    loop.call_later(0.05, loop.stop)
+    loop.run_forever()
+    assert [d for d, _ in fired] == [0.01, 0.01, 0.02, 0.03]
+    for delay, elapsed in fired:
+        assert elapsed >= delay
+
+
+def test_timer_fires_not_before_when(loop):
+    # Sub-millisecond timers: the loop rounds its poll timeout up, never down.
+    lateness = []
+    for _ in range(20):
+        h = loop.call_later(0.0003, lambda: None)
+        when = h.when()
+        loop.run_until_complete(asyncio.sleep(0.0005))
+        lateness.append(loop.time() - when)
+    assert min(lateness) >= 0
+
+
+def test_call_at_and_when(loop):
+    out = []
+    when = loop.time() + 0.01
+    h = loop.call_at(when, out.append, "x")
+    assert h.when() == when
+    assert isinstance(h, asyncio.TimerHandle) or type(h).__name__ == "TimerHandle"
+    loop.run_until_complete(asyncio.sleep(0.02))
+    assert out == ["x"]
+
+
+def test_call_later_zero_is_a_timer_handle(loop):
+    h = loop.call_later(0, lambda: None)
+    assert type(h).__name__ == "TimerHandle"
+    assert h.when() <= loop.time()
+    h.cancel()
+
+
+def test_cancelled_handles_do_not_run(loop):
+    out = []
+    h1 = loop.call_soon(out.append, 1)
+    h2 = loop.call_later(0.001, out.append, 2)
+    h1.cancel()
+    h2.cancel()
+    assert h1.cancelled() and h2.cancelled()
+    assert h1._callback is None and h1._args is None
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert out == []
+
+
+def test_many_cancelled_timers_are_compacted(loop):
+    handles = [loop.call_later(100 + i, lambda: None) for i in range(300)]
+    for h in handles[:250]:
+        h.cancel()
+    assert loop._timer_cancelled_count == 250
+    loop.run_until_complete(asyncio.sleep(0))
+    assert loop._timer_cancelled_count == 0
+    assert len(loop._scheduled) == 50
+    for h in handles[250:]:
+        h.cancel()
+
+
+def test_handle_repr(loop):
+    def cb(a, b):
+        pass
+
+    h = loop.call_soon(cb, 1, "x")
+    assert repr(h).startswith("<Handle test_handle_repr.<locals>.cb(1, 'x') at ")
+    h.cancel()
+    assert repr(h) == "<Handle cancelled>"
+    t = loop.call_at(1234.5, cb, 1, 2)
+    assert repr(t).startswith("<TimerHandle when=1234.5 test_handle_repr.<locals>.cb(1, 2) at ")
+    t.cancel()
+    assert repr(t) == "<TimerHandle cancelled when=1234.5>"
+
+
+def test_handle_repr_debug_keeps_callback_after_cancel(loop):
+    loop.set_debug(True)
+    h = loop.call_soon(print)
+    h.cancel()
+    assert "cancelled" in repr(h) and "print()" in repr(h) and "created at" in repr(h)
+    assert isinstance(h._source_traceback, list)
+
+
+def test_timer_handle_comparisons(loop):
+    a = loop.call_at(10, print)
+    b = loop.call_at(20, print)
+    c = loop.call_at(10, print)
+    assert a < b and b > a and a <= c and a >= c and a == c and a != b
+    assert hash(a) == hash(c) == hash(10.0)
+    for h in (a, b, c):
+        h.cancel()
+
+
+var = contextvars.ContextVar("var", default="default")
+
+
+def test_callbacks_run_in_their_context(loop):
+    seen = []
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "explicit")
+    h = loop.call_soon(lambda: seen.append(var.get()), context=ctx)
+    assert h._context is ctx
+    var.set("current")
+    loop.call_soon(lambda: seen.append(var.get()))
+    var.set("later")
+
+    def setter():
+        var.set("leaked?")
+
+    loop.call_soon(setter)
+    loop.call_soon(lambda: seen.append(var.get()))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["explicit", "current", "later"]
+
+
+def test_call_soon_threadsafe_keeps_callers_context(loop):
+    seen = []
+
+    def other_thread():
+        var.set("from thread")
+        loop.call_soon_threadsafe(lambda: seen.append(var.get()))
+        loop.call_soon_threadsafe(loop.stop)
+
+    loop.call_soon(threading.Thread(target=other_thread).start)
+    loop.run_forever()
+    assert seen == ["from thread"]
+
+
+def test_call_soon_threadsafe_wakes_a_blocked_loop(loop):
+    woke = []
+
+    def other_thread():
+        time.sleep(0.1)
+        loop.call_soon_threadsafe(lambda: (woke.append(loop.time()), loop.stop()))
+
+    t = threading.Thread(target=other_thread)
+    start = loop.time()
+    t.start()
+    loop.call_later(10, loop.stop)
+    loop.run_forever()
+    t.join()
+    assert woke and woke[0] - start < 2
+
+
+def test_many_threads_call_soon_threadsafe(loop):
+    count = 0
+    n_threads, per_thread = 4, 2000
+
+    def bump():
+        nonlocal count
+        count += 1
+        if count == n_threads * per_thread:
+            loop.stop()
+
+    def hammer():
+        for _ in range(per_thread):
+            loop.call_soon_threadsafe(bump)
+
+    threads = [threading.Thread(target=hammer) for _ in range(n_threads)]
+    loop.call_soon(lambda: [t.start() for t in threads])
+    loop.call_later(20, loop.stop)
+    loop.run_forever()
+    for t in threads:
+        t.join()
+    assert count == n_threads * per_thread
+
+
+def test_time_is_monotonic_clock_at_full_resolution(loop):
+    a = time.monotonic()
+    t = loop.time()
+    b = time.monotonic()
+    assert a <= t <= b
+    samples = {loop.time() for _ in range(100)}
+    assert any(s * 1000 != int(s * 1000) for s in samples)
+
+
+def test_exception_in_callback_reaches_handler_and_loop_goes_on(loop):
+    out = []
+
+    def boom():
+        raise ValueError("boom")
+
+    h = loop.call_soon(boom)
+    loop.call_soon(out.append, "after")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert out == ["after"]
+    [context] = loop.handler_calls
+    loop.handler_calls.clear()
+    assert set(context) == {"message", "exception", "handle"}
+    assert context["message"].startswith("Exception in callback test_exception_in_callback")
+    assert isinstance(context["exception"], ValueError)
+    assert context["handle"] is h
+
+
+def test_default_exception_handler_logs(loop, caplog):
+    loop.set_exception_handler(None)
+
+    def boom():
+        raise KeyError("k")
+
+    loop.call_soon(boom)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert "Exception in callback" in caplog.text and "KeyError: 'k'" in caplog.text
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit])
+def test_base_exceptions_propagate_and_rest_of_pass_is_kept(loop, exc):
+    out = []
+
+    def interrupt():
+        raise exc()
+
+    loop.call_soon(interrupt)
+    loop.call_soon(out.append, "rest")
+    with pytest.raises(exc):
+        loop.run_forever()
+    assert not loop.is_running()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert out == ["rest"]
+
+
+def test_nested_run_is_refused(loop):
+    async def inner():
+        with pytest.raises(RuntimeError, match="This event loop is already running"):
+            loop.run_forever()
+        coro = asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="This event loop is already running"):
+            loop.run_until_complete(coro)
+        coro.close()
+
+    loop.run_until_complete(inner())
+
+
+def test_is_running_and_close(loop):
+    assert not loop.is_running()
+
+    async def check():
+        assert loop.is_running()
+        with pytest.raises(RuntimeError, match="Cannot close a running event loop"):
+            loop.close()
+
+    loop.run_until_complete(check())
+    loop.close()
+    assert loop.is_closed()
+    loop.close()
+
+
+def test_create_future_and_tasks(loop):
+    fut = loop.create_future()
+    assert isinstance(fut, asyncio.Future) and fut.get_loop() is loop
+    loop.call_soon(fut.set_result, 5)
+    assert loop.run_until_complete(fut) == 5
+
+    async def named():
+        return asyncio.current_task().get_name()
+
+    task = loop.create_task(named(), name="my-task")
+    assert loop.run_until_complete(task) == "my-task"
+
+
+def test_create_task_with_context(loop):
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "task ctx")
+
+    async def read():
+        return var.get()
+
+    assert loop.run_until_complete(loop.create_task(read(), context=ctx)) == "task ctx"
+
+
+def test_task_factory(loop):
+    made = []
+
+    def factory(lp, coro, **kwargs):
+        made.append(coro)
+        return asyncio.Task(coro, loop=lp, **kwargs)
+
+    loop.set_task_factory(factory)
+    assert loop.get_task_factory() is factory
+    loop.run_until_complete(asyncio.sleep(0))
+    assert len(made) == 1
+    loop.set_task_factory(None)
+    assert loop.get_task_factory() is None
+
+
+@pytest.mark.skipif(not hasattr(asyncio, "eager_task_factory"), reason="Python 3.12+")
+def test_eager_task_factory(loop):
+    loop.set_task_factory(asyncio.eager_task_factory)
+    steps = []
+
+    async def child():
+        steps.append("child started")
+
+    async def main():
+        t = asyncio.create_task(child())
+        steps.append("after create_task")
+        await t
+
+    loop.run_until_complete(main())
+    assert steps == ["child started", "after create_task"]
+
+
+def test_debug_mode_from_env_and_set_debug(loop_factory, monkeypatch):
+    monkeypatch.setenv("PYTHONASYNCIODEBUG", "1")
+    lp = loop_factory()
+    try:
+        assert lp.get_debug()
+        lp.set_debug(False)
+        assert not lp.get_debug()
+    finally:
+        lp.close()
+
+
+def test_slow_callback_duration_warning(loop, caplog):
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+
+    def sleepy():
+        time.sleep(0.03)
+
+    loop.call_soon(sleepy)
+    loop.call_soon(loop.stop)
+    with caplog.at_level("WARNING", logger="asyncio"):
+        loop.run_forever()
+    assert "Executing <Handle test_slow_callback_duration_warning.<locals>.sleepy()" in caplog.text
+
+
+def test_asyncgens_finalized_by_loop_hooks(loop):
+    closed = []
+
+    async def agen():
+        try:
+            yield 1
+            yield 2
+        finally:
+            closed.append(True)
+
+    async def main():
+        g = agen()
+        assert await g.__anext__() == 1
+        return g
+
+    g = loop.run_until_complete(main())
+    assert closed == []
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    assert closed == [True]
+    del g
+
+
+def test_run_in_executor_and_default_executor(loop):
+    import concurrent.futures
+
+    def work(x):
+        time.sleep(0.05)
+        return threading.get_ident(), x * 2
+
+    ident, value = loop.run_until_complete(loop.run_in_executor(None, work, 21))
+    assert value == 42 and ident != threading.get_ident()
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mine")
+    loop.set_default_executor(executor)
+    name = loop.run_until_complete(loop.run_in_executor(None, lambda: threading.current_thread().name))
+    assert name.startswith("mine")
+    loop.run_until_complete(loop.shutdown_default_executor())
+    with pytest.raises(RuntimeError):
+        executor.submit(print)
