@@ -12,7 +12,6 @@ use std::sync::{Mutex, MutexGuard};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyInt, PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
@@ -556,13 +555,51 @@ impl LoopCore {
     }
 
     fn create_future(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
-        static FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         shield(|| {
             let py = slf.py();
-            let future = FUTURE.import(py, "asyncio", "Future")?;
             let kwargs = PyDict::new(py);
-            kwargs.set_item("loop", slf)?;
-            Ok(future.call((), Some(&kwargs))?.unbind())
+            kwargs.set_item(pyo3::intern!(py, "loop"), slf)?;
+            Ok(pyapi::future_type(py)?.call((), Some(&kwargs))?.unbind())
+        })
+    }
+
+    /// `Task(coro, loop=self, name=name, context=context)` without a Python frame in the
+    /// common case; with a task factory, in debug mode or with other keywords, CPython's own
+    /// `BaseEventLoop.create_task` does it.
+    #[pyo3(signature = (coro, *, name=None, context=None, **kwargs))]
+    fn create_task(
+        slf: &Bound<'_, Self>,
+        coro: Bound<'_, PyAny>,
+        name: Option<Bound<'_, PyAny>>,
+        context: Option<Bound<'_, PyAny>>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        shield(|| {
+            let py = slf.py();
+            let this = slf.get();
+            let has_context = context.as_ref().is_some_and(|c| !c.is_none());
+            let simple = !this.debug()
+                && kwargs.is_none_or(|k| k.is_empty())
+                && (!has_context || py.version_info() >= (3, 11))
+                && slf.getattr(pyo3::intern!(py, "_task_factory"))?.is_none();
+            if !simple {
+                let all = kwargs.map_or_else(|| Ok(PyDict::new(py)), |k| k.copy())?;
+                all.set_item("name", name)?;
+                if has_context || py.version_info() >= (3, 11) {
+                    all.set_item("context", context)?;
+                }
+                return Ok(pyapi::base_create_task(py)?.call((slf, coro), Some(&all))?.unbind());
+            }
+            this.check_closed()?;
+            let task_kwargs = PyDict::new(py);
+            task_kwargs.set_item(pyo3::intern!(py, "loop"), slf)?;
+            if let Some(name) = name.filter(|n| !n.is_none()) {
+                task_kwargs.set_item(pyo3::intern!(py, "name"), name)?;
+            }
+            if let Some(context) = context.filter(|c| !c.is_none()) {
+                task_kwargs.set_item(pyo3::intern!(py, "context"), context)?;
+            }
+            Ok(pyapi::task_type(py)?.call((coro,), Some(&task_kwargs))?.unbind())
         })
     }
 
@@ -804,7 +841,7 @@ impl LoopCore {
             for h in core.ready.iter() {
                 visit.call(h)?;
             }
-            for t in core.timers.ordered() {
+            for t in core.timers.iter() {
                 visit.call(t)?;
             }
             let mut result = Ok(());

@@ -14,6 +14,9 @@ static FORMAT_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static ITERCOROUTINE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static CALLBACK_SOURCE_TAKES_DEBUG: PyOnceLock<bool> = PyOnceLock::new();
+static TASKS_MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static BASE_CREATE_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn attr<'py>(
     cell: &'static PyOnceLock<Py<PyAny>>,
@@ -102,4 +105,23 @@ pub fn is_coroutine(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     )?
     .call1((obj,))?
     .is_truthy()
+}
+
+/// `asyncio.tasks.Task`, looked up on each call so that a patched `tasks.Task` is honoured,
+/// as `BaseEventLoop.create_task` honours it.
+pub fn task_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    TASKS_MODULE
+        .get_or_try_init(py, || py.import("asyncio.tasks").map(|m| m.into_any().unbind()))?
+        .bind(py)
+        .getattr("Task")
+}
+
+/// `BaseEventLoop.create_task` of the running CPython: the general case (task factories,
+/// debug mode, version-specific keywords) is left to it.
+pub fn base_create_task(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    attr(&BASE_CREATE_TASK, py, "asyncio.base_events", &["BaseEventLoop", "create_task"])
+}
+
+pub fn future_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    attr(&FUTURE, py, "asyncio.futures", &["Future"])
 }

@@ -129,6 +129,11 @@ impl<T> TimerHeap<T> {
             .collect()
     }
 
+    /// The timers in no particular order (heap order), for the garbage collector.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.heap.iter().map(|e| &e.item)
+    }
+
     /// The timers in firing order, for introspection.
     pub fn ordered(&self) -> Vec<&T> {
         let mut entries: Vec<&Entry<T>> = self.heap.iter().collect();

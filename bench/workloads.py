@@ -1,0 +1,182 @@
+"""The micro workloads of `make bench`. Each takes a fresh loop and returns how many
+operations it performed; the driver times it (wall and CPU) in a process of its own."""
+
+import asyncio
+import concurrent.futures
+import random
+import threading
+
+
+def call_soon_chain(loop, n=200_000):
+    """One callback that reschedules itself: a pass per call."""
+    left = n
+
+    def cb():
+        nonlocal left
+        left -= 1
+        if left:
+            loop.call_soon(cb)
+        else:
+            loop.stop()
+
+    loop.call_soon(cb)
+    loop.run_forever()
+    return n
+
+
+def call_soon_batch(loop, n=200_000):
+    """Many callbacks queued at once: one pass runs them all."""
+    count = 0
+
+    def cb():
+        nonlocal count
+        count += 1
+
+    for _ in range(n):
+        loop.call_soon(cb)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert count == n
+    return n
+
+
+def call_later_half_cancelled(loop, n=100_000):
+    """Timers due within a few ms, half of them cancelled before they fire."""
+    rng = random.Random(7)
+    fired = 0
+
+    def cb():
+        nonlocal fired
+        fired += 1
+
+    handles = [loop.call_later(rng.random() * 0.005, cb) for _ in range(n)]
+    for h in handles[::2]:
+        h.cancel()
+    loop.call_later(0.006, loop.stop)
+    loop.run_forever()
+    assert fired == n - len(handles[::2])
+    return n
+
+
+def tasks_sleep0(loop, tasks=10_000, steps=10):
+    """10k tasks, each awaiting sleep(0) ten times."""
+    async def task():
+        for _ in range(steps):
+            await asyncio.sleep(0)
+
+    async def main():
+        await asyncio.gather(*(task() for _ in range(tasks)))
+
+    loop.run_until_complete(main())
+    return tasks * steps
+
+
+def gather_10k(loop, n=10_000, repeat=5):
+    """gather() of 10k coroutines (each wrapped in a Task), five times."""
+    async def leaf(i):
+        return i
+
+    async def main():
+        for _ in range(repeat):
+            results = await asyncio.gather(*(leaf(i) for i in range(n)))
+            assert results[-1] == n - 1
+
+    loop.run_until_complete(main())
+    return n * repeat
+
+
+def future_ping_pong(loop, n=100_000):
+    """Two tasks handing a turn back and forth through futures."""
+    async def main():
+        ping = loop.create_future()
+        pong = None
+
+        async def responder():
+            nonlocal ping, pong
+            for _ in range(n):
+                await ping
+                ping = loop.create_future()
+                pong.set_result(None)
+
+        r = loop.create_task(responder())
+        for _ in range(n):
+            pong = loop.create_future()
+            ping.set_result(None)
+            await pong
+        await r
+
+    loop.run_until_complete(main())
+    return n
+
+
+def threadsafe_throughput(loop, n=100_000):
+    """Another thread floods call_soon_threadsafe; the loop counts them in."""
+    count = 0
+    done = loop.create_future()
+
+    def cb():
+        nonlocal count
+        count += 1
+        if count == n:
+            done.set_result(None)
+
+    def producer():
+        for _ in range(n):
+            loop.call_soon_threadsafe(cb)
+
+    t = threading.Thread(target=producer)
+    loop.call_soon(t.start)
+    loop.run_until_complete(done)
+    t.join()
+    return n
+
+
+def threadsafe_round_trip(loop, n=20_000):
+    """Thread -> loop -> thread: call_soon_threadsafe and wait for the loop's answer."""
+    async def main():
+        def client():
+            for _ in range(n):
+                fut = concurrent.futures.Future()
+                loop.call_soon_threadsafe(fut.set_result, None)
+                fut.result()
+
+        await loop.run_in_executor(None, client)
+
+    loop.run_until_complete(main())
+    return n
+
+
+def executor_round_trip(loop, n=5_000):
+    """await run_in_executor(None, f), one after another."""
+    async def main():
+        for _ in range(n):
+            await loop.run_in_executor(None, int)
+
+    loop.run_until_complete(main())
+    return n
+
+
+WORKLOADS = {
+    "call_soon chain": call_soon_chain,
+    "call_soon batch": call_soon_batch,
+    "call_later half-cancelled": call_later_half_cancelled,
+    "10k tasks x sleep(0)": tasks_sleep0,
+    "gather 10k coroutines": gather_10k,
+    "future ping-pong": future_ping_pong,
+    "call_soon_threadsafe flood": threadsafe_throughput,
+    "call_soon_threadsafe round trip": threadsafe_round_trip,
+    "run_in_executor round trip": executor_round_trip,
+}
+
+# The issue's targets, as ratios of ferroloop's throughput to uvloop's.
+TARGETS = {
+    "call_soon chain": 4.0,
+    "call_soon batch": 4.0,
+    "call_later half-cancelled": 3.5,
+    "future ping-pong": 2.0,
+    "call_soon_threadsafe flood": 2.0,
+    "call_soon_threadsafe round trip": 2.0,
+    "10k tasks x sleep(0)": 1.5,
+    "gather 10k coroutines": 1.5,
+    "run_in_executor round trip": 1.0,
+}
