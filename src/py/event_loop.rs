@@ -21,7 +21,7 @@ use super::io::{Direction, IoRegistry, Registration, Released};
 use super::pyapi;
 use crate::constants::MAXIMUM_SELECT_TIMEOUT;
 use crate::runtime::clock;
-use crate::runtime::poller::{Event, EventBuffer, Interest, Poller};
+use crate::runtime::poller::{Event, EventBuffer, Interest, PollFd, Poller};
 use crate::runtime::ready::ReadyQueue;
 use crate::runtime::stats::Stats;
 use crate::runtime::timers::TimerHeap;
@@ -30,8 +30,9 @@ use crate::runtime::waker::Waker;
 /// The waker's token; fds use their own number, which is never this.
 const WAKER_TOKEN: u64 = u64::MAX;
 
-/// While busy, the loop's internal fds are polled at least this often (seconds).
-const INTERNAL_POLL_INTERVAL: f64 = 0.001;
+/// While busy, the loop polls its internal fds (the signal self-pipe) once in this many
+/// passes, and every fd on every pass once the user has registered one.
+const INTERNAL_POLL_EVERY: u32 = 32;
 
 struct Core {
     ready: ReadyQueue<Py<Handle>>,
@@ -40,9 +41,7 @@ struct Core {
     /// None once the loop is closed.
     poller: Option<Poller>,
     waker: Option<Waker>,
-    /// The previous pass's batch, kept for its allocation.
-    spare: VecDeque<Py<Handle>>,
-    last_poll: f64,
+    passes_since_poll: u32,
     stats: Stats,
 }
 
@@ -54,6 +53,8 @@ pub struct LoopCore {
     events: Mutex<(EventBuffer, Vec<Event>)>,
     closed: AtomicBool,
     stopping: AtomicBool,
+    /// Callbacks run, for `stats()`; counted outside the state lock.
+    callbacks_run: AtomicU64,
     debug: AtomicBool,
     clock_resolution: AtomicU64,
     thread_id: Mutex<Option<Py<PyAny>>>,
@@ -110,6 +111,24 @@ fn seconds(value: &Bound<'_, PyAny>) -> PyResult<f64> {
             err
         }
     })
+}
+
+impl Core {
+    /// Moves due timers to the ready queue, then takes the ready queue as the pass's batch.
+    fn collect_ready(&mut self, py: Python<'_>, resolution: f64, batch: &mut VecDeque<Py<Handle>>) {
+        if !self.timers.is_empty() {
+            let end_time = clock::monotonic() + resolution;
+            while let Some(timer) = self.timers.pop_due(end_time) {
+                let timer = timer.into_bound(py);
+                if let Ok(mut t) = timer.try_borrow_mut() {
+                    t.scheduled = false;
+                }
+                self.stats.timers_fired += 1;
+                self.ready.push(timer.into_super().unbind());
+            }
+        }
+        self.ready.take_batch(batch);
+    }
 }
 
 impl LoopCore {
@@ -258,15 +277,16 @@ impl LoopCore {
     }
 
     /// One pass: purge cancelled timers, poll, queue I/O and due timers, then run exactly
-    /// what was ready when the pass began.
-    fn run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
+    /// what was ready when the pass began. `batch` is empty on entry and on return; the run
+    /// loop keeps it from pass to pass for its allocation.
+    fn run_once(slf: &Bound<'_, Self>, batch: &mut VecDeque<Py<Handle>>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-
         let mut purged = Vec::new();
-        let (timeout_ms, must_poll, poll_fd) = {
+        let poll = {
             let mut core = this.core();
             let core = &mut *core;
+            core.stats.iterations += 1;
             core.timers
                 .purge(|t| TimerHandle::is_cancelled(t.bind(py)), &mut purged);
             let timeout = if !core.ready.is_empty() || this.stopping.load(Relaxed) {
@@ -277,60 +297,74 @@ impl LoopCore {
                     .map(|when| (when - clock::monotonic()).clamp(0.0, MAXIMUM_SELECT_TIMEOUT))
             };
             let timeout_ms = clock::timeout_ms(timeout);
-            let poll_fd = core
-                .poller
-                .as_ref()
-                .map(Poller::poll_fd)
-                .ok_or_else(loop_closed)?;
             // A pass with work queued skips the syscall when no fd but the loop's own could
-            // have anything to say, checking those at least every INTERNAL_POLL_INTERVAL.
-            let must_poll = timeout_ms != 0 || core.io.has_user_fds() || {
-                !core.io.is_empty() && clock::monotonic() - core.last_poll >= INTERNAL_POLL_INTERVAL
-            };
-            if timeout_ms != 0 {
-                if let Some(waker) = &core.waker {
-                    waker.enter_blocking();
+            // have anything to say, and checks those every INTERNAL_POLL_EVERY passes.
+            let must_poll = timeout_ms != 0
+                || core.io.has_user_fds()
+                || (!core.io.is_empty() && core.passes_since_poll >= INTERNAL_POLL_EVERY);
+            if must_poll {
+                core.passes_since_poll = 0;
+                let poll_fd = core
+                    .poller
+                    .as_ref()
+                    .map(Poller::poll_fd)
+                    .ok_or_else(loop_closed)?;
+                if timeout_ms != 0 {
+                    core.stats.blocking_polls += 1;
+                    if let Some(waker) = &core.waker {
+                        waker.enter_blocking();
+                    }
+                } else {
+                    core.stats.nonblocking_polls += 1;
                 }
+                Some((timeout_ms, poll_fd))
+            } else {
+                core.passes_since_poll += 1;
+                core.collect_ready(py, this.resolution(), batch);
+                None
             }
-            (timeout_ms, must_poll, poll_fd)
         };
+        Self::release_purged(py, purged);
+        if let Some((timeout_ms, poll_fd)) = poll {
+            Self::poll(slf, timeout_ms, poll_fd, batch)?;
+        }
+        Self::run_batch(slf, batch)
+    }
+
+    /// Timers leaving the heap unfired are no longer scheduled; released without the lock.
+    fn release_purged(py: Python<'_>, purged: Vec<Py<TimerHandle>>) {
         for timer in &purged {
             if let Ok(mut t) = timer.bind(py).try_borrow_mut() {
                 t.scheduled = false;
             }
         }
-        drop(purged);
+    }
 
+    /// Waits for I/O (releasing the GIL when the wait may block) and queues what it reports,
+    /// then takes the pass's batch.
+    fn poll(
+        slf: &Bound<'_, Self>,
+        timeout_ms: i32,
+        poll_fd: PollFd,
+        batch: &mut VecDeque<Py<Handle>>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
         let mut events_guard = lock(&this.events);
         let (buffer, events) = &mut *events_guard;
         events.clear();
-        let polled = if !must_poll {
-            Ok(())
-        } else if timeout_ms == 0 {
+        let polled = if timeout_ms == 0 {
             poll_fd.wait(buffer, 0, events)
         } else {
             py.detach(|| poll_fd.wait(buffer, timeout_ms, events))
         };
-
         let mut released = Released::new();
-        let mut batch;
         {
             let mut core = this.core();
             let core = &mut *core;
-            if must_poll {
-                core.last_poll = clock::monotonic();
-            }
-            if let Some(waker) = &core.waker {
-                if timeout_ms != 0 {
+            if timeout_ms != 0 {
+                if let Some(waker) = &core.waker {
                     waker.leave_blocking();
-                }
-            }
-            core.stats.iterations += 1;
-            if must_poll {
-                if timeout_ms == 0 {
-                    core.stats.nonblocking_polls += 1;
-                } else {
-                    core.stats.blocking_polls += 1;
                 }
             }
             if let Some(poller) = core.poller.as_ref() {
@@ -346,32 +380,28 @@ impl LoopCore {
                         .dispatch(py, poller, event, &mut core.ready, &mut released);
                 }
             }
-            if !core.timers.is_empty() {
-                let end_time = clock::monotonic() + this.resolution();
-                while let Some(timer) = core.timers.pop_due(end_time) {
-                    let timer = timer.into_bound(py);
-                    if let Ok(mut t) = timer.try_borrow_mut() {
-                        t.scheduled = false;
-                    }
-                    core.stats.timers_fired += 1;
-                    core.ready.push(timer.into_super().unbind());
-                }
-            }
-            batch = std::mem::take(&mut core.spare);
-            core.ready.take_batch(&mut batch);
+            core.collect_ready(py, this.resolution(), batch);
         }
         drop(events_guard);
         drop(released);
-        match polled {
-            Err(err) if err.kind() != std::io::ErrorKind::Interrupted => return Err(os_error(err)),
-            _ => {}
+        if let Err(err) = polled {
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(os_error(err));
+            }
         }
         if timeout_ms != 0 {
             // A signal that interrupted the wait runs its Python handler now, so Ctrl-C
             // raises KeyboardInterrupt here as it would in the stdlib loop.
             py.check_signals()?;
         }
+        Ok(())
+    }
 
+    /// Runs the batch. If `SystemExit` or `KeyboardInterrupt` escapes a callback, the rest
+    /// of the batch goes back to the front of the ready queue, to run first next time.
+    fn run_batch(slf: &Bound<'_, Self>, batch: &mut VecDeque<Py<Handle>>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
         let debug = this.debug();
         let mut ran = 0u64;
         let mut outcome = Ok(());
@@ -387,16 +417,12 @@ impl LoopCore {
                 handles::run(&handle)
             };
             if let Err(err) = result {
+                this.core().ready.requeue_front(batch);
                 outcome = Err(err);
                 break;
             }
         }
-        let mut core = this.core();
-        if outcome.is_err() {
-            core.ready.requeue_front(&mut batch);
-        }
-        core.spare = batch;
-        core.stats.callbacks += ran;
+        this.callbacks_run.fetch_add(ran, Relaxed);
         outcome
     }
 
@@ -454,12 +480,12 @@ impl LoopCore {
                     io: IoRegistry::default(),
                     poller: Some(poller),
                     waker: Some(waker),
-                    spare: VecDeque::new(),
-                    last_poll: 0.0,
+                    passes_since_poll: 0,
                     stats: Stats::default(),
                 }),
                 events: Mutex::new((EventBuffer::default(), Vec::new())),
                 closed: AtomicBool::new(false),
+                callbacks_run: AtomicU64::new(0),
                 stopping: AtomicBool::new(false),
                 debug: AtomicBool::new(false),
                 clock_resolution: AtomicU64::new(clock::resolution().to_bits()),
@@ -580,15 +606,17 @@ impl LoopCore {
             let has_context = context.as_ref().is_some_and(|c| !c.is_none());
             let simple = !this.debug()
                 && kwargs.is_none_or(|k| k.is_empty())
-                && (!has_context || py.version_info() >= (3, 11))
+                && (!has_context || pyapi::version_at_least(py, (3, 11)))
                 && slf.getattr(pyo3::intern!(py, "_task_factory"))?.is_none();
             if !simple {
                 let all = kwargs.map_or_else(|| Ok(PyDict::new(py)), |k| k.copy())?;
                 all.set_item("name", name)?;
-                if has_context || py.version_info() >= (3, 11) {
+                if has_context || pyapi::version_at_least(py, (3, 11)) {
                     all.set_item("context", context)?;
                 }
-                return Ok(pyapi::base_create_task(py)?.call((slf, coro), Some(&all))?.unbind());
+                return Ok(pyapi::base_create_task(py)?
+                    .call((slf, coro), Some(&all))?
+                    .unbind());
             }
             this.check_closed()?;
             let task_kwargs = PyDict::new(py);
@@ -599,7 +627,9 @@ impl LoopCore {
             if let Some(context) = context.filter(|c| !c.is_none()) {
                 task_kwargs.set_item(pyo3::intern!(py, "context"), context)?;
             }
-            Ok(pyapi::task_type(py)?.call((coro,), Some(&task_kwargs))?.unbind())
+            Ok(pyapi::task_type(py)?
+                .call((coro,), Some(&task_kwargs))?
+                .unbind())
         })
     }
 
@@ -620,13 +650,14 @@ impl LoopCore {
     }
 
     fn _run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
-        shield(|| Self::run_once(slf))
+        shield(|| Self::run_once(slf, &mut VecDeque::new()))
     }
 
     /// The body of `run_forever`, between its set-up and clean-up (done in Python).
     fn _run_until_stopped(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let mut batch = VecDeque::new();
         shield(|| loop {
-            Self::run_once(slf)?;
+            Self::run_once(slf, &mut batch)?;
             if slf.get().stopping.load(Relaxed) {
                 return Ok(());
             }
@@ -662,7 +693,7 @@ impl LoopCore {
     }
 
     /// Marks one of the loop's own fds (the signal self-pipe), which a busy loop polls
-    /// only every INTERNAL_POLL_INTERVAL rather than on every pass.
+    /// only every INTERNAL_POLL_EVERY passes rather than on every pass.
     fn _mark_internal_fd(&self, fd: RawFd) {
         self.core().io.mark_internal(fd);
     }
@@ -707,7 +738,7 @@ impl LoopCore {
         };
         let d = PyDict::new(py);
         d.set_item("iterations", s.iterations)?;
-        d.set_item("callbacks", s.callbacks)?;
+        d.set_item("callbacks", self.callbacks_run.load(Relaxed))?;
         d.set_item("timers_fired", s.timers_fired)?;
         d.set_item("blocking_polls", s.blocking_polls)?;
         d.set_item("nonblocking_polls", s.nonblocking_polls)?;

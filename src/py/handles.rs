@@ -86,7 +86,11 @@ pub(crate) fn cancel(handle: &Bound<'_, Handle>) -> PyResult<()> {
         h.loop_.clone_ref(handle.py())
     };
     // Like asyncio, the repr kept in debug mode is taken once the handle reads as cancelled.
-    let repr = if loop_debug(loop_.bind(handle.py()))? { Some(handle.repr()?.into_any().unbind()) } else { None };
+    let repr = if loop_debug(loop_.bind(handle.py()))? {
+        Some(handle.repr()?.into_any().unbind())
+    } else {
+        None
+    };
     let released = {
         let mut h = handle.borrow_mut();
         if repr.is_some() {

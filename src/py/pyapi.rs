@@ -13,10 +13,20 @@ static HANDLE_REPR_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static FORMAT_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static ITERCOROUTINE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static CALLBACK_SOURCE_TAKES_DEBUG: PyOnceLock<bool> = PyOnceLock::new();
 static TASKS_MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BASE_CREATE_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+static VERSION: PyOnceLock<(u8, u8)> = PyOnceLock::new();
+
+/// Whether the running CPython is at least `(major, minor)`; PyO3 parses the version
+/// string on each `version_info()`, so it is read once.
+pub fn version_at_least(py: Python<'_>, at_least: (u8, u8)) -> bool {
+    *VERSION.get_or_init(py, || {
+        let v = py.version_info();
+        (v.major, v.minor)
+    }) >= at_least
+}
 
 fn attr<'py>(
     cell: &'static PyOnceLock<Py<PyAny>>,
@@ -47,8 +57,7 @@ pub fn format_callback_source<'py>(
         "asyncio.format_helpers",
         &["_format_callback_source"],
     )?;
-    let takes_debug = *CALLBACK_SOURCE_TAKES_DEBUG.get_or_init(py, || py.version_info() >= (3, 13));
-    if takes_debug {
+    if version_at_least(py, (3, 13)) {
         let kwargs = PyDict::new(py);
         kwargs.set_item("debug", debug)?;
         f.call((callback, args), Some(&kwargs))
@@ -111,7 +120,9 @@ pub fn is_coroutine(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// as `BaseEventLoop.create_task` honours it.
 pub fn task_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     TASKS_MODULE
-        .get_or_try_init(py, || py.import("asyncio.tasks").map(|m| m.into_any().unbind()))?
+        .get_or_try_init(py, || {
+            py.import("asyncio.tasks").map(|m| m.into_any().unbind())
+        })?
         .bind(py)
         .getattr("Task")
 }
@@ -119,7 +130,12 @@ pub fn task_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 /// `BaseEventLoop.create_task` of the running CPython: the general case (task factories,
 /// debug mode, version-specific keywords) is left to it.
 pub fn base_create_task(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    attr(&BASE_CREATE_TASK, py, "asyncio.base_events", &["BaseEventLoop", "create_task"])
+    attr(
+        &BASE_CREATE_TASK,
+        py,
+        "asyncio.base_events",
+        &["BaseEventLoop", "create_task"],
+    )
 }
 
 pub fn future_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {

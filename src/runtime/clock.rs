@@ -8,7 +8,7 @@ pub fn monotonic() -> f64 {
     ns_to_seconds(sys::monotonic_ns())
 }
 
-fn ns_to_seconds(ns: i128) -> f64 {
+fn ns_to_seconds(ns: i64) -> f64 {
     if ns % 1_000_000_000 == 0 {
         (ns / 1_000_000_000) as f64
     } else {

@@ -4,8 +4,6 @@
 pub struct Stats {
     /// Passes of the loop (`_run_once` calls).
     pub iterations: u64,
-    /// Callbacks run (Handles, TimerHandles, reader and writer callbacks).
-    pub callbacks: u64,
     /// Timers moved to the ready queue because they were due.
     pub timers_fired: u64,
     /// Waits that blocked in the kernel, and waits that only checked (timeout 0).
@@ -13,8 +11,4 @@ pub struct Stats {
     pub nonblocking_polls: u64,
     /// Readiness events delivered by the poller.
     pub io_events: u64,
-    /// Callbacks that raised and went to the exception handler.
-    pub callback_errors: u64,
-    /// Cross-thread wake-ups that had to write the eventfd.
-    pub wakeups: u64,
 }

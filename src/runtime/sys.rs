@@ -84,7 +84,7 @@ pub fn fd_is_open(fd: RawFd) -> bool {
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock behind Python's `time.monotonic()`.
-pub fn monotonic_ns() -> i128 {
+pub fn monotonic_ns() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -92,7 +92,7 @@ pub fn monotonic_ns() -> i128 {
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux,
     // so the call cannot fail.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// The clock's resolution in seconds, as `time.get_clock_info('monotonic').resolution`.
