@@ -58,3 +58,11 @@ def test_missing_script():
     proc = run_python("-m", "ferroloop", "/nonexistent/script.py")
     assert proc.returncode == 2
     assert "can't open file" in proc.stderr
+
+
+def test_script_from_stdin_and_pipe():
+    code = "import asyncio\nasync def m(): print(type(asyncio.get_running_loop()).__name__)\nasyncio.run(m())\n"
+    for arg in ("-", "/dev/stdin"):
+        proc = run_python("-m", "ferroloop", arg, input=code)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == "Loop\n"

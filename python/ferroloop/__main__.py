@@ -9,7 +9,20 @@ import os
 import runpy
 import sys
 
-USAGE = "usage: python -m ferroloop [script.py | -m module] [args ...]"
+USAGE = "usage: python -m ferroloop [script.py | - | -m module] [args ...]"
+
+
+def _run_source(path, source):
+    """Runs source read from a pipe (or `-`, stdin) as __main__, as `python -` does.
+    runpy.run_path would first probe the path as a zip archive, consuming the pipe."""
+    import builtins
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = builtins
+    sys.modules["__main__"] = main
+    exec(compile(source, path, "exec"), main.__dict__)
 
 
 def main(argv=None):
@@ -33,6 +46,10 @@ def main(argv=None):
             return 2
         sys.argv = argv[1:]
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+    elif argv[0] == "-":
+        sys.argv = argv
+        sys.path[0] = ""
+        _run_source("<stdin>", sys.stdin.read())
     else:
         script = argv[0]
         if not os.path.exists(script):
@@ -41,7 +58,11 @@ def main(argv=None):
             return 2
         sys.argv = argv
         sys.path[0] = os.path.dirname(os.path.abspath(script))
-        runpy.run_path(script, run_name="__main__")
+        if os.path.isfile(script):
+            runpy.run_path(script, run_name="__main__")
+        else:
+            with open(script, "rb") as f:
+                _run_source(script, f.read())
     return 0
 
 
