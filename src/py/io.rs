@@ -1,7 +1,6 @@
 //! The readers and writers of `add_reader`/`add_writer`: one level-triggered epoll
 //! registration per fd, whose interest follows which of the two handles are set.
 
-use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::RawFd;
 
@@ -21,6 +20,9 @@ pub enum Direction {
 struct IoEntry {
     reader: Option<Py<Handle>>,
     writer: Option<Py<Handle>>,
+    /// One of the loop's own fds (the signal self-pipe): it does not force a poll on every
+    /// pass.
+    internal: bool,
 }
 
 impl IoEntry {
@@ -39,11 +41,13 @@ impl IoEntry {
     }
 }
 
+/// Entries indexed by fd number (fds are small and dense, so a vector beats hashing), with
+/// counts kept so the per-pass questions cost a load.
 #[derive(Default)]
 pub struct IoRegistry {
-    entries: HashMap<RawFd, IoEntry>,
-    /// The loop's own fds (the signal self-pipe): they do not force a poll on every pass.
-    internal: HashSet<RawFd>,
+    entries: Vec<IoEntry>,
+    registered: usize,
+    user: usize,
 }
 
 /// One fd's registration: `(fd, reader, writer)`.
@@ -67,7 +71,11 @@ impl IoRegistry {
         handle: Py<Handle>,
         released: &mut Released,
     ) -> io::Result<()> {
-        let entry = self.entries.entry(fd).or_default();
+        let index = fd as usize;
+        if self.entries.len() <= index {
+            self.entries.resize_with(index + 1, IoEntry::default);
+        }
+        let entry = &mut self.entries[index];
         let was_registered = !entry.interest().is_empty();
         let old = entry.slot(direction).replace(handle);
         let result = if was_registered {
@@ -76,17 +84,21 @@ impl IoRegistry {
             poller.register(fd, entry.interest(), token(fd))
         };
         match result {
-            Ok(()) => released.extend(old),
-            Err(err) => {
-                let new = std::mem::replace(entry.slot(direction), old);
-                released.extend(new);
-                if entry.interest().is_empty() {
-                    self.entries.remove(&fd);
+            Ok(()) => {
+                released.extend(old);
+                if !was_registered {
+                    self.registered += 1;
+                    if !entry.internal {
+                        self.user += 1;
+                    }
                 }
-                return Err(err);
+                Ok(())
+            }
+            Err(err) => {
+                released.extend(std::mem::replace(entry.slot(direction), old));
+                Err(err)
             }
         }
-        Ok(())
     }
 
     /// Clears the reader or writer of `fd`, returning the handle that was there.
@@ -96,36 +108,45 @@ impl IoRegistry {
         fd: RawFd,
         direction: Direction,
     ) -> Option<Py<Handle>> {
-        let entry = self.entries.get_mut(&fd)?;
-        let old = entry.slot(direction).take();
+        let entry = self.entries.get_mut(usize::try_from(fd).ok()?)?;
+        let old = entry.slot(direction).take()?;
         let interest = entry.interest();
         // Errors are ignored as the selectors module ignores them on unregister: an fd
         // closed before its removal is already gone from epoll.
         if interest.is_empty() {
-            self.entries.remove(&fd);
+            self.registered -= 1;
+            if entry.internal {
+                entry.internal = false;
+            } else {
+                self.user -= 1;
+            }
             let _ = poller.deregister(fd);
-        } else if old.is_some() {
+        } else {
             let _ = poller.reregister(fd, interest, token(fd));
         }
-        old
+        Some(old)
     }
 
+    /// Marks a registered fd as one of the loop's own.
     pub fn mark_internal(&mut self, fd: RawFd) {
-        self.internal.insert(fd);
+        if let Some(entry) = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.entries.get_mut(i))
+        {
+            if !entry.internal && !entry.interest().is_empty() {
+                entry.internal = true;
+                self.user -= 1;
+            }
+        }
     }
 
     /// Whether any fd the user (or a transport) registered is present.
     pub fn has_user_fds(&self) -> bool {
-        let internal_present = self
-            .internal
-            .iter()
-            .filter(|fd| self.entries.contains_key(fd))
-            .count();
-        self.entries.len() > internal_present
+        self.user > 0
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.registered == 0
     }
 
     /// Queues the callbacks an event makes ready. A handle cancelled while registered is
@@ -146,7 +167,7 @@ impl IoRegistry {
             if !fired {
                 continue;
             }
-            let Some(entry) = self.entries.get_mut(&fd) else {
+            let Some(entry) = self.entries.get_mut(event.token as usize) else {
                 return;
             };
             let Some(handle) = entry.slot(direction).as_ref() else {
@@ -169,9 +190,11 @@ impl IoRegistry {
     pub fn snapshot(&self, py: Python<'_>) -> Vec<Registration> {
         self.entries
             .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.interest().is_empty())
             .map(|(fd, e)| {
                 (
-                    *fd,
+                    fd as RawFd,
                     e.reader.as_ref().map(|h| h.clone_ref(py)),
                     e.writer.as_ref().map(|h| h.clone_ref(py)),
                 )
@@ -180,20 +203,24 @@ impl IoRegistry {
     }
 
     pub fn visit(&self, mut f: impl FnMut(&Py<Handle>)) {
-        for e in self.entries.values() {
+        for e in &self.entries {
             e.reader.iter().chain(e.writer.iter()).for_each(&mut f);
         }
     }
 
     /// Unregisters everything (loop close); the caller releases the handles.
     pub fn drain(&mut self, poller: Option<&Poller>, released: &mut Released) {
-        for (fd, entry) in self.entries.drain() {
+        for (fd, entry) in std::mem::take(&mut self.entries).into_iter().enumerate() {
+            if entry.interest().is_empty() {
+                continue;
+            }
             if let Some(p) = poller {
-                let _ = p.deregister(fd);
+                let _ = p.deregister(fd as RawFd);
             }
             released.extend(entry.reader);
             released.extend(entry.writer);
         }
-        self.internal.clear();
+        self.registered = 0;
+        self.user = 0;
     }
 }
