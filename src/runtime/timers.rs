@@ -163,6 +163,35 @@ mod tests {
     }
 
     #[test]
+    fn matches_a_sorted_reference_under_random_pushes_and_pops() {
+        // A small xorshift, so the test needs no crate and is repeatable.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut heap = TimerHeap::default();
+        let mut reference: Vec<(f64, u64)> = Vec::new();
+        let mut seq = 0;
+        for round in 0..20_000 {
+            if next() % 3 != 0 || reference.is_empty() {
+                let when = (next() % 1000) as f64 / 10.0;
+                heap.push(when, seq);
+                reference.push((when, seq));
+                seq += 1;
+            } else {
+                let end = (next() % 1000) as f64 / 10.0 + 1.0;
+                reference.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let expected = (reference[0].0 < end).then(|| reference.remove(0).1);
+                assert_eq!(heap.pop_due(end), expected, "round {round}");
+            }
+            assert_eq!(heap.len(), reference.len());
+        }
+    }
+
+    #[test]
     fn due_means_strictly_before_end_time() {
         let mut heap = TimerHeap::default();
         heap.push(1.0, ());
