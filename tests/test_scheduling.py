@@ -2,6 +2,7 @@
 
 import asyncio
 import contextvars
+import sys
 import threading
 import time
 
@@ -110,12 +111,14 @@ def test_handle_repr(loop):
     def cb(a, b):
         pass
 
+    # 3.13 shows a callback's arguments only in debug mode.
+    args_x, args_12 = ("1, 'x'", "1, 2") if sys.version_info < (3, 13) else ("", "")
     h = loop.call_soon(cb, 1, "x")
-    assert repr(h).startswith("<Handle test_handle_repr.<locals>.cb(1, 'x') at ")
+    assert repr(h).startswith(f"<Handle test_handle_repr.<locals>.cb({args_x}) at ")
     h.cancel()
     assert repr(h) == "<Handle cancelled>"
     t = loop.call_at(1234.5, cb, 1, 2)
-    assert repr(t).startswith("<TimerHandle when=1234.5 test_handle_repr.<locals>.cb(1, 2) at ")
+    assert repr(t).startswith(f"<TimerHandle when=1234.5 test_handle_repr.<locals>.cb({args_12}) at ")
     t.cancel()
     assert repr(t) == "<TimerHandle cancelled when=1234.5>"
 
@@ -270,7 +273,11 @@ def test_base_exceptions_propagate_and_rest_of_pass_is_kept(loop, exc):
     assert out == ["rest"]
 
 
-def test_nested_run_is_refused(loop):
+def test_nested_run_is_refused(loop, loop_name):
+    if loop_name == "asyncio" and sys.version_info[:3] == (3, 13, 0):
+        pytest.skip("CPython 3.13.0's run_forever resets _thread_id when it refuses a nested "
+                    "run, and the loop then deadlocks (fixed in 3.13.1); ferroloop does not")
+
     async def inner():
         with pytest.raises(RuntimeError, match="This event loop is already running"):
             loop.run_forever()
@@ -309,6 +316,7 @@ def test_create_future_and_tasks(loop):
     assert loop.run_until_complete(task) == "my-task"
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="create_task(context=) is 3.11+")
 def test_create_task_with_context(loop):
     ctx = contextvars.copy_context()
     ctx.run(var.set, "task ctx")

@@ -544,7 +544,7 @@ impl LoopCore {
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
         shield(|| {
-            if delay.is_none() {
+            if delay.is_none() && pyapi::version_at_least(slf.py(), (3, 11)) {
                 return Err(PyTypeError::new_err("delay must not be None"));
             }
             let when = clock::monotonic() + seconds(&delay)?;
