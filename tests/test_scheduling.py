@@ -422,3 +422,37 @@ def test_run_in_executor_and_default_executor(loop):
     loop.run_until_complete(loop.shutdown_default_executor())
     with pytest.raises(RuntimeError):
         executor.submit(print)
+
+
+def _kernel_at_least(major, minor):
+    import platform
+
+    parts = platform.release().split(".")
+    try:
+        return (int(parts[0]), int(parts[1])) >= (major, minor)
+    except (ValueError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not _kernel_at_least(5, 11), reason="epoll_pwait2 is Linux 5.11+")
+def test_sub_millisecond_timers_are_precise_and_never_early():
+    # asyncio rounds poll timeouts up to whole milliseconds, so a 0.3 ms timer fires about
+    # 1 ms late; ferroloop waits with nanosecond timeouts (epoll_pwait2).
+    import ferroloop
+
+    loop = ferroloop.new_event_loop()
+    lateness = []
+
+    async def main():
+        for _ in range(30):
+            fut = loop.create_future()
+            h = loop.call_later(0.0003, lambda: fut.set_result(time.monotonic()))
+            lateness.append(await fut - h.when())
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    lateness.sort()
+    assert lateness[0] >= 0, "a timer fired early"
+    assert lateness[len(lateness) // 2] < 0.0006, f"median lateness {lateness[15] * 1e6:.0f} us"

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -296,10 +297,11 @@ impl LoopCore {
                     .next_when()
                     .map(|when| (when - clock::monotonic()).clamp(0.0, MAXIMUM_SELECT_TIMEOUT))
             };
-            let timeout_ms = clock::timeout_ms(timeout);
+            let timeout = clock::timeout(timeout);
+            let blocking = timeout != Some(Duration::ZERO);
             // A pass with work queued skips the syscall when no fd but the loop's own could
             // have anything to say, and checks those every INTERNAL_POLL_EVERY passes.
-            let must_poll = timeout_ms != 0
+            let must_poll = blocking
                 || core.io.has_user_fds()
                 || (!core.io.is_empty() && core.passes_since_poll >= INTERNAL_POLL_EVERY);
             if must_poll {
@@ -309,7 +311,7 @@ impl LoopCore {
                     .as_ref()
                     .map(Poller::poll_fd)
                     .ok_or_else(loop_closed)?;
-                if timeout_ms != 0 {
+                if blocking {
                     core.stats.blocking_polls += 1;
                     if let Some(waker) = &core.waker {
                         waker.enter_blocking();
@@ -317,7 +319,7 @@ impl LoopCore {
                 } else {
                     core.stats.nonblocking_polls += 1;
                 }
-                Some((timeout_ms, poll_fd))
+                Some((timeout, poll_fd))
             } else {
                 core.passes_since_poll += 1;
                 core.collect_ready(py, this.resolution(), batch);
@@ -325,8 +327,8 @@ impl LoopCore {
             }
         };
         Self::release_purged(py, purged);
-        if let Some((timeout_ms, poll_fd)) = poll {
-            Self::poll(slf, timeout_ms, poll_fd, batch)?;
+        if let Some((timeout, poll_fd)) = poll {
+            Self::poll(slf, timeout, poll_fd, batch)?;
         }
         Self::run_batch(slf, batch)
     }
@@ -344,7 +346,7 @@ impl LoopCore {
     /// then takes the pass's batch.
     fn poll(
         slf: &Bound<'_, Self>,
-        timeout_ms: i32,
+        timeout: Option<Duration>,
         poll_fd: PollFd,
         batch: &mut VecDeque<Py<Handle>>,
     ) -> PyResult<()> {
@@ -353,16 +355,17 @@ impl LoopCore {
         let mut events_guard = lock(&this.events);
         let (buffer, events) = &mut *events_guard;
         events.clear();
-        let polled = if timeout_ms == 0 {
-            poll_fd.wait(buffer, 0, events)
+        let blocking = timeout != Some(Duration::ZERO);
+        let polled = if blocking {
+            py.detach(|| poll_fd.wait(buffer, timeout, events))
         } else {
-            py.detach(|| poll_fd.wait(buffer, timeout_ms, events))
+            poll_fd.wait(buffer, timeout, events)
         };
         let mut released = Released::new();
         {
             let mut core = this.core();
             let core = &mut *core;
-            if timeout_ms != 0 {
+            if blocking {
                 if let Some(waker) = &core.waker {
                     waker.leave_blocking();
                 }
@@ -389,7 +392,7 @@ impl LoopCore {
                 return Err(os_error(err));
             }
         }
-        if timeout_ms != 0 {
+        if blocking {
             // A signal that interrupted the wait runs its Python handler now, so Ctrl-C
             // raises KeyboardInterrupt here as it would in the stdlib loop.
             py.check_signals()?;

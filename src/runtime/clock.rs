@@ -1,5 +1,7 @@
 //! `loop.time()`: the clock of `time.monotonic()`, at full nanosecond resolution.
 
+use std::time::Duration;
+
 use super::sys;
 
 /// Seconds on CLOCK_MONOTONIC, converted exactly as CPython converts its nanosecond
@@ -20,14 +22,15 @@ pub fn resolution() -> f64 {
     sys::monotonic_resolution()
 }
 
-/// A poll timeout in whole milliseconds, rounded *up* so that a timer never fires early
-/// (selectors' epoll does the same `ceil`).
-pub fn timeout_ms(timeout: Option<f64>) -> i32 {
-    match timeout {
-        None => -1,
-        Some(t) if t <= 0.0 => 0,
-        Some(t) => (t * 1e3).ceil().min(i32::MAX as f64) as i32,
-    }
+/// A poll timeout from seconds (`None`: block; zero or less: just check).
+pub fn timeout(seconds: Option<f64>) -> Option<Duration> {
+    seconds.map(|t| {
+        if t > 0.0 {
+            Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX)
+        } else {
+            Duration::ZERO
+        }
+    })
 }
 
 #[cfg(test)]
@@ -42,13 +45,13 @@ mod tests {
     }
 
     #[test]
-    fn timeouts_round_up() {
-        assert_eq!(timeout_ms(None), -1);
-        assert_eq!(timeout_ms(Some(0.0)), 0);
-        assert_eq!(timeout_ms(Some(-1.0)), 0);
-        assert_eq!(timeout_ms(Some(0.0001)), 1);
-        assert_eq!(timeout_ms(Some(0.001)), 1);
-        assert_eq!(timeout_ms(Some(1.5)), 1500);
+    fn timeouts_from_seconds() {
+        assert_eq!(timeout(None), None);
+        assert_eq!(timeout(Some(0.0)), Some(Duration::ZERO));
+        assert_eq!(timeout(Some(-1.0)), Some(Duration::ZERO));
+        assert_eq!(timeout(Some(0.0001)), Some(Duration::from_micros(100)));
+        assert_eq!(timeout(Some(1.5)), Some(Duration::from_millis(1500)));
+        assert_eq!(timeout(Some(f64::INFINITY)), Some(Duration::MAX));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
 
 use super::sys;
 
@@ -70,16 +72,21 @@ impl Default for EventBuffer {
 #[derive(Clone, Copy)]
 pub struct PollFd(RawFd);
 
+/// Set once `epoll_pwait2` answered ENOSYS (a kernel before 5.11).
+static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
+
 impl PollFd {
-    /// Waits up to `timeout_ms` (-1: forever) and appends what became ready to `out`.
+    /// Waits up to `timeout` (`None`: forever) and appends what became ready to `out`.
+    /// The timeout has nanosecond precision where the kernel has `epoll_pwait2`; elsewhere
+    /// it is rounded *up* to whole milliseconds, so a timer never fires early either way.
     /// EINTR is returned to the caller, which must run signal handlers before waiting again.
     pub fn wait(
         self,
         buffer: &mut EventBuffer,
-        timeout_ms: i32,
+        timeout: Option<Duration>,
         out: &mut Vec<Event>,
     ) -> io::Result<()> {
-        let n = sys::epoll_wait(self.0, &mut buffer.raw, timeout_ms)?;
+        let n = self.wait_raw(&mut buffer.raw, timeout)?;
         let hup_or_err = (libc::EPOLLHUP | libc::EPOLLERR) as u32;
         out.extend(buffer.raw[..n].iter().map(|ev| {
             let bits = ev.events;
@@ -90,6 +97,34 @@ impl PollFd {
             }
         }));
         Ok(())
+    }
+}
+
+impl PollFd {
+    fn wait_raw(
+        self,
+        raw: &mut [libc::epoll_event],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let sub_ms = timeout.is_some_and(|t| t.subsec_nanos() % 1_000_000 != 0);
+        if sub_ms && !NO_PWAIT2.load(Relaxed) {
+            match sys::epoll_pwait2(self.0, raw, timeout) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => NO_PWAIT2.store(true, Relaxed),
+                other => return other,
+            }
+        }
+        sys::epoll_wait(self.0, raw, timeout_ms(timeout))
+    }
+}
+
+/// A timeout in whole milliseconds for `epoll_wait`, rounded up (-1: forever).
+fn timeout_ms(timeout: Option<Duration>) -> i32 {
+    match timeout {
+        None => -1,
+        Some(t) => {
+            let ms = t.as_nanos().div_ceil(1_000_000);
+            ms.min(i32::MAX as u128) as i32
+        }
     }
 }
 
@@ -182,7 +217,10 @@ mod tests {
             )
             .unwrap();
         let mut events = Vec::new();
-        poller.poll_fd().wait(&mut buf, 0, &mut events).unwrap();
+        poller
+            .poll_fd()
+            .wait(&mut buf, Some(Duration::ZERO), &mut events)
+            .unwrap();
         assert_eq!(
             events,
             vec![Event {
@@ -194,7 +232,10 @@ mod tests {
 
         sys::write_u64(w, 1).unwrap();
         events.clear();
-        poller.poll_fd().wait(&mut buf, 0, &mut events).unwrap();
+        poller
+            .poll_fd()
+            .wait(&mut buf, Some(Duration::ZERO), &mut events)
+            .unwrap();
         events.sort_by_key(|e| e.token);
         assert_eq!(
             events[0],
@@ -206,6 +247,44 @@ mod tests {
         );
         sys::close(r);
         sys::close(w);
+    }
+
+    #[test]
+    fn timeouts_round_up_to_milliseconds_for_epoll_wait() {
+        assert_eq!(timeout_ms(None), -1);
+        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
+        assert_eq!(timeout_ms(Some(Duration::from_nanos(1))), 1);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1500))), 2);
+        assert_eq!(timeout_ms(Some(Duration::from_millis(7))), 7);
+    }
+
+    #[test]
+    fn sub_millisecond_timeout_is_not_rounded_to_a_millisecond() {
+        let poller = Poller::new().unwrap();
+        let mut buf = EventBuffer::default();
+        let mut events = Vec::new();
+        let mut elapsed = Vec::new();
+        for _ in 0..20 {
+            let t0 = std::time::Instant::now();
+            poller
+                .poll_fd()
+                .wait(&mut buf, Some(Duration::from_micros(200)), &mut events)
+                .unwrap();
+            elapsed.push(t0.elapsed());
+        }
+        elapsed.sort();
+        assert!(
+            elapsed[0] >= Duration::from_micros(200),
+            "woke early: {:?}",
+            elapsed[0]
+        );
+        if !NO_PWAIT2.load(Relaxed) {
+            assert!(
+                elapsed[10] < Duration::from_micros(900),
+                "median {:?}",
+                elapsed[10]
+            );
+        }
     }
 
     #[test]

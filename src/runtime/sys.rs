@@ -44,6 +44,42 @@ pub fn epoll_wait(
         .map(|n| n as usize)
 }
 
+/// `epoll_pwait2` (Linux 5.11+): like `epoll_wait`, with a nanosecond timeout (`None`
+/// blocks). Returns ENOSYS on older kernels; the caller falls back to `epoll_wait`.
+pub fn epoll_pwait2(
+    epfd: RawFd,
+    events: &mut [libc::epoll_event],
+    timeout: Option<std::time::Duration>,
+) -> io::Result<usize> {
+    let cap = events.len().min(i32::MAX as usize) as libc::c_int;
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `events` is a live, writable buffer of `cap` entries; `ts_ptr` is null or
+    // points at `ts`, which outlives the call; a null sigmask with size 0 leaves the
+    // signal mask alone, as epoll_wait does.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_epoll_pwait2,
+            epfd,
+            events.as_mut_ptr(),
+            cap,
+            ts_ptr,
+            std::ptr::null::<libc::sigset_t>(),
+            0usize,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 pub fn eventfd() -> io::Result<RawFd> {
     // SAFETY: eventfd takes no pointers; the flags are valid constants.
     check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })

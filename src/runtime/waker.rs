@@ -84,13 +84,23 @@ mod tests {
         let mut events = Vec::new();
 
         waker.wake();
-        poller.poll_fd().wait(&mut buf, 0, &mut events).unwrap();
+        poller
+            .poll_fd()
+            .wait(&mut buf, Some(std::time::Duration::ZERO), &mut events)
+            .unwrap();
         assert!(events.is_empty(), "not blocking: no write");
 
         waker.enter_blocking();
         waker.wake();
         waker.wake();
-        poller.poll_fd().wait(&mut buf, 1000, &mut events).unwrap();
+        poller
+            .poll_fd()
+            .wait(
+                &mut buf,
+                Some(std::time::Duration::from_secs(1)),
+                &mut events,
+            )
+            .unwrap();
         assert_eq!(events.len(), 1);
         waker.drain();
         waker.leave_blocking();
@@ -122,7 +132,14 @@ mod tests {
             w.wake();
         });
         let mut events = Vec::new();
-        poller.poll_fd().wait(&mut buf, 5000, &mut events).unwrap();
+        poller
+            .poll_fd()
+            .wait(
+                &mut buf,
+                Some(std::time::Duration::from_secs(5)),
+                &mut events,
+            )
+            .unwrap();
         t.join().unwrap();
         assert_eq!(events.len(), 1);
     }
