@@ -42,11 +42,12 @@ conformance: build
 test: cargo-test pytest conformance
 
 bench: build
+	cargo build --release -q -p ferroloop-loadgen
 	$(VPY) bench/run.py
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 clean:
 	rm -rf target .venv .venv-*

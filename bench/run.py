@@ -5,13 +5,21 @@ running every workload; the table gives per-workload medians of throughput, the 
 (max-min over median), CPU time per operation, and ferroloop's ratio to uvloop (and to
 the stdlib loop). It refuses to time a debug build of ferroloop.
 
-    python bench/run.py [--rounds 5] [--only "call_soon chain,future ping-pong"] [--json out.json]
+The network rows run an echo server (asyncio.Protocol, streams, sock_*; TCP and Unix;
+1, 10 and 100 KiB) in its own process, loaded by the Rust load generator in another
+(bench/loadgen), and report requests/s, p50/p99 latency and the server's CPU time per
+request; the ratio to uvloop is of CPU time per request.
+
+    python bench/run.py [--rounds 5] [--only "call_soon chain,future ping-pong"]
+                        [--net-rounds 3] [--net-duration 1.0] [--no-net] [--no-micro]
+                        [--json out.json]
 """
 
 import argparse
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -19,6 +27,79 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOOPS = ("asyncio", "uvloop", "ferroloop")
+LOADGEN = os.path.join(os.path.dirname(HERE), "target", "release", "loadgen")
+NET_ROWS = [(family, mode, size)
+            for family in ("tcp", "unix")
+            for mode in ("protocol", "streams", "sock")
+            for size in (1024, 10 * 1024, 100 * 1024)]
+# The issue's targets for the network rows: ratio of uvloop's CPU time per request to ours.
+NET_TARGETS = {"protocol": 1.3, "streams": 1.15, "sock": 1.15}
+
+
+def net_sample(loop_name, family, mode, size, duration):
+    """One measurement: a fresh server process, loaded for `duration` seconds."""
+    server = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "net_server.py"), loop_name, mode, family],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = server.stdout.readline().split()
+        if not ready or ready[0] != "READY":
+            raise SystemExit(f"{loop_name} {mode} server did not start: {server.stderr.read()}")
+        target = ["--unix", ready[1]] if family == "unix" else ["--tcp", ready[1]]
+        load = subprocess.run(
+            [LOADGEN, *target, "--size", str(size), "--conns", "8", "--duration", str(duration)],
+            capture_output=True, text=True, timeout=duration + 60)
+        if load.returncode != 0:
+            raise SystemExit(f"loadgen failed against {loop_name} {mode}: {load.stderr}")
+        result = json.loads(load.stdout)
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=30)
+        result["cpu"] = json.loads(out.strip().splitlines()[-1])["cpu"]
+        return result
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
+def run_net(rounds, duration, report):
+    if not os.path.exists(LOADGEN):
+        raise SystemExit(f"{LOADGEN} is missing: cargo build --release -p ferroloop-loadgen "
+                         "(make bench does it)")
+    samples = {(row, l): [] for row in NET_ROWS for l in LOOPS}
+    for r in range(rounds):
+        for i, row in enumerate(NET_ROWS):
+            order = LOOPS[(r + i) % 3:] + LOOPS[:(r + i) % 3]
+            sys.stderr.write(f"\r  network round {r + 1}/{rounds}: {' '.join(map(str, row)):<22}")
+            sys.stderr.flush()
+            for loop_name in order:
+                samples[(row, loop_name)].append(net_sample(loop_name, *row, duration))
+    sys.stderr.write("\r" + " " * 60 + "\r")
+
+    header = (f"{'echo (8 connections)':<24}" + "".join(f"{l + ' req/s':>16}" for l in LOOPS) +
+              f"{'cpu us/req a/u/f':>22}{'vs uvloop':>11}{'target':>8}"
+              f"{'p50 us a/u/f':>18}{'p99 us a/u/f':>20}")
+    print()
+    print(header)
+    print("-" * len(header))
+    for row in NET_ROWS:
+        family, mode, size = row
+        med = {l: {k: statistics.median(s[k] for s in samples[(row, l)])
+                   for k in ("rps", "p50_us", "p99_us")} for l in LOOPS}
+        cpu = {l: statistics.median(s["cpu"] / s["requests"] * 1e6 for s in samples[(row, l)])
+               for l in LOOPS}
+        vs_uv = cpu["uvloop"] / cpu["ferroloop"]
+        target = NET_TARGETS[mode] if size == 1024 else 1.0
+        name = f"{family} {mode} {size // 1024} KiB"
+        print(f"{name:<24}" + "".join(f"{med[l]['rps']:>16,.0f}" for l in LOOPS) +
+              f"{'/'.join(f'{cpu[l]:.1f}' for l in LOOPS):>22}{vs_uv:>10.2f}x{target:>7.2f}x"
+              f"{'/'.join(str(int(med[l]['p50_us'])) for l in LOOPS):>18}"
+              f"{'/'.join(str(int(med[l]['p99_us'])) for l in LOOPS):>20}"
+              f"{'' if vs_uv >= target else ' *'}")
+        report[name] = {"rps": {l: med[l]["rps"] for l in LOOPS}, "cpu_us_per_req": cpu,
+                        "p50_us": {l: med[l]["p50_us"] for l in LOOPS},
+                        "p99_us": {l: med[l]["p99_us"] for l in LOOPS},
+                        "vs_uvloop_cpu": vs_uv, "target": target}
+    print("(ratio = uvloop's server CPU time per request / ferroloop's; * = below the target)")
 
 
 def new_loop(name):
@@ -64,6 +145,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", default="")
     parser.add_argument("--json", default="")
+    parser.add_argument("--net-rounds", type=int, default=3)
+    parser.add_argument("--net-duration", type=float, default=1.0)
+    parser.add_argument("--no-net", action="store_true", help="skip the network rows")
+    parser.add_argument("--no-micro", action="store_true", help="skip the micro rows")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -87,11 +172,23 @@ def main():
     print(f"Python {sys.version.split()[0]}, uvloop {uvloop.__version__}, "
           f"ferroloop {ferroloop.__version__} ({ferroloop.build_profile}); "
           f"{args.rounds} interleaved rounds, {os.cpu_count()} cpus")
+    report = {}
+    if not args.no_micro:
+        report["geomean_vs_uvloop"] = run_micro(names, args.rounds, TARGETS, report)
+    if not args.no_net:
+        run_net(args.net_rounds, args.net_duration, report)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0
+
+
+def run_micro(names, rounds, TARGETS, report):
     samples = {(n, l): [] for n in names for l in LOOPS}
-    for r in range(args.rounds):
+    for r in range(rounds):
         order = LOOPS[r % 3:] + LOOPS[:r % 3]
         for loop_name in order:
-            sys.stderr.write(f"\r  round {r + 1}/{args.rounds}: {loop_name:<10}")
+            sys.stderr.write(f"\r  round {r + 1}/{rounds}: {loop_name:<10}")
             sys.stderr.flush()
             out = subprocess.run(
                 [sys.executable, os.path.abspath(__file__), "--worker", loop_name,
@@ -116,7 +213,7 @@ def main():
               f"{'cpu us/op a/u/f':>22}{'spread % a/u/f':>17}")
     print(header)
     print("-" * len(header))
-    ratios, report = [], {}
+    ratios = []
     for name in names:
         rate = {l: 1 / med(name, l, "wall") for l in LOOPS}
         cpu = {l: med(name, l, "cpu") * 1e6 for l in LOOPS}
@@ -133,10 +230,7 @@ def main():
                         "vs_asyncio": vs_aio, "target": target}
     geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
     print(f"geomean vs uvloop: {geomean:.2f}x   (* = below the issue's target)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"rows": report, "geomean_vs_uvloop": geomean}, f, indent=1)
-    return 0
+    return geomean
 
 
 if __name__ == "__main__":
