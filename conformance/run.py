@@ -162,13 +162,16 @@ def worker(module_name, use_ferroloop, out_path):
     outcomes = {}
 
     class Recorder(unittest.TestResult):
+        # A skipped class reports addSkip without startTest (3.12), hence the default.
+        _before = None
+
         def startTest(self, test):
             super().startTest(test)
             self._before = dict(counters) if counters else None
 
         def _record(self, test, status):
             test_id = test.id().replace("test.test_asyncio.", "")
-            on_ferroloop = bool(counters and counters["runs"] > self._before["runs"]) if counters else False
+            on_ferroloop = bool(counters and self._before and counters["runs"] > self._before["runs"])
             previous = outcomes.get(test_id)
             # A test with several outcomes (subTests, errors in cleanups) keeps the worst.
             if previous is None or previous[0] == "passed" or status in ("failed", "error"):

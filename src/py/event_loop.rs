@@ -58,8 +58,31 @@ pub struct LoopCore {
     callbacks_run: AtomicU64,
     debug: AtomicBool,
     clock_resolution: AtomicU64,
-    thread_id: Mutex<Option<Py<PyAny>>>,
-    current_handle: Mutex<Option<Py<PyAny>>>,
+    thread_id: ObjectSlot,
+    current_handle: ObjectSlot,
+}
+
+/// A Python object, or None, behind a lock: `_thread_id` and `_current_handle`, which other
+/// threads may read (`is_running()`).
+#[derive(Default)]
+struct ObjectSlot(Mutex<Option<Py<PyAny>>>);
+
+impl ObjectSlot {
+    fn get(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        lock(&self.0).as_ref().map(|o| o.clone_ref(py))
+    }
+
+    fn is_set(&self) -> bool {
+        lock(&self.0).is_some()
+    }
+
+    /// Replaces the value (None for Python's None). The old value is dropped after the
+    /// lock is released: its finalizer may run code that reads this slot.
+    fn set(&self, value: Option<Bound<'_, PyAny>>) {
+        let new = value.filter(|v| !v.is_none()).map(Bound::unbind);
+        let old = std::mem::replace(&mut *lock(&self.0), new);
+        drop(old);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -432,13 +455,11 @@ impl LoopCore {
     /// Runs a handle timing it, and warns when it took `slow_callback_duration` or more.
     fn run_debug(slf: &Bound<'_, Self>, handle: &Bound<'_, Handle>) -> PyResult<()> {
         let this = slf.get();
-        let previous = lock(&this.current_handle).replace(handle.clone().into_any().unbind());
-        drop(previous);
+        this.current_handle.set(Some(handle.clone().into_any()));
         let t0 = clock::monotonic();
         let result = handles::run(handle);
         let dt = clock::monotonic() - t0;
-        let current = lock(&this.current_handle).take();
-        drop(current);
+        this.current_handle.set(None);
         result?;
         let slow: f64 = slf.getattr("slow_callback_duration")?.extract()?;
         if dt >= slow {
@@ -467,14 +488,7 @@ impl LoopCore {
             let poller = Poller::new().map_err(os_error)?;
             let waker = Waker::new().map_err(os_error)?;
             poller
-                .register(
-                    waker.fd(),
-                    Interest {
-                        readable: true,
-                        writable: false,
-                    },
-                    WAKER_TOKEN,
-                )
+                .register(waker.fd(), Interest::READABLE, WAKER_TOKEN)
                 .map_err(os_error)?;
             Ok(LoopCore {
                 core: Mutex::new(Core {
@@ -492,8 +506,8 @@ impl LoopCore {
                 stopping: AtomicBool::new(false),
                 debug: AtomicBool::new(false),
                 clock_resolution: AtomicU64::new(clock::resolution().to_bits()),
-                thread_id: Mutex::new(None),
-                current_handle: Mutex::new(None),
+                thread_id: ObjectSlot::default(),
+                current_handle: ObjectSlot::default(),
             })
         })
     }
@@ -641,7 +655,7 @@ impl LoopCore {
     }
 
     fn is_running(&self) -> bool {
-        lock(&self.thread_id).is_some()
+        self.thread_id.is_set()
     }
 
     fn is_closed(&self) -> bool {
@@ -792,28 +806,20 @@ impl LoopCore {
 
     #[getter]
     fn _thread_id(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        lock(&self.thread_id).as_ref().map(|t| t.clone_ref(py))
+        self.thread_id.get(py)
     }
     #[setter(_thread_id)]
     fn set_thread_id(&self, value: Option<Bound<'_, PyAny>>) {
-        let old = std::mem::replace(
-            &mut *lock(&self.thread_id),
-            value.filter(|v| !v.is_none()).map(Bound::unbind),
-        );
-        drop(old);
+        self.thread_id.set(value);
     }
 
     #[getter]
     fn _current_handle(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        lock(&self.current_handle).as_ref().map(|h| h.clone_ref(py))
+        self.current_handle.get(py)
     }
     #[setter(_current_handle)]
     fn set_current_handle(&self, value: Option<Bound<'_, PyAny>>) {
-        let old = std::mem::replace(
-            &mut *lock(&self.current_handle),
-            value.filter(|v| !v.is_none()).map(Bound::unbind),
-        );
-        drop(old);
+        self.current_handle.set(value);
     }
 
     #[getter]
@@ -886,7 +892,7 @@ impl LoopCore {
             });
             result?;
         }
-        if let Ok(h) = self.current_handle.try_lock() {
+        if let Ok(h) = self.current_handle.0.try_lock() {
             visit.call(h.as_ref())?;
         }
         Ok(())

@@ -16,9 +16,13 @@ pub struct Interest {
 }
 
 impl Interest {
-    pub const NONE: Interest = Interest {
-        readable: false,
+    pub const READABLE: Interest = Interest {
+        readable: true,
         writable: false,
+    };
+    pub const WRITABLE: Interest = Interest {
+        readable: false,
+        writable: true,
     };
 
     pub fn is_empty(self) -> bool {
@@ -196,26 +200,8 @@ mod tests {
         let poller = Poller::new().unwrap();
         let mut buf = EventBuffer::default();
         let (r, w) = pipe();
-        poller
-            .register(
-                r,
-                Interest {
-                    readable: true,
-                    writable: false,
-                },
-                7,
-            )
-            .unwrap();
-        poller
-            .register(
-                w,
-                Interest {
-                    readable: false,
-                    writable: true,
-                },
-                8,
-            )
-            .unwrap();
+        poller.register(r, Interest::READABLE, 7).unwrap();
+        poller.register(w, Interest::WRITABLE, 8).unwrap();
         let mut events = Vec::new();
         poller
             .poll_fd()
@@ -291,16 +277,7 @@ mod tests {
     fn reregister_after_kernel_dropped_the_fd() {
         let poller = Poller::new().unwrap();
         let (r, w) = pipe();
-        poller
-            .register(
-                r,
-                Interest {
-                    readable: true,
-                    writable: false,
-                },
-                1,
-            )
-            .unwrap();
+        poller.register(r, Interest::READABLE, 1).unwrap();
         poller.deregister(r).unwrap();
         poller
             .reregister(
@@ -324,14 +301,7 @@ mod tests {
         let poller = Poller::new().unwrap();
         let never_open = i32::MAX;
         let err = poller
-            .register(
-                never_open,
-                Interest {
-                    readable: true,
-                    writable: false,
-                },
-                1,
-            )
+            .register(never_open, Interest::READABLE, 1)
             .unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EBADF));
     }

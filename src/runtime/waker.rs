@@ -71,16 +71,7 @@ mod tests {
         let poller = Poller::new().unwrap();
         let mut buf = EventBuffer::default();
         let waker = Waker::new().unwrap();
-        poller
-            .register(
-                waker.fd(),
-                Interest {
-                    readable: true,
-                    writable: false,
-                },
-                0,
-            )
-            .unwrap();
+        poller.register(waker.fd(), Interest::READABLE, 0).unwrap();
         let mut events = Vec::new();
 
         waker.wake();
@@ -115,16 +106,7 @@ mod tests {
         let poller = Poller::new().unwrap();
         let mut buf = EventBuffer::default();
         let waker = std::sync::Arc::new(Waker::new().unwrap());
-        poller
-            .register(
-                waker.fd(),
-                Interest {
-                    readable: true,
-                    writable: false,
-                },
-                0,
-            )
-            .unwrap();
+        poller.register(waker.fd(), Interest::READABLE, 0).unwrap();
         waker.enter_blocking();
         let w = waker.clone();
         let t = std::thread::spawn(move || {
