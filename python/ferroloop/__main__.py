@@ -1,8 +1,8 @@
-"""python -m ferroloop [script.py | -m module] [args ...]
+"""python -m ferroloop [script.py | - | -m module] [args ...]
 
-Runs a script (or a module) with ferroloop as asyncio's event loop: sys.argv, __main__,
-sys.path[0] and the exit code are as `python script.py` would have them. With no
-arguments, runs the demo.
+Runs a script (a file, `-` for standard input, or a module) with ferroloop as asyncio's
+event loop: sys.argv, __main__, sys.path[0] and the exit code are as `python script.py`
+would have them. With no arguments, runs the demo.
 """
 
 import os
