@@ -45,7 +45,7 @@ bench: build
 	cargo build --release -q -p ferroloop-loadgen
 	$(VPY) bench/run.py
 
-lint:
+lint: $(VENV)/.deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
