@@ -42,6 +42,7 @@ conformance: build
 test: cargo-test pytest conformance
 
 bench: build
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cargo build --release -q -p ferroloop-loadgen
 	$(VPY) bench/run.py
 

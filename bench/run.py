@@ -8,7 +8,8 @@ the stdlib loop). It refuses to time a debug build of ferroloop.
 The network rows run an echo server (asyncio.Protocol, streams, sock_*; TCP and Unix;
 1, 10 and 100 KiB) in its own process, loaded by the Rust load generator in another
 (bench/loadgen), and report requests/s, p50/p99 latency and the server's CPU time per
-request; the ratio to uvloop is of CPU time per request.
+request; the ratio to uvloop is of CPU time per request. The HTTP rows serve a keep-alive
+hello-world (an httptools Protocol, and aiohttp.web) loaded by wrk.
 
     python bench/run.py [--rounds 5] [--only "call_soon chain,future ping-pong"]
                         [--net-rounds 3] [--net-duration 1.0] [--no-net] [--no-micro]
@@ -61,6 +62,98 @@ def net_sample(loop_name, family, mode, size, duration):
             server.kill()
 
 
+HTTP_ROWS = ("httptools", "aiohttp")
+# The issue's target for httptools: uvloop's CPU time per request over ours.
+HTTP_TARGETS = {"httptools": 1.3, "aiohttp": 1.0}
+
+
+def parse_wrk(text):
+    """Requests, requests/s and the 50th/99th latency percentiles (us) from `wrk --latency`."""
+    unit = {"us": 1, "ms": 1e3, "s": 1e6}
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("50%", "99%"):
+            value = parts[1]
+            suffix = "us" if value.endswith("us") else "ms" if value.endswith("ms") else "s"
+            out["p50_us" if parts[0] == "50%" else "p99_us"] = (
+                float(value[:-len(suffix)]) * unit[suffix])
+        elif "requests in" in line:
+            out["requests"] = int(parts[0])
+        elif line.startswith("Requests/sec:"):
+            out["rps"] = float(parts[1])
+    if not {"requests", "rps", "p50_us", "p99_us"} <= out.keys():
+        raise SystemExit(f"could not read wrk's output:\n{text}")
+    return out
+
+
+def http_sample(loop_name, mode, duration):
+    server = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "http_server.py"), loop_name, mode],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = server.stdout.readline().split()
+        if not ready or ready[0] != "READY":
+            raise SystemExit(f"{loop_name} {mode} server did not start: {server.stderr.read()}")
+        load = subprocess.run(
+            ["wrk", "-t1", "-c32", f"-d{max(1, round(duration))}s", "--latency",
+             f"http://127.0.0.1:{ready[1]}/"],
+            capture_output=True, text=True, timeout=duration + 60)
+        if load.returncode != 0:
+            raise SystemExit(f"wrk failed against {loop_name} {mode}: {load.stderr}")
+        result = parse_wrk(load.stdout)
+        server.send_signal(signal.SIGTERM)
+        out, _ = server.communicate(timeout=30)
+        result["cpu"] = json.loads(out.strip().splitlines()[-1])["cpu"]
+        return result
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
+def print_load_table(title, rows, samples, targets, report):
+    header = (f"{title:<24}" + "".join(f"{l + ' req/s':>16}" for l in LOOPS) +
+              f"{'cpu us/req a/u/f':>22}{'vs uvloop':>11}{'target':>8}"
+              f"{'p50 us a/u/f':>18}{'p99 us a/u/f':>20}")
+    print()
+    print(header)
+    print("-" * len(header))
+    for name, row in rows:
+        med = {l: {k: statistics.median(s[k] for s in samples[(row, l)])
+                   for k in ("rps", "p50_us", "p99_us")} for l in LOOPS}
+        cpu = {l: statistics.median(s["cpu"] / s["requests"] * 1e6 for s in samples[(row, l)])
+               for l in LOOPS}
+        vs_uv = cpu["uvloop"] / cpu["ferroloop"]
+        target = targets[row]
+        print(f"{name:<24}" + "".join(f"{med[l]['rps']:>16,.0f}" for l in LOOPS) +
+              f"{'/'.join(f'{cpu[l]:.1f}' for l in LOOPS):>22}{vs_uv:>10.2f}x{target:>7.2f}x"
+              f"{'/'.join(str(int(med[l]['p50_us'])) for l in LOOPS):>18}"
+              f"{'/'.join(str(int(med[l]['p99_us'])) for l in LOOPS):>20}"
+              f"{'' if vs_uv >= target else ' *'}")
+        report[name] = {"rps": {l: med[l]["rps"] for l in LOOPS}, "cpu_us_per_req": cpu,
+                        "p50_us": {l: med[l]["p50_us"] for l in LOOPS},
+                        "p99_us": {l: med[l]["p99_us"] for l in LOOPS},
+                        "vs_uvloop_cpu": vs_uv, "target": target}
+    print("(ratio = uvloop's server CPU time per request / ferroloop's; * = below the target)")
+
+
+def run_http(rounds, duration, report):
+    import shutil
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk (make bench does it)")
+    samples = {(row, l): [] for row in HTTP_ROWS for l in LOOPS}
+    for r in range(rounds):
+        for i, row in enumerate(HTTP_ROWS):
+            order = LOOPS[(r + i) % 3:] + LOOPS[:(r + i) % 3]
+            sys.stderr.write(f"\r  http round {r + 1}/{rounds}: {row:<22}")
+            sys.stderr.flush()
+            for loop_name in order:
+                samples[(row, loop_name)].append(http_sample(loop_name, row, duration))
+    sys.stderr.write("\r" + " " * 60 + "\r")
+    print_load_table("http hello (wrk -c32)", [(f"http {row}", row) for row in HTTP_ROWS],
+                     samples, HTTP_TARGETS, report)
+
+
 def run_net(rounds, duration, report):
     if not os.path.exists(LOADGEN):
         raise SystemExit(f"{LOADGEN} is missing: cargo build --release -p ferroloop-loadgen "
@@ -75,31 +168,10 @@ def run_net(rounds, duration, report):
                 samples[(row, loop_name)].append(net_sample(loop_name, *row, duration))
     sys.stderr.write("\r" + " " * 60 + "\r")
 
-    header = (f"{'echo (8 connections)':<24}" + "".join(f"{l + ' req/s':>16}" for l in LOOPS) +
-              f"{'cpu us/req a/u/f':>22}{'vs uvloop':>11}{'target':>8}"
-              f"{'p50 us a/u/f':>18}{'p99 us a/u/f':>20}")
-    print()
-    print(header)
-    print("-" * len(header))
-    for row in NET_ROWS:
-        family, mode, size = row
-        med = {l: {k: statistics.median(s[k] for s in samples[(row, l)])
-                   for k in ("rps", "p50_us", "p99_us")} for l in LOOPS}
-        cpu = {l: statistics.median(s["cpu"] / s["requests"] * 1e6 for s in samples[(row, l)])
-               for l in LOOPS}
-        vs_uv = cpu["uvloop"] / cpu["ferroloop"]
-        target = NET_TARGETS[mode] if size == 1024 else 1.0
-        name = f"{family} {mode} {size // 1024} KiB"
-        print(f"{name:<24}" + "".join(f"{med[l]['rps']:>16,.0f}" for l in LOOPS) +
-              f"{'/'.join(f'{cpu[l]:.1f}' for l in LOOPS):>22}{vs_uv:>10.2f}x{target:>7.2f}x"
-              f"{'/'.join(str(int(med[l]['p50_us'])) for l in LOOPS):>18}"
-              f"{'/'.join(str(int(med[l]['p99_us'])) for l in LOOPS):>20}"
-              f"{'' if vs_uv >= target else ' *'}")
-        report[name] = {"rps": {l: med[l]["rps"] for l in LOOPS}, "cpu_us_per_req": cpu,
-                        "p50_us": {l: med[l]["p50_us"] for l in LOOPS},
-                        "p99_us": {l: med[l]["p99_us"] for l in LOOPS},
-                        "vs_uvloop_cpu": vs_uv, "target": target}
-    print("(ratio = uvloop's server CPU time per request / ferroloop's; * = below the target)")
+    rows = [(f"{family} {mode} {size // 1024} KiB", (family, mode, size))
+            for family, mode, size in NET_ROWS]
+    targets = {row: NET_TARGETS[row[1]] if row[2] == 1024 else 1.0 for row in NET_ROWS}
+    print_load_table("echo (8 connections)", rows, samples, targets, report)
 
 
 def new_loop(name):
@@ -177,6 +249,7 @@ def main():
         report["geomean_vs_uvloop"] = run_micro(names, args.rounds, TARGETS, report)
     if not args.no_net:
         run_net(args.net_rounds, args.net_duration, report)
+        run_http(args.net_rounds, max(args.net_duration, 1.0), report)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
