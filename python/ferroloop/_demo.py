@@ -40,17 +40,13 @@ async def _scenarios():
     ticker.cancel()
     print(f"  run_in_executor: a blocking 0.1 s sleep ran in a thread; the loop ticked {ticks} times")
 
-    async with asyncio.timeout(0.05) if hasattr(asyncio, "timeout") else _null():
-        await asyncio.sleep(0.01)
-    print(f"  all_tasks: {sorted(t.get_name() for t in asyncio.all_tasks())}")
-
-
-class _null:
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        return False
+    workers = [asyncio.create_task(sleeper(f"worker-{i}", 0.01 * i), name=f"worker-{i}")
+               for i in range(3)]
+    await workers[0]
+    listing = ", ".join(f"{t.get_name()} done={t.done()}"
+                        for t in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()))
+    print(f"  all_tasks: {listing}")
+    await asyncio.gather(*workers)
 
 
 def _threads():
