@@ -16,7 +16,7 @@ VENV ?= $(if $(filter python3,$(PY)),.venv,.venv-$(PYVER))
 VPY := $(VENV)/bin/python
 export PYO3_PYTHON := $(abspath $(VPY))
 
-.PHONY: run test build cargo-test pytest conformance bench lint clean
+.PHONY: run test build loadgen wrk cargo-test pytest conformance bench lint clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,10 @@ run: build
 cargo-test: $(VENV)/.deps
 	cargo test --lib -q
 
-pytest: build
+loadgen:
+	cargo build --release -q -p ferroloop-loadgen
+
+pytest: build loadgen wrk
 	$(VPY) -m pytest -q tests
 
 conformance: build
@@ -41,10 +44,12 @@ conformance: build
 
 test: cargo-test pytest conformance
 
-bench: build
-	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	cargo build --release -q -p ferroloop-loadgen
+bench: build loadgen wrk
 	$(VPY) bench/run.py
+
+# wrk (Debian's package) loads the HTTP rows of the bench.
+wrk:
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
 lint: $(VENV)/.deps
 	cargo fmt --all -- --check

@@ -37,29 +37,42 @@ NET_ROWS = [(family, mode, size)
 NET_TARGETS = {"protocol": 1.3, "streams": 1.15, "sock": 1.15}
 
 
-def net_sample(loop_name, family, mode, size, duration):
-    """One measurement: a fresh server process, loaded for `duration` seconds."""
+def serve_and_load(loop_name, kind, family, load):
+    """Runs `kind`'s server (bench/servers.py) on `loop_name` in its own process, applies
+    `load(address)` (which returns a dict with "requests"), and adds the server's CPU time."""
     server = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "net_server.py"), loop_name, mode, family],
+        [sys.executable, os.path.join(HERE, "servers.py"), loop_name, kind, family],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready = server.stdout.readline().split()
         if not ready or ready[0] != "READY":
-            raise SystemExit(f"{loop_name} {mode} server did not start: {server.stderr.read()}")
-        target = ["--unix", ready[1]] if family == "unix" else ["--tcp", ready[1]]
-        load = subprocess.run(
-            [LOADGEN, *target, "--size", str(size), "--conns", "8", "--duration", str(duration)],
-            capture_output=True, text=True, timeout=duration + 60)
-        if load.returncode != 0:
-            raise SystemExit(f"loadgen failed against {loop_name} {mode}: {load.stderr}")
-        result = json.loads(load.stdout)
+            raise SystemExit(f"{loop_name} {kind} server did not start: {server.stderr.read()}")
+        result = load(ready[1])
         server.send_signal(signal.SIGTERM)
-        out, err = server.communicate(timeout=30)
+        out, _ = server.communicate(timeout=30)
         result["cpu"] = json.loads(out.strip().splitlines()[-1])["cpu"]
         return result
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def checked(cmd, what, timeout):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed: {proc.stderr}")
+    return proc.stdout
+
+
+def net_sample(loop_name, family, mode, size, duration):
+    """One echo measurement: a fresh server process, loaded by loadgen for `duration` s."""
+    def load(address):
+        target = ["--unix", address] if family == "unix" else ["--tcp", address]
+        return json.loads(checked(
+            [LOADGEN, *target, "--size", str(size), "--conns", "8", "--duration", str(duration)],
+            f"loadgen against {loop_name} {mode}", duration + 60))
+
+    return serve_and_load(loop_name, mode, family, load)
 
 
 HTTP_ROWS = ("httptools", "aiohttp")
@@ -88,27 +101,11 @@ def parse_wrk(text):
 
 
 def http_sample(loop_name, mode, duration):
-    server = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "http_server.py"), loop_name, mode],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        ready = server.stdout.readline().split()
-        if not ready or ready[0] != "READY":
-            raise SystemExit(f"{loop_name} {mode} server did not start: {server.stderr.read()}")
-        load = subprocess.run(
-            ["wrk", "-t1", "-c32", f"-d{max(1, round(duration))}s", "--latency",
-             f"http://127.0.0.1:{ready[1]}/"],
-            capture_output=True, text=True, timeout=duration + 60)
-        if load.returncode != 0:
-            raise SystemExit(f"wrk failed against {loop_name} {mode}: {load.stderr}")
-        result = parse_wrk(load.stdout)
-        server.send_signal(signal.SIGTERM)
-        out, _ = server.communicate(timeout=30)
-        result["cpu"] = json.loads(out.strip().splitlines()[-1])["cpu"]
-        return result
-    finally:
-        if server.poll() is None:
-            server.kill()
+    """One HTTP measurement: a fresh server process, loaded by wrk."""
+    seconds = max(1, round(duration))
+    return serve_and_load(loop_name, mode, "tcp", lambda port: parse_wrk(checked(
+        ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/"],
+        f"wrk against {loop_name} {mode}", seconds + 60)))
 
 
 def print_load_table(title, rows, samples, targets, report):
@@ -137,30 +134,40 @@ def print_load_table(title, rows, samples, targets, report):
     print("(ratio = uvloop's server CPU time per request / ferroloop's; * = below the target)")
 
 
-def run_http(rounds, duration, report):
+def net_row_name(family, mode, size):
+    return f"{family} {mode} {size // 1024} KiB"
+
+
+def run_http(rounds, duration, report, only=()):
     import shutil
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk (make bench does it)")
-    samples = {(row, l): [] for row in HTTP_ROWS for l in LOOPS}
+    chosen = [row for row in HTTP_ROWS if not only or f"http {row}" in only]
+    if not chosen:
+        return
+    samples = {(row, l): [] for row in chosen for l in LOOPS}
     for r in range(rounds):
-        for i, row in enumerate(HTTP_ROWS):
+        for i, row in enumerate(chosen):
             order = LOOPS[(r + i) % 3:] + LOOPS[:(r + i) % 3]
             sys.stderr.write(f"\r  http round {r + 1}/{rounds}: {row:<22}")
             sys.stderr.flush()
             for loop_name in order:
                 samples[(row, loop_name)].append(http_sample(loop_name, row, duration))
     sys.stderr.write("\r" + " " * 60 + "\r")
-    print_load_table("http hello (wrk -c32)", [(f"http {row}", row) for row in HTTP_ROWS],
+    print_load_table("http hello (wrk -c32)", [(f"http {row}", row) for row in chosen],
                      samples, HTTP_TARGETS, report)
 
 
-def run_net(rounds, duration, report):
+def run_net(rounds, duration, report, only=()):
     if not os.path.exists(LOADGEN):
         raise SystemExit(f"{LOADGEN} is missing: cargo build --release -p ferroloop-loadgen "
                          "(make bench does it)")
-    samples = {(row, l): [] for row in NET_ROWS for l in LOOPS}
+    chosen = [row for row in NET_ROWS if not only or net_row_name(*row) in only]
+    if not chosen:
+        return
+    samples = {(row, l): [] for row in chosen for l in LOOPS}
     for r in range(rounds):
-        for i, row in enumerate(NET_ROWS):
+        for i, row in enumerate(chosen):
             order = LOOPS[(r + i) % 3:] + LOOPS[:(r + i) % 3]
             sys.stderr.write(f"\r  network round {r + 1}/{rounds}: {' '.join(map(str, row)):<22}")
             sys.stderr.flush()
@@ -168,9 +175,8 @@ def run_net(rounds, duration, report):
                 samples[(row, loop_name)].append(net_sample(loop_name, *row, duration))
     sys.stderr.write("\r" + " " * 60 + "\r")
 
-    rows = [(f"{family} {mode} {size // 1024} KiB", (family, mode, size))
-            for family, mode, size in NET_ROWS]
-    targets = {row: NET_TARGETS[row[1]] if row[2] == 1024 else 1.0 for row in NET_ROWS}
+    rows = [(net_row_name(*row), row) for row in chosen]
+    targets = {row: NET_TARGETS[row[1]] if row[2] == 1024 else 1.0 for row in chosen}
     print_load_table("echo (8 connections)", rows, samples, targets, report)
 
 
@@ -221,6 +227,8 @@ def main():
     parser.add_argument("--net-duration", type=float, default=1.0)
     parser.add_argument("--no-net", action="store_true", help="skip the network rows")
     parser.add_argument("--no-micro", action="store_true", help="skip the micro rows")
+    parser.add_argument("--net-only", default="",
+                        help="comma-separated network rows to run, e.g. 'tcp protocol 1 KiB,http aiohttp'")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -248,8 +256,9 @@ def main():
     if not args.no_micro:
         report["geomean_vs_uvloop"] = run_micro(names, args.rounds, TARGETS, report)
     if not args.no_net:
-        run_net(args.net_rounds, args.net_duration, report)
-        run_http(args.net_rounds, max(args.net_duration, 1.0), report)
+        only = {n.strip() for n in args.net_only.split(",") if n.strip()}
+        run_net(args.net_rounds, args.net_duration, report, only)
+        run_http(args.net_rounds, max(args.net_duration, 1.0), report, only)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

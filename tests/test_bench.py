@@ -16,3 +16,16 @@ def test_bench_runs_and_reports_ratios(tmp_path):
     row = report["call_soon chain"]
     assert set(row["rate"]) == {"asyncio", "uvloop", "ferroloop"}
     assert row["vs_uvloop"] > 0
+
+
+def test_network_rows_run_servers_in_their_own_process(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_python(os.path.join(ROOT, "bench", "run.py"), "--no-micro", "--net-rounds", "1",
+                      "--net-duration", "0.3", "--net-only", "unix sock 1 KiB,http httptools",
+                      "--json", str(out), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert set(report) == {"unix sock 1 KiB", "http httptools"}
+    for row in report.values():
+        assert all(rps > 0 for rps in row["rps"].values())
+        assert all(cpu > 0 for cpu in row["cpu_us_per_req"].values())

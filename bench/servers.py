@@ -1,0 +1,159 @@
+"""The servers of `make bench`'s load rows, each run in a process of its own.
+
+    python bench/servers.py LOOP KIND FAMILY
+
+LOOP is asyncio, uvloop or ferroloop. KIND is an echo server, through `protocol`
+(asyncio.Protocol), `streams` (start_server) or `sock` (loop.sock_*), or an HTTP/1.1
+keep-alive hello-world, through `httptools` (an asyncio.Protocol parsing with httptools)
+or `aiohttp` (aiohttp.web). FAMILY is tcp (127.0.0.1) or unix (a temporary path; echo
+only). It prints `READY <address>` once listening; on SIGTERM it prints the CPU time it
+used since then, as JSON, and exits.
+"""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+
+from run import new_loop
+
+CHUNK = 256 * 1024
+
+
+class EchoProtocol(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+
+async def echo_stream(reader, writer):
+    while data := await reader.read(CHUNK):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def echo_sock(loop, conn):
+    with conn:
+        while data := await loop.sock_recv(conn, CHUNK):
+            await loop.sock_sendall(conn, data)
+
+
+BODY = b"Hello, world!"
+RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+            + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+
+
+class HttpToolsProtocol(asyncio.Protocol):
+    def connection_made(self, transport):
+        import httptools
+
+        self.transport = transport
+        self.parser = httptools.HttpRequestParser(self)
+
+    def data_received(self, data):
+        try:
+            self.parser.feed_data(data)
+        except Exception:
+            self.transport.close()
+
+    def on_message_complete(self):
+        self.transport.write(RESPONSE)
+        if not self.parser.should_keep_alive():
+            self.transport.close()
+
+
+async def start_echo(mode, path):
+    """Starts an echo server; returns its address and a coroutine function that stops it."""
+    loop = asyncio.get_running_loop()
+    if mode in ("protocol", "streams"):
+        if mode == "protocol":
+            server = await (loop.create_unix_server(EchoProtocol, path) if path else
+                            loop.create_server(EchoProtocol, "127.0.0.1", 0))
+        else:
+            server = await (asyncio.start_unix_server(echo_stream, path) if path else
+                            asyncio.start_server(echo_stream, "127.0.0.1", 0))
+        listener = server.sockets[0]
+
+        async def stop():
+            server.close()
+    else:
+        listener = socket.socket(socket.AF_UNIX if path else socket.AF_INET)
+        listener.bind(path if path else ("127.0.0.1", 0))
+        listener.listen(128)
+        listener.setblocking(False)
+        clients = set()
+
+        async def accept_loop():
+            while True:
+                conn, _ = await loop.sock_accept(listener)
+                if not path:
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                task = loop.create_task(echo_sock(loop, conn))
+                clients.add(task)
+                task.add_done_callback(clients.discard)
+
+        acceptor = loop.create_task(accept_loop())
+
+        async def stop():
+            acceptor.cancel()
+            listener.close()
+    return (path or "127.0.0.1:%d" % listener.getsockname()[1]), stop
+
+
+async def start_http(mode):
+    """Starts an HTTP server; returns its port and a coroutine function that stops it."""
+    loop = asyncio.get_running_loop()
+    if mode == "httptools":
+        server = await loop.create_server(HttpToolsProtocol, "127.0.0.1", 0)
+
+        async def stop():
+            server.close()
+        return server.sockets[0].getsockname()[1], stop
+    from aiohttp import web
+
+    async def hello(request):
+        return web.Response(body=BODY, content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner.addresses[0][1], runner.cleanup
+
+
+async def serve(kind, family):
+    loop = asyncio.get_running_loop()
+    stopped = loop.create_future()
+    loop.add_signal_handler(signal.SIGTERM, stopped.set_result, None)
+    if kind in ("httptools", "aiohttp"):
+        address, stop = await start_http(kind)
+    else:
+        path = os.path.join(tempfile.mkdtemp(), "echo.sock") if family == "unix" else None
+        address, stop = await start_echo(kind, path)
+    cpu0 = time.process_time()
+    print("READY", address, flush=True)
+    await stopped
+    cpu = time.process_time() - cpu0
+    await stop()
+    print(json.dumps({"cpu": cpu}), flush=True)
+
+
+def main():
+    loop_name, kind, family = sys.argv[1:4]
+    loop = new_loop(loop_name)
+    try:
+        loop.run_until_complete(serve(kind, family))
+    finally:
+        loop.close()
+
+
+if __name__ == "__main__":
+    main()
