@@ -134,6 +134,20 @@ def print_load_table(title, rows, samples, targets, report):
     print("(ratio = uvloop's server CPU time per request / ferroloop's; * = below the target)")
 
 
+def interleave(rounds, rows, name, sample):
+    """`sample(loop, row)` for every row and loop, `rounds` times, rotating the loops' order
+    from row to row and round to round so no loop always runs first."""
+    samples = {(row, l): [] for row in rows for l in LOOPS}
+    for r in range(rounds):
+        for i, row in enumerate(rows):
+            sys.stderr.write(f"\r  round {r + 1}/{rounds}: {name(row):<28}")
+            sys.stderr.flush()
+            for loop_name in LOOPS[(r + i) % 3:] + LOOPS[:(r + i) % 3]:
+                samples[(row, loop_name)].append(sample(loop_name, row))
+    sys.stderr.write("\r" + " " * 60 + "\r")
+    return samples
+
+
 def net_row_name(family, mode, size):
     return f"{family} {mode} {size // 1024} KiB"
 
@@ -145,15 +159,8 @@ def run_http(rounds, duration, report, only=()):
     chosen = [row for row in HTTP_ROWS if not only or f"http {row}" in only]
     if not chosen:
         return
-    samples = {(row, l): [] for row in chosen for l in LOOPS}
-    for r in range(rounds):
-        for i, row in enumerate(chosen):
-            order = LOOPS[(r + i) % 3:] + LOOPS[:(r + i) % 3]
-            sys.stderr.write(f"\r  http round {r + 1}/{rounds}: {row:<22}")
-            sys.stderr.flush()
-            for loop_name in order:
-                samples[(row, loop_name)].append(http_sample(loop_name, row, duration))
-    sys.stderr.write("\r" + " " * 60 + "\r")
+    samples = interleave(rounds, chosen, lambda row: f"http {row}",
+                         lambda loop_name, row: http_sample(loop_name, row, duration))
     print_load_table("http hello (wrk -c32)", [(f"http {row}", row) for row in chosen],
                      samples, HTTP_TARGETS, report)
 
@@ -165,15 +172,8 @@ def run_net(rounds, duration, report, only=()):
     chosen = [row for row in NET_ROWS if not only or net_row_name(*row) in only]
     if not chosen:
         return
-    samples = {(row, l): [] for row in chosen for l in LOOPS}
-    for r in range(rounds):
-        for i, row in enumerate(chosen):
-            order = LOOPS[(r + i) % 3:] + LOOPS[:(r + i) % 3]
-            sys.stderr.write(f"\r  network round {r + 1}/{rounds}: {' '.join(map(str, row)):<22}")
-            sys.stderr.flush()
-            for loop_name in order:
-                samples[(row, loop_name)].append(net_sample(loop_name, *row, duration))
-    sys.stderr.write("\r" + " " * 60 + "\r")
+    samples = interleave(rounds, chosen, lambda row: net_row_name(*row),
+                         lambda loop_name, row: net_sample(loop_name, *row, duration))
 
     rows = [(net_row_name(*row), row) for row in chosen]
     targets = {row: NET_TARGETS[row[1]] if row[2] == 1024 else 1.0 for row in chosen}
