@@ -456,3 +456,25 @@ def test_sub_millisecond_timers_are_precise_and_never_early():
     lateness.sort()
     assert lateness[0] >= 0, "a timer fired early"
     assert lateness[len(lateness) // 2] < 0.0006, f"median lateness {lateness[15] * 1e6:.0f} us"
+
+
+def test_other_threads_run_while_the_loop_waits(loop):
+    # The loop releases the GIL in its poll: a pure-Python thread makes progress meanwhile.
+    progress = 0
+    stop = threading.Event()
+
+    def spin():
+        nonlocal progress
+        while not stop.is_set():
+            progress += 1
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        before = progress
+        loop.run_until_complete(asyncio.sleep(0.3))
+        during = progress - before
+    finally:
+        stop.set()
+        t.join()
+    assert during > 10_000, during
