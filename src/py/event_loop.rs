@@ -433,19 +433,18 @@ impl LoopCore {
         let mut outcome = Ok(());
         while let Some(handle) = batch.pop_front() {
             let handle = handle.into_bound(py);
-            if handle.borrow().cancelled {
-                continue;
-            }
-            ran += 1;
             let result = if debug {
                 Self::run_debug(slf, &handle)
             } else {
                 handles::run(&handle)
             };
-            if let Err(err) = result {
-                this.core().ready.requeue_front(batch);
-                outcome = Err(err);
-                break;
+            match result {
+                Ok(did_run) => ran += u64::from(did_run),
+                Err(err) => {
+                    this.core().ready.requeue_front(batch);
+                    outcome = Err(err);
+                    break;
+                }
             }
         }
         this.callbacks_run.fetch_add(ran, Relaxed);
@@ -453,14 +452,16 @@ impl LoopCore {
     }
 
     /// Runs a handle timing it, and warns when it took `slow_callback_duration` or more.
-    fn run_debug(slf: &Bound<'_, Self>, handle: &Bound<'_, Handle>) -> PyResult<()> {
+    fn run_debug(slf: &Bound<'_, Self>, handle: &Bound<'_, Handle>) -> PyResult<bool> {
         let this = slf.get();
         this.current_handle.set(Some(handle.clone().into_any()));
         let t0 = clock::monotonic();
         let result = handles::run(handle);
         let dt = clock::monotonic() - t0;
         this.current_handle.set(None);
-        result?;
+        if !result? {
+            return Ok(false);
+        }
         let slow: f64 = slf.getattr("slow_callback_duration")?.extract()?;
         if dt >= slow {
             pyapi::logger(slf.py())?.call_method1(
@@ -472,7 +473,7 @@ impl LoopCore {
                 ),
             )?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -129,8 +129,9 @@ fn call_in_context(
 }
 
 /// Runs a handle as `Handle._run` does: `SystemExit` and `KeyboardInterrupt` propagate,
-/// any other exception goes to the loop's exception handler. A cancelled handle is a no-op.
-pub(crate) fn run(handle: &Bound<'_, Handle>) -> PyResult<()> {
+/// any other exception goes to the loop's exception handler. A cancelled handle (its
+/// callback already released) is a no-op; the result says whether the callback ran.
+pub(crate) fn run(handle: &Bound<'_, Handle>) -> PyResult<bool> {
     let py = handle.py();
     let (callback, args, context) = {
         let h = handle.borrow();
@@ -140,19 +141,19 @@ pub(crate) fn run(handle: &Bound<'_, Handle>) -> PyResult<()> {
                 args.clone_ref(py),
                 h.context.clone_ref(py),
             ),
-            _ => return Ok(()),
+            _ => return Ok(false),
         }
     };
     let (callback, args) = (callback.into_bound(py), args.into_bound(py));
     match call_in_context(context.bind(py), &callback, &args) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(true),
         Err(err)
             if err.is_instance_of::<PySystemExit>(py)
                 || err.is_instance_of::<PyKeyboardInterrupt>(py) =>
         {
             Err(err)
         }
-        Err(err) => report_error(handle, &callback, &args, err),
+        Err(err) => report_error(handle, &callback, &args, err).map(|()| true),
     }
 }
 
@@ -224,7 +225,7 @@ impl Handle {
     }
 
     fn _run(slf: &Bound<'_, Self>) -> PyResult<()> {
-        shield(|| run(slf))
+        shield(|| run(slf).map(drop))
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
