@@ -7,9 +7,11 @@ signals, and, for now, sockets, pipes and subprocesses) is the running CPython's
 so it matches that version's behaviour exactly and follows it when it changes.
 """
 
+import gc
 import selectors
 import sys
 import threading
+import weakref
 from asyncio import events
 from asyncio import unix_events
 
@@ -62,11 +64,28 @@ def _run_if_not_cancelled(handle):
         handle._run()
 
 
+# The loop hides the handles it alone holds from the cycle collector (see
+# src/py/queued.rs). A queued handle that something else also holds is invisible too until
+# it leaves the queue; before each full collection those are shown again, so a dropped,
+# unclosed loop is still collected as the stdlib's is.
+_open_loops = weakref.WeakSet()
+
+
+def _before_full_collection(phase, info):
+    if phase == "start" and info.get("generation") == 2:
+        for loop in list(_open_loops):
+            loop._reveal_shared_handles()
+
+
+gc.callbacks.append(_before_full_collection)
+
+
 class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
     """asyncio's event loop, with its core in Rust. Subclass it like any event loop."""
 
     def __init__(self):
         super().__init__(_Registrations(self))
+        _open_loops.add(self)
 
     def _make_self_pipe(self):
         super()._make_self_pipe()
@@ -106,6 +125,7 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
             super().close()
         finally:
             self._close_native()
+            _open_loops.discard(self)
 
     def stats(self):
         """Counters since the loop was created (passes, callbacks, timers, polls, ...)."""

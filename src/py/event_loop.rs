@@ -20,6 +20,7 @@ use super::errors::{self, loop_closed, os_error, shield};
 use super::handles::{self, Handle, TimerHandle};
 use super::io::{Direction, IoRegistry, Registration, Released};
 use super::pyapi;
+use super::queued::Queued;
 use crate::constants::MAXIMUM_SELECT_TIMEOUT;
 use crate::runtime::clock;
 use crate::runtime::poller::{Event, EventBuffer, Interest, PollFd, Poller};
@@ -36,8 +37,8 @@ const WAKER_TOKEN: u64 = u64::MAX;
 const INTERNAL_POLL_EVERY: u32 = 32;
 
 struct Core {
-    ready: ReadyQueue<Py<Handle>>,
-    timers: TimerHeap<Py<TimerHandle>>,
+    ready: ReadyQueue<Queued<Handle>>,
+    timers: TimerHeap<Queued<TimerHandle>>,
     io: IoRegistry,
     /// None once the loop is closed.
     poller: Option<Poller>,
@@ -139,16 +140,20 @@ fn seconds(value: &Bound<'_, PyAny>) -> PyResult<f64> {
 
 impl Core {
     /// Moves due timers to the ready queue, then takes the ready queue as the pass's batch.
-    fn collect_ready(&mut self, py: Python<'_>, resolution: f64, batch: &mut VecDeque<Py<Handle>>) {
+    fn collect_ready(
+        &mut self,
+        py: Python<'_>,
+        resolution: f64,
+        batch: &mut VecDeque<Queued<Handle>>,
+    ) {
         if !self.timers.is_empty() {
             let end_time = clock::monotonic() + resolution;
             while let Some(timer) = self.timers.pop_due(end_time) {
-                let timer = timer.into_bound(py);
-                if let Ok(mut t) = timer.try_borrow_mut() {
+                if let Ok(mut t) = timer.get().bind(py).try_borrow_mut() {
                     t.scheduled = false;
                 }
                 self.stats.timers_fired += 1;
-                self.ready.push(timer.into_super().unbind());
+                self.ready.push(timer.into_handle(py));
             }
         }
         self.ready.take_batch(batch);
@@ -225,7 +230,10 @@ impl LoopCore {
                 scheduled: true,
             }),
         )?;
-        slf.get().core().timers.push(when, timer.clone_ref(py));
+        slf.get()
+            .core()
+            .timers
+            .push(when, Queued::hidden(timer.bind(py)));
         Ok(timer)
     }
 
@@ -303,7 +311,7 @@ impl LoopCore {
     /// One pass: purge cancelled timers, poll, queue I/O and due timers, then run exactly
     /// what was ready when the pass began. `batch` is empty on entry and on return; the run
     /// loop keeps it from pass to pass for its allocation.
-    fn run_once(slf: &Bound<'_, Self>, batch: &mut VecDeque<Py<Handle>>) -> PyResult<()> {
+    fn run_once(slf: &Bound<'_, Self>, batch: &mut VecDeque<Queued<Handle>>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
         let mut purged = Vec::new();
@@ -312,7 +320,7 @@ impl LoopCore {
             let core = &mut *core;
             core.stats.iterations += 1;
             core.timers
-                .purge(|t| TimerHandle::is_cancelled(t.bind(py)), &mut purged);
+                .purge(|t| TimerHandle::is_cancelled(t.get().bind(py)), &mut purged);
             let timeout = if !core.ready.is_empty() || this.stopping.load(Relaxed) {
                 Some(0.0)
             } else {
@@ -357,9 +365,9 @@ impl LoopCore {
     }
 
     /// Timers leaving the heap unfired are no longer scheduled; released without the lock.
-    fn release_purged(py: Python<'_>, purged: Vec<Py<TimerHandle>>) {
+    fn release_purged(py: Python<'_>, purged: Vec<Queued<TimerHandle>>) {
         for timer in &purged {
-            if let Ok(mut t) = timer.bind(py).try_borrow_mut() {
+            if let Ok(mut t) = timer.get().bind(py).try_borrow_mut() {
                 t.scheduled = false;
             }
         }
@@ -371,7 +379,7 @@ impl LoopCore {
         slf: &Bound<'_, Self>,
         timeout: Option<Duration>,
         poll_fd: PollFd,
-        batch: &mut VecDeque<Py<Handle>>,
+        batch: &mut VecDeque<Queued<Handle>>,
     ) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
@@ -425,18 +433,18 @@ impl LoopCore {
 
     /// Runs the batch. If `SystemExit` or `KeyboardInterrupt` escapes a callback, the rest
     /// of the batch goes back to the front of the ready queue, to run first next time.
-    fn run_batch(slf: &Bound<'_, Self>, batch: &mut VecDeque<Py<Handle>>) -> PyResult<()> {
+    fn run_batch(slf: &Bound<'_, Self>, batch: &mut VecDeque<Queued<Handle>>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
         let debug = this.debug();
         let mut ran = 0u64;
         let mut outcome = Ok(());
-        while let Some(handle) = batch.pop_front() {
-            let handle = handle.into_bound(py);
+        while let Some(queued) = batch.pop_front() {
+            let handle = queued.get().bind(py);
             let result = if debug {
-                Self::run_debug(slf, &handle)
+                Self::run_debug(slf, handle)
             } else {
-                handles::run(&handle)
+                handles::run(handle)
             };
             match result {
                 Ok(did_run) => ran += u64::from(did_run),
@@ -528,7 +536,8 @@ impl LoopCore {
             slf.get().check_closed()?;
             Self::check_callback(slf, &callback, "call_soon", true)?;
             let handle = Self::new_handle(slf, callback, args, context)?;
-            slf.get().core().ready.push(handle.clone_ref(slf.py()));
+            let queued = Queued::hidden(handle.bind(slf.py()));
+            slf.get().core().ready.push(queued);
             Ok(handle)
         })
     }
@@ -544,8 +553,9 @@ impl LoopCore {
             slf.get().check_closed()?;
             Self::check_callback(slf, &callback, "call_soon_threadsafe", false)?;
             let handle = Self::new_handle(slf, callback, args, context)?;
+            let queued = Queued::hidden(handle.bind(slf.py()));
             let mut core = slf.get().core();
-            core.ready.push(handle.clone_ref(slf.py()));
+            core.ready.push(queued);
             if let Some(waker) = &core.waker {
                 waker.wake();
             }
@@ -743,6 +753,18 @@ impl LoopCore {
         })
     }
 
+    /// Tracks again every queued handle someone else also holds. The package calls this
+    /// before each full collection, so that a dropped, unclosed loop whose queues hold such
+    /// handles (a sleeping task's timer) is still found to be garbage.
+    fn _reveal_shared_handles(&self, py: Python<'_>) {
+        // Skipped when the collection started inside a locked stretch; the next full
+        // collection catches up.
+        if let Ok(core) = self.core.try_lock() {
+            core.ready.iter().for_each(|h| h.reveal_if_shared(py));
+            core.timers.iter().for_each(|t| t.reveal_if_shared(py));
+        }
+    }
+
     /// Counters since the loop was created: cheap enough to leave on.
     fn _stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let (s, ready, timers, cancelled) = {
@@ -835,7 +857,7 @@ impl LoopCore {
     /// A snapshot of the ready queue, oldest first.
     #[getter]
     fn _ready<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let items: Vec<Py<Handle>> = self.core().ready.iter().map(|h| h.clone_ref(py)).collect();
+        let items: Vec<Py<Handle>> = self.core().ready.iter().map(|h| h.share(py)).collect();
         PyList::new(py, items)
     }
     /// Assigning an empty container empties the queue (BaseEventLoop's `__init__` does).
@@ -859,7 +881,7 @@ impl LoopCore {
             .timers
             .ordered()
             .into_iter()
-            .map(|h| h.clone_ref(py))
+            .map(|h| h.share(py))
             .collect();
         PyList::new(py, items)
     }
@@ -880,10 +902,10 @@ impl LoopCore {
         // locked stretch); then this pass simply does not see the loop's references.
         if let Ok(core) = self.core.try_lock() {
             for h in core.ready.iter() {
-                visit.call(h)?;
+                h.visit(&visit)?;
             }
             for t in core.timers.iter() {
-                visit.call(t)?;
+                t.visit(&visit)?;
             }
             let mut result = Ok(());
             core.io.visit(|h| {

@@ -15,6 +15,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use super::errors::shield;
 use super::event_loop::LoopCore;
 use super::pyapi;
+use super::queued;
 
 #[pyclass(module = "ferroloop._ferroloop", subclass, weakref)]
 pub struct Handle {
@@ -71,6 +72,32 @@ impl Handle {
             source_traceback,
             repr: None,
         })
+    }
+}
+
+impl Handle {
+    /// Everything the handle refers to, for its own `__traverse__` and for the loop's,
+    /// which speaks for the handles it hides (`queued`).
+    pub(crate) fn visit_references(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.callback)?;
+        visit.call(&self.args)?;
+        visit.call(&self.context)?;
+        visit.call(&self.loop_)?;
+        visit.call(&self.source_traceback)?;
+        visit.call(&self.repr)
+    }
+
+    /// The context, tracked first: once Python code holds it, the collector must see it.
+    fn shared_context(&self, py: Python<'_>) -> Py<PyAny> {
+        queued::reveal_context(&self.context);
+        self.context.clone_ref(py)
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // A context copy hidden with its handle must be tracked again before it is freed.
+        queued::reveal_context(&self.context);
     }
 }
 
@@ -221,7 +248,7 @@ impl Handle {
     }
 
     fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.context.clone_ref(py)
+        self.shared_context(py)
     }
 
     fn _run(slf: &Bound<'_, Self>) -> PyResult<()> {
@@ -259,7 +286,7 @@ impl Handle {
 
     #[getter]
     fn _context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.context.clone_ref(py)
+        self.shared_context(py)
     }
 
     #[getter]
@@ -273,12 +300,7 @@ impl Handle {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.callback)?;
-        visit.call(&self.args)?;
-        visit.call(&self.context)?;
-        visit.call(&self.loop_)?;
-        visit.call(&self.source_traceback)?;
-        visit.call(&self.repr)
+        self.visit_references(&visit)
     }
 
     fn __clear__(&mut self) {

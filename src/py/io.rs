@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 use pyo3::prelude::*;
 
 use super::handles::Handle;
+use super::queued::Queued;
 use crate::runtime::poller::{Event, Interest, Poller};
 use crate::runtime::ready::ReadyQueue;
 
@@ -156,7 +157,7 @@ impl IoRegistry {
         py: Python<'_>,
         poller: &Poller,
         event: Event,
-        ready: &mut ReadyQueue<Py<Handle>>,
+        ready: &mut ReadyQueue<Queued<Handle>>,
         released: &mut Released,
     ) {
         let fd = event.token as RawFd;
@@ -181,7 +182,7 @@ impl IoRegistry {
             {
                 released.extend(self.clear(poller, fd, direction));
             } else {
-                ready.push(handle.clone_ref(py));
+                ready.push(Queued::tracked(handle.clone_ref(py)));
             }
         }
     }

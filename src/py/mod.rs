@@ -11,3 +11,4 @@ pub mod event_loop;
 pub mod handles;
 mod io;
 mod pyapi;
+mod queued;
