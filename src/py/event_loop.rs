@@ -447,7 +447,10 @@ impl LoopCore {
                 handles::run(handle)
             };
             match result {
-                Ok(did_run) => ran += u64::from(did_run),
+                Ok(did_run) => {
+                    ran += u64::from(did_run);
+                    queued.release(py);
+                }
                 Err(err) => {
                     this.core().ready.requeue_front(batch);
                     outcome = Err(err);

@@ -153,6 +153,16 @@ impl<T: PyClass> Queued<T> {
     }
 }
 
+impl<T: PyClass> Queued<T> {
+    /// Drops the queue's reference, as `Drop` does, with the GIL already in hand.
+    pub(crate) fn release(self, py: Python<'_>) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the Py is moved out once.
+        let handle = unsafe { ManuallyDrop::take(&mut this.0) };
+        reveal_if_shared(&handle.into_bound(py));
+    }
+}
+
 impl<T: PyClass> Drop for Queued<T> {
     fn drop(&mut self) {
         // SAFETY: `self` is being dropped, so the Py is taken out exactly once.
