@@ -16,6 +16,7 @@ from asyncio import events
 from asyncio import unix_events
 
 from . import _ferroloop
+from ._transports import SocketTransport
 
 
 class _Registrations(selectors.BaseSelector):
@@ -92,6 +93,10 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
         # The self-pipe only carries signal wake-ups (call_soon_threadsafe has an eventfd),
         # so a busy loop need not poll it on every pass.
         self._mark_internal_fd(self._ssock.fileno())
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *,
+                               extra=None, server=None):
+        return SocketTransport(self, sock, protocol, waiter, extra, server)
 
     def _add_callback(self, handle):
         # Signal handlers arrive as asyncio Handles; they run through our ready queue.

@@ -18,9 +18,10 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use super::errors::{self, loop_closed, os_error, shield};
 use super::handles::{self, Handle, TimerHandle};
-use super::io::{Direction, IoRegistry, Registration, Released};
+use super::io::{Direction, IoCallback, IoRegistry, Registration, Released};
 use super::pyapi;
 use super::queued::Queued;
+use super::transports::{self, StreamTransport};
 use crate::constants::MAXIMUM_SELECT_TIMEOUT;
 use crate::runtime::clock;
 use crate::runtime::poller::{Event, EventBuffer, Interest, PollFd, Poller};
@@ -36,8 +37,24 @@ const WAKER_TOKEN: u64 = u64::MAX;
 /// passes, and every fd on every pass once the user has registered one.
 const INTERNAL_POLL_EVERY: u32 = 32;
 
+/// One entry of the ready queue.
+pub(crate) enum Ready {
+    Handle(Queued<Handle>),
+    /// A native transport's fd is ready: the transport reads or flushes without a Handle.
+    Transport(Py<StreamTransport>, Direction),
+}
+
+impl Ready {
+    fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match self {
+            Ready::Handle(h) => h.visit(visit),
+            Ready::Transport(t, _) => visit.call(t),
+        }
+    }
+}
+
 struct Core {
-    ready: ReadyQueue<Queued<Handle>>,
+    ready: ReadyQueue<Ready>,
     timers: TimerHeap<Queued<TimerHandle>>,
     io: IoRegistry,
     /// None once the loop is closed.
@@ -86,7 +103,17 @@ impl ObjectSlot {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Cancels the Handles a registry change released (transports need nothing).
+fn cancel_released(py: Python<'_>, released: impl IntoIterator<Item = IoCallback>) -> PyResult<()> {
+    for old in released {
+        if let IoCallback::Handle(h) = old {
+            handles::cancel(h.bind(py))?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic under the lock was already turned into RuntimeError; the state it guards is
     // plain data and still usable.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -140,12 +167,7 @@ fn seconds(value: &Bound<'_, PyAny>) -> PyResult<f64> {
 
 impl Core {
     /// Moves due timers to the ready queue, then takes the ready queue as the pass's batch.
-    fn collect_ready(
-        &mut self,
-        py: Python<'_>,
-        resolution: f64,
-        batch: &mut VecDeque<Queued<Handle>>,
-    ) {
+    fn collect_ready(&mut self, py: Python<'_>, resolution: f64, batch: &mut VecDeque<Ready>) {
         if !self.timers.is_empty() {
             let end_time = clock::monotonic() + resolution;
             while let Some(timer) = self.timers.pop_due(end_time) {
@@ -153,7 +175,7 @@ impl Core {
                     t.scheduled = false;
                 }
                 self.stats.timers_fired += 1;
-                self.ready.push(timer.into_handle(py));
+                self.ready.push(Ready::Handle(timer.into_handle(py)));
             }
         }
         self.ready.take_batch(batch);
@@ -263,15 +285,13 @@ impl LoopCore {
                 poller,
                 fd,
                 direction,
-                handle.clone_ref(slf.py()),
+                IoCallback::Handle(handle.clone_ref(slf.py())),
                 &mut released,
             )
         };
         match result {
             Ok(()) => {
-                for old in released {
-                    handles::cancel(old.bind(slf.py()))?;
-                }
+                cancel_released(slf.py(), released)?;
                 Ok(handle)
             }
             Err(err) => {
@@ -299,19 +319,53 @@ impl LoopCore {
                 None => None,
             }
         };
-        match old {
-            Some(old) => {
-                handles::cancel(old.bind(slf.py()))?;
-                Ok(true)
+        let removed = old.is_some();
+        cancel_released(slf.py(), old)?;
+        Ok(removed)
+    }
+
+    /// Registers a native transport as the reader or writer of its fd.
+    pub(crate) fn watch_transport(
+        &self,
+        transport: &Bound<'_, StreamTransport>,
+        fd: RawFd,
+        direction: Direction,
+    ) -> PyResult<()> {
+        self.check_closed()?;
+        let mut released = Released::new();
+        let result = {
+            let mut core = self.core();
+            let core = &mut *core;
+            let poller = core.poller.as_ref().ok_or_else(loop_closed)?;
+            core.io.set(
+                poller,
+                fd,
+                direction,
+                IoCallback::Transport(transport.clone().unbind()),
+                &mut released,
+            )
+        };
+        cancel_released(transport.py(), released)?;
+        result.map_err(os_error)
+    }
+
+    /// Unregisters the reader or writer of `fd` (a no-op when there is none).
+    pub(crate) fn unwatch(&self, py: Python<'_>, fd: RawFd, direction: Direction) -> PyResult<()> {
+        let old = {
+            let mut core = self.core();
+            let core = &mut *core;
+            match core.poller.as_ref() {
+                Some(poller) => core.io.clear(poller, fd, direction),
+                None => None,
             }
-            None => Ok(false),
-        }
+        };
+        cancel_released(py, old)
     }
 
     /// One pass: purge cancelled timers, poll, queue I/O and due timers, then run exactly
     /// what was ready when the pass began. `batch` is empty on entry and on return; the run
     /// loop keeps it from pass to pass for its allocation.
-    fn run_once(slf: &Bound<'_, Self>, batch: &mut VecDeque<Queued<Handle>>) -> PyResult<()> {
+    fn run_once(slf: &Bound<'_, Self>, batch: &mut VecDeque<Ready>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
         let mut purged = Vec::new();
@@ -379,7 +433,7 @@ impl LoopCore {
         slf: &Bound<'_, Self>,
         timeout: Option<Duration>,
         poll_fd: PollFd,
-        batch: &mut VecDeque<Queued<Handle>>,
+        batch: &mut VecDeque<Ready>,
     ) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
@@ -433,23 +487,32 @@ impl LoopCore {
 
     /// Runs the batch. If `SystemExit` or `KeyboardInterrupt` escapes a callback, the rest
     /// of the batch goes back to the front of the ready queue, to run first next time.
-    fn run_batch(slf: &Bound<'_, Self>, batch: &mut VecDeque<Queued<Handle>>) -> PyResult<()> {
+    fn run_batch(slf: &Bound<'_, Self>, batch: &mut VecDeque<Ready>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
         let debug = this.debug();
         let mut ran = 0u64;
         let mut outcome = Ok(());
-        while let Some(queued) = batch.pop_front() {
-            let handle = queued.get().bind(py);
-            let result = if debug {
-                Self::run_debug(slf, handle)
-            } else {
-                handles::run(handle)
+        while let Some(entry) = batch.pop_front() {
+            let result = match &entry {
+                Ready::Handle(queued) if debug => Self::run_debug(slf, queued.get().bind(py)),
+                Ready::Handle(queued) => handles::run(queued.get().bind(py)),
+                // In debug mode a transport's event runs as the Handle asyncio would have
+                // made, so slow-callback warnings and `_current_handle` see it.
+                Ready::Transport(t, direction) if debug => {
+                    let handle = transports::event_handle(t.bind(py), *direction)?;
+                    Self::run_debug(slf, &handle)
+                }
+                Ready::Transport(t, direction) => {
+                    transports::run_event(t.bind(py), *direction).map(|()| true)
+                }
             };
             match result {
                 Ok(did_run) => {
                     ran += u64::from(did_run);
-                    queued.release(py);
+                    if let Ready::Handle(queued) = entry {
+                        queued.release(py);
+                    }
                 }
                 Err(err) => {
                     this.core().ready.requeue_front(batch);
@@ -540,7 +603,7 @@ impl LoopCore {
             Self::check_callback(slf, &callback, "call_soon", true)?;
             let handle = Self::new_handle(slf, callback, args, context)?;
             let queued = Queued::hidden(handle.bind(slf.py()));
-            slf.get().core().ready.push(queued);
+            slf.get().core().ready.push(Ready::Handle(queued));
             Ok(handle)
         })
     }
@@ -558,7 +621,7 @@ impl LoopCore {
             let handle = Self::new_handle(slf, callback, args, context)?;
             let queued = Queued::hidden(handle.bind(slf.py()));
             let mut core = slf.get().core();
-            core.ready.push(queued);
+            core.ready.push(Ready::Handle(queued));
             if let Some(waker) = &core.waker {
                 waker.wake();
             }
@@ -763,7 +826,11 @@ impl LoopCore {
         // Skipped when the collection started inside a locked stretch; the next full
         // collection catches up.
         if let Ok(core) = self.core.try_lock() {
-            core.ready.iter().for_each(|h| h.reveal_if_shared(py));
+            for entry in core.ready.iter() {
+                if let Ready::Handle(h) = entry {
+                    h.reveal_if_shared(py);
+                }
+            }
             core.timers.iter().for_each(|t| t.reveal_if_shared(py));
         }
     }
@@ -857,10 +924,19 @@ impl LoopCore {
         self.core().timers.set_cancelled_count(value);
     }
 
-    /// A snapshot of the ready queue, oldest first.
+    /// A snapshot of the ready queue's Handles, oldest first. Native transport events have
+    /// no Handle (that is their point) and are not listed.
     #[getter]
     fn _ready<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let items: Vec<Py<Handle>> = self.core().ready.iter().map(|h| h.share(py)).collect();
+        let items: Vec<Py<Handle>> = self
+            .core()
+            .ready
+            .iter()
+            .filter_map(|entry| match entry {
+                Ready::Handle(h) => Some(h.share(py)),
+                Ready::Transport(..) => None,
+            })
+            .collect();
         PyList::new(py, items)
     }
     /// Assigning an empty container empties the queue (BaseEventLoop's `__init__` does).
@@ -904,8 +980,8 @@ impl LoopCore {
         // The collector may run while this thread holds the lock (an allocation inside a
         // locked stretch); then this pass simply does not see the loop's references.
         if let Ok(core) = self.core.try_lock() {
-            for h in core.ready.iter() {
-                h.visit(&visit)?;
+            for entry in core.ready.iter() {
+                entry.visit(&visit)?;
             }
             for t in core.timers.iter() {
                 t.visit(&visit)?;

@@ -131,28 +131,45 @@ pub(crate) fn cancel(handle: &Bound<'_, Handle>) -> PyResult<()> {
     Ok(())
 }
 
-/// Runs `callback(*args)` inside `context`, as `Context.run` would.
-fn call_in_context(
+/// Runs `body` inside `context`, as `Context.run` would.
+pub(crate) fn in_context<R>(
     context: &Bound<'_, PyAny>,
-    callback: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<()> {
+    body: impl FnOnce() -> PyResult<R>,
+) -> PyResult<R> {
     let py = context.py();
     // SAFETY: `context` is a live object for the duration of the call; PyContext_Enter
     // type-checks it and sets an exception when it is not a Context or already entered.
     if unsafe { ffi::PyContext_Enter(context.as_ptr()) } < 0 {
         return Err(PyErr::fetch(py));
     }
-    let result = if args.is_empty() {
-        callback.call0()
-    } else {
-        callback.call1(args)
-    };
+    let result = body();
     // SAFETY: this thread entered `context` just above and has not exited it.
     if unsafe { ffi::PyContext_Exit(context.as_ptr()) } < 0 {
         return Err(PyErr::fetch(py));
     }
-    result.map(drop)
+    result
+}
+
+/// Runs `callback(*args)` inside `context`.
+fn call_in_context(
+    context: &Bound<'_, PyAny>,
+    callback: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+) -> PyResult<()> {
+    in_context(context, || {
+        if args.is_empty() {
+            callback.call0()
+        } else {
+            callback.call1(args)
+        }
+        .map(drop)
+    })
+}
+
+/// Whether an exception must propagate out of the loop rather than reach the exception
+/// handler (asyncio lets only these two through).
+pub(crate) fn is_exit(py: Python<'_>, err: &PyErr) -> bool {
+    err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py)
 }
 
 /// Runs a handle as `Handle._run` does: `SystemExit` and `KeyboardInterrupt` propagate,
@@ -174,12 +191,7 @@ pub(crate) fn run(handle: &Bound<'_, Handle>) -> PyResult<bool> {
     let (callback, args) = (callback.into_bound(py), args.into_bound(py));
     match call_in_context(context.bind(py), &callback, &args) {
         Ok(()) => Ok(true),
-        Err(err)
-            if err.is_instance_of::<PySystemExit>(py)
-                || err.is_instance_of::<PyKeyboardInterrupt>(py) =>
-        {
-            Err(err)
-        }
+        Err(err) if is_exit(py, &err) => Err(err),
         Err(err) => report_error(handle, &callback, &args, err).map(|()| true),
     }
 }

@@ -1,13 +1,16 @@
-//! The readers and writers of `add_reader`/`add_writer`: one level-triggered epoll
-//! registration per fd, whose interest follows which of the two handles are set.
+//! The readers and writers of `add_reader`/`add_writer`, and of the loop's own transports:
+//! one level-triggered epoll registration per fd, whose interest follows which of the two
+//! are set.
 
 use std::io;
 use std::os::fd::RawFd;
 
 use pyo3::prelude::*;
 
+use super::event_loop::Ready;
 use super::handles::Handle;
 use super::queued::Queued;
+use super::transports::StreamTransport;
 use crate::runtime::poller::{Event, Interest, Poller};
 use crate::runtime::ready::ReadyQueue;
 
@@ -17,10 +20,27 @@ pub enum Direction {
     Write,
 }
 
+/// What runs when an fd is ready: a Handle (`add_reader`), or a native transport, which
+/// the run loop calls directly, with no Handle and no Python frame in between.
+pub enum IoCallback {
+    Handle(Py<Handle>),
+    Transport(Py<StreamTransport>),
+}
+
+impl IoCallback {
+    /// The object to show Python code (the selector view) and the collector.
+    pub fn as_any(&self) -> &Py<PyAny> {
+        match self {
+            IoCallback::Handle(h) => h.as_any(),
+            IoCallback::Transport(t) => t.as_any(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct IoEntry {
-    reader: Option<Py<Handle>>,
-    writer: Option<Py<Handle>>,
+    reader: Option<IoCallback>,
+    writer: Option<IoCallback>,
     /// One of the loop's own fds (the signal self-pipe): it does not force a poll on every
     /// pass.
     internal: bool,
@@ -34,7 +54,7 @@ impl IoEntry {
         }
     }
 
-    fn slot(&mut self, direction: Direction) -> &mut Option<Py<Handle>> {
+    fn slot(&mut self, direction: Direction) -> &mut Option<IoCallback> {
         match direction {
             Direction::Read => &mut self.reader,
             Direction::Write => &mut self.writer,
@@ -52,10 +72,11 @@ pub struct IoRegistry {
 }
 
 /// One fd's registration: `(fd, reader, writer)`.
-pub type Registration = (RawFd, Option<Py<Handle>>, Option<Py<Handle>>);
+pub type Registration = (RawFd, Option<Py<PyAny>>, Option<Py<PyAny>>);
 
-/// Handles leaving the registry. They are released by the caller, outside the loop lock.
-pub type Released = Vec<Py<Handle>>;
+/// Callbacks leaving the registry. They are released by the caller, outside the loop lock
+/// (a replaced Handle is cancelled, as asyncio's selector loop does).
+pub type Released = Vec<IoCallback>;
 
 fn token(fd: RawFd) -> u64 {
     fd as u64
@@ -69,7 +90,7 @@ impl IoRegistry {
         poller: &Poller,
         fd: RawFd,
         direction: Direction,
-        handle: Py<Handle>,
+        callback: IoCallback,
         released: &mut Released,
     ) -> io::Result<()> {
         let index = fd as usize;
@@ -78,7 +99,7 @@ impl IoRegistry {
         }
         let entry = &mut self.entries[index];
         let was_registered = !entry.interest().is_empty();
-        let old = entry.slot(direction).replace(handle);
+        let old = entry.slot(direction).replace(callback);
         let result = if was_registered {
             poller.reregister(fd, entry.interest(), token(fd))
         } else {
@@ -102,13 +123,13 @@ impl IoRegistry {
         }
     }
 
-    /// Clears the reader or writer of `fd`, returning the handle that was there.
+    /// Clears the reader or writer of `fd`, returning what was there.
     pub fn clear(
         &mut self,
         poller: &Poller,
         fd: RawFd,
         direction: Direction,
-    ) -> Option<Py<Handle>> {
+    ) -> Option<IoCallback> {
         let entry = self.entries.get_mut(usize::try_from(fd).ok()?)?;
         let old = entry.slot(direction).take()?;
         let interest = entry.interest();
@@ -157,7 +178,7 @@ impl IoRegistry {
         py: Python<'_>,
         poller: &Poller,
         event: Event,
-        ready: &mut ReadyQueue<Queued<Handle>>,
+        ready: &mut ReadyQueue<Ready>,
         released: &mut Released,
     ) {
         let fd = event.token as RawFd;
@@ -171,18 +192,23 @@ impl IoRegistry {
             let Some(entry) = self.entries.get_mut(event.token as usize) else {
                 return;
             };
-            let Some(handle) = entry.slot(direction).as_ref() else {
-                continue;
-            };
-            if handle
-                .bind(py)
-                .try_borrow()
-                .map(|h| h.cancelled)
-                .unwrap_or(false)
-            {
-                released.extend(self.clear(poller, fd, direction));
-            } else {
-                ready.push(Queued::tracked(handle.clone_ref(py)));
+            match entry.slot(direction).as_ref() {
+                None => {}
+                Some(IoCallback::Transport(t)) => {
+                    ready.push(Ready::Transport(t.clone_ref(py), direction));
+                }
+                Some(IoCallback::Handle(handle)) => {
+                    if handle
+                        .bind(py)
+                        .try_borrow()
+                        .map(|h| h.cancelled)
+                        .unwrap_or(false)
+                    {
+                        released.extend(self.clear(poller, fd, direction));
+                    } else {
+                        ready.push(Ready::Handle(Queued::tracked(handle.clone_ref(py))));
+                    }
+                }
             }
         }
     }
@@ -196,16 +222,19 @@ impl IoRegistry {
             .map(|(fd, e)| {
                 (
                     fd as RawFd,
-                    e.reader.as_ref().map(|h| h.clone_ref(py)),
-                    e.writer.as_ref().map(|h| h.clone_ref(py)),
+                    e.reader.as_ref().map(|c| c.as_any().clone_ref(py)),
+                    e.writer.as_ref().map(|c| c.as_any().clone_ref(py)),
                 )
             })
             .collect()
     }
 
-    pub fn visit(&self, mut f: impl FnMut(&Py<Handle>)) {
+    pub fn visit(&self, mut f: impl FnMut(&Py<PyAny>)) {
         for e in &self.entries {
-            e.reader.iter().chain(e.writer.iter()).for_each(&mut f);
+            e.reader
+                .iter()
+                .chain(e.writer.iter())
+                .for_each(|c| f(c.as_any()));
         }
     }
 

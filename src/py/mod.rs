@@ -12,3 +12,4 @@ pub mod handles;
 mod io;
 mod pyapi;
 mod queued;
+pub mod transports;

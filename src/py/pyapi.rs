@@ -16,6 +16,7 @@ static ITERCOROUTINE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static TASKS_MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BASE_CREATE_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static BUFFERED_PROTOCOL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 static VERSION: PyOnceLock<(u8, u8)> = PyOnceLock::new();
 
@@ -140,4 +141,13 @@ pub fn base_create_task(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 
 pub fn future_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     attr(&FUTURE, py, "asyncio.futures", &["Future"])
+}
+
+pub fn buffered_protocol_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    attr(
+        &BUFFERED_PROTOCOL,
+        py,
+        "asyncio.protocols",
+        &["BufferedProtocol"],
+    )
 }

@@ -1,0 +1,163 @@
+"""The Python half of ferroloop's stream transports.
+
+``SocketTransport`` is an ``asyncio.Transport`` (uvloop's transports are not, and CPython's
+tests notice). Its state and hot paths live in the native ``_ferroloop.StreamTransport``,
+which the loop calls directly when the socket is ready; the native methods are bound onto
+each instance, so ``transport.write(data)`` runs no Python frame. What is left here is what
+asyncio's ``_SelectorSocketTransport`` does rarely (set-up, ``_fatal_error``,
+``_call_connection_lost``, repr, finalization), written as it writes it.
+"""
+
+import selectors
+import socket
+import sys
+import warnings
+from asyncio import base_events, constants, futures, transports, trsock
+from asyncio.log import logger
+
+from . import _ferroloop
+
+# Methods answered by the native half. Bound to the instance, they shadow the class's.
+_NATIVE = (
+    "write", "write_eof", "can_write_eof", "close", "abort", "is_closing",
+    "is_reading", "pause_reading", "resume_reading", "get_write_buffer_size",
+    "get_write_buffer_limits", "get_protocol", "set_protocol", "_force_close",
+    "_make_empty_waiter", "_reset_empty_waiter",
+)
+
+# 3.13 tells the server which transport attaches (for close_clients/abort_clients).
+_SERVER_TRACKS_TRANSPORTS = sys.version_info >= (3, 13)
+
+
+class SocketTransport(transports._FlowControlMixin, transports.Transport):
+    """A TCP or Unix stream transport.
+
+    It derives from asyncio's flow-control mixin as ``_SelectorSocketTransport`` does
+    (``loop.sendfile``'s fallback insists on it), but flow control itself is native.
+    """
+
+    max_size = 256 * 1024  # the most one read takes, as asyncio's
+    _start_tls_compatible = True
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+
+    # Read by __del__, which can run even if __init__ failed early.
+    _sock = None
+
+    def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None):
+        # Not the mixin's __init__: the native half owns the flow-control state.
+        transports.BaseTransport.__init__(self, extra)
+        self._extra['socket'] = trsock.TransportSocket(sock)
+        try:
+            self._extra['sockname'] = sock.getsockname()
+        except OSError:
+            self._extra['sockname'] = None
+        if 'peername' not in self._extra:
+            try:
+                self._extra['peername'] = sock.getpeername()
+            except socket.error:
+                self._extra['peername'] = None
+        self._sock = sock
+        self._sock_fd = sock.fileno()
+        self._loop = loop
+        self._server = server
+        core = self._core = _ferroloop.StreamTransport(loop, self._sock_fd, protocol, self)
+        for name in _NATIVE:
+            setattr(self, name, getattr(core, name))
+        if sys.version_info >= (3, 12):
+            self.writelines = core._writelines_buffered
+        if server is not None:
+            if _SERVER_TRACKS_TRANSPORTS:
+                server._attach(self)
+            else:
+                server._attach()
+        loop._transports[self._sock_fd] = self
+
+        # Disable the Nagle algorithm: small writes go out without waiting for an ACK.
+        base_events._set_nodelay(sock)
+        loop.call_soon(protocol.connection_made, self)
+        # Only start reading once connection_made() has been called.
+        loop.call_soon(core._start_reading)
+        if waiter is not None:
+            # Only wake the waiter once connection_made() has been called.
+            loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
+
+    # asyncio's transport state, as the attributes its loop and tests read.
+    _protocol = property(lambda self: self._core.get_protocol())
+    _closing = property(lambda self: self._core._closing)
+    _conn_lost = property(lambda self: self._core._conn_lost)
+    _paused = property(lambda self: self._core._paused)
+    _eof = property(lambda self: self._core._eof)
+    _protocol_paused = property(lambda self: self._core._protocol_paused)
+    _empty_waiter = property(lambda self: self._core._empty_waiter)
+    _low_water = property(lambda self: self._core.get_write_buffer_limits()[0])
+    _high_water = property(lambda self: self._core.get_write_buffer_limits()[1])
+
+    def __repr__(self):
+        info = [self.__class__.__name__]
+        if self._sock is None:
+            info.append('closed')
+        elif self._closing:
+            info.append('closing')
+        info.append(f'fd={self._sock_fd}')
+        if self._loop is not None and not self._loop.is_closed():
+            for event, name in ((selectors.EVENT_READ, 'read'),
+                                (selectors.EVENT_WRITE, 'write')):
+                try:
+                    polling = bool(self._loop._selector.get_key(self._sock_fd).events & event)
+                except KeyError:
+                    polling = False
+                state = 'polling' if polling else 'idle'
+                if name == 'read':
+                    info.append(f'read={state}')
+                else:
+                    info.append(f'write=<{state}, bufsize={self.get_write_buffer_size()}>')
+        return '<{}>'.format(' '.join(info))
+
+    def __del__(self, _warn=warnings.warn):
+        if self._sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._sock.close()
+            if _SERVER_TRACKS_TRANSPORTS and self._server is not None:
+                self._server._detach(self)
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(
+                f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
+        self._core._set_write_buffer_limits(high, low)
+
+    def _fatal_error(self, exc, message='Fatal error on transport'):
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=exc)
+        else:
+            self._loop.call_exception_handler({
+                'message': message,
+                'exception': exc,
+                'transport': self,
+                'protocol': self._protocol,
+            })
+        self._force_close(exc)
+
+    def _call_connection_lost(self, exc):
+        protocol, empty_waiter = self._core._release()
+        try:
+            if protocol is not None:
+                protocol.connection_lost(exc)
+        finally:
+            self._sock.close()
+            self._sock = None
+            self._loop = None
+            server = self._server
+            if server is not None:
+                if _SERVER_TRACKS_TRANSPORTS:
+                    server._detach(self)
+                else:
+                    server._detach()
+                self._server = None
+        if empty_waiter is not None:
+            empty_waiter.set_exception(ConnectionError("Connection is closed by peer"))

@@ -1,0 +1,9 @@
+//! Native transports: the loop owns their fds and calls them directly when the fds are
+//! ready, with no Handle in between. Each has a Python half (in the `ferroloop` package)
+//! that makes it an `asyncio.Transport` and holds the socket object; this layer owns the
+//! transport's state and its hot paths, and never calls Python with a lock held.
+
+mod buffer;
+mod stream;
+
+pub(crate) use stream::{event_handle, run_event, StreamTransport};

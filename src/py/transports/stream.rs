@@ -1,0 +1,1041 @@
+//! The native half of a TCP or Unix stream transport: the state and the hot paths of
+//! CPython's `_SelectorSocketTransport`, in Rust.
+//!
+//! The loop calls `run_event` when the fd is ready; reading goes through one reusable buffer
+//! into an exact-size `bytes` for `data_received` (or straight into the protocol's buffer
+//! for a BufferedProtocol), and `write` tries the socket before buffering anything. The
+//! Python half (`ferroloop._transports.SocketTransport`, an `asyncio.Transport`) holds the
+//! socket object and does what is rare: set-up, `_fatal_error`, `_call_connection_lost`,
+//! repr and finalization. Each behaviour follows `selector_events.py` line by line; the
+//! comments name the CPython method a function mirrors.
+
+use std::cell::RefCell;
+use std::os::fd::RawFd;
+use std::sync::{Mutex, MutexGuard};
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
+
+use super::buffer::WriteBuffer;
+use crate::py::errors::{os_error, shield};
+use crate::py::event_loop::{lock, LoopCore};
+use crate::py::handles::{self, in_context, Handle};
+use crate::py::io::Direction;
+use crate::py::pyapi;
+use crate::runtime::sys;
+
+/// `selector_events._SelectorTransport.max_size`: the most one read takes.
+const MAX_READ: usize = 256 * 1024;
+/// `constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
+const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u64 = 5;
+/// `_FlowControlMixin`'s default high-water mark; the low one is a quarter of it.
+const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+
+thread_local! {
+    /// The read buffer: one per thread, so one per loop. Reads copy out of it into the
+    /// `bytes` they hand over before any Python code runs.
+    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How the protocol takes data: its bound methods, looked up when it is set.
+enum Receiver {
+    Data(Py<PyAny>),
+    Buffered {
+        get_buffer: Py<PyAny>,
+        buffer_updated: Py<PyAny>,
+    },
+}
+
+struct State {
+    protocol: Option<Py<PyAny>>,
+    protocol_connected: bool,
+    receiver: Option<Receiver>,
+    /// The Python half, until connection_lost has run.
+    shell: Option<Py<PyAny>>,
+    /// The contexts asyncio's reader and writer Handles would run in: copies of the
+    /// context current when each was registered.
+    read_context: Option<Py<PyAny>>,
+    write_context: Option<Py<PyAny>>,
+    buffer: WriteBuffer,
+    conn_lost: u64,
+    closing: bool,
+    paused: bool,
+    eof: bool,
+    protocol_paused: bool,
+    high_water: usize,
+    low_water: usize,
+    empty_waiter: Option<Py<PyAny>>,
+}
+
+#[pyclass(frozen, module = "ferroloop._ferroloop")]
+pub struct StreamTransport {
+    state: Mutex<State>,
+    loop_: Py<LoopCore>,
+    fd: RawFd,
+}
+
+/// Everything a protocol callback needs, taken from the state so no lock is held while
+/// Python runs.
+struct Callee {
+    shell: Py<PyAny>,
+    protocol: Py<PyAny>,
+}
+
+fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    // SAFETY: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent()) }.map(Bound::unbind)
+}
+
+fn receiver_for(protocol: &Bound<'_, PyAny>) -> PyResult<Option<Receiver>> {
+    let py = protocol.py();
+    if protocol.is_instance(&pyapi::buffered_protocol_type(py)?)? {
+        Ok(Some(Receiver::Buffered {
+            get_buffer: protocol.getattr("get_buffer")?.unbind(),
+            buffer_updated: protocol.getattr("buffer_updated")?.unbind(),
+        }))
+    } else {
+        // A protocol without data_received fails when data arrives, as asyncio's does.
+        Ok(protocol
+            .getattr("data_received")
+            .ok()
+            .map(|m| Receiver::Data(m.unbind())))
+    }
+}
+
+/// Calls `f` with the bytes of a bytes-like object (any buffer, as `socket.send` takes).
+fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
+    if let Ok(b) = data.cast::<PyBytes>() {
+        return Ok(f(b.as_bytes()));
+    }
+    let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
+    // SAFETY: `view` is writable storage for a Py_buffer; on success it is released below.
+    if unsafe { ffi::PyObject_GetBuffer(data.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_SIMPLE) } < 0 {
+        return Err(PyErr::fetch(data.py()));
+    }
+    // SAFETY: PyObject_GetBuffer succeeded, so `view` is initialised.
+    let mut view = unsafe { view.assume_init() };
+    let len = usize::try_from(view.len).unwrap_or(0);
+    let result = if len == 0 {
+        f(&[])
+    } else {
+        // SAFETY: a PyBUF_SIMPLE buffer is `len` contiguous bytes at `buf`, valid until
+        // the release below; nothing else runs in between.
+        f(unsafe { std::slice::from_raw_parts(view.buf as *const u8, len) })
+    };
+    // SAFETY: `view` was filled by PyObject_GetBuffer and is released exactly once.
+    unsafe { ffi::PyBuffer_Release(&mut view) };
+    Ok(result)
+}
+
+/// Calls `f` with the writable bytes of the protocol's buffer (`socket.recv_into`).
+fn with_writable<R>(buf: &Bound<'_, PyAny>, f: impl FnOnce(&mut [u8]) -> R) -> PyResult<R> {
+    let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
+    // SAFETY: as in `with_bytes`, with PyBUF_WRITABLE.
+    if unsafe { ffi::PyObject_GetBuffer(buf.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_WRITABLE) } < 0
+    {
+        return Err(PyErr::fetch(buf.py()));
+    }
+    // SAFETY: PyObject_GetBuffer succeeded, so `view` is initialised.
+    let mut view = unsafe { view.assume_init() };
+    let len = usize::try_from(view.len).unwrap_or(0);
+    let result = if len == 0 {
+        f(&mut [])
+    } else {
+        // SAFETY: a writable PyBUF_WRITABLE buffer is `len` contiguous bytes at `buf`,
+        // exclusively ours until the release below.
+        f(unsafe { std::slice::from_raw_parts_mut(view.buf.cast::<u8>(), len) })
+    };
+    // SAFETY: `view` was filled by PyObject_GetBuffer and is released exactly once.
+    unsafe { ffi::PyBuffer_Release(&mut view) };
+    Ok(result)
+}
+
+fn would_block(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+    )
+}
+
+impl StreamTransport {
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    fn loop_core(&self) -> &LoopCore {
+        self.loop_.get()
+    }
+
+    fn debug(&self) -> bool {
+        self.loop_core().debug()
+    }
+
+    fn callee(&self, py: Python<'_>) -> Option<Callee> {
+        let st = self.state();
+        Some(Callee {
+            shell: st.shell.as_ref()?.clone_ref(py),
+            protocol: st.protocol.as_ref()?.clone_ref(py),
+        })
+    }
+
+    fn watch(slf: &Bound<'_, Self>, direction: Direction) -> PyResult<()> {
+        slf.get()
+            .loop_core()
+            .watch_transport(slf, slf.get().fd, direction)
+    }
+
+    fn unwatch(&self, py: Python<'_>, direction: Direction) -> PyResult<()> {
+        self.loop_core().unwatch(py, self.fd, direction)
+    }
+
+    fn debug_log(&self, py: Python<'_>, message: &str) -> PyResult<()> {
+        if self.debug() {
+            if let Some(shell) = self.state().shell.as_ref().map(|s| s.clone_ref(py)) {
+                pyapi::logger(py)?.call_method1("debug", (message, shell))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `_fatal_error`, on the Python half: logs or reports, then force-closes.
+    fn fatal_error(&self, py: Python<'_>, err: PyErr, message: &str) -> PyResult<()> {
+        let shell = self.state().shell.as_ref().map(|s| s.clone_ref(py));
+        match shell {
+            Some(shell) => shell
+                .call_method1(py, "_fatal_error", (err.into_value(py), message))
+                .map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a protocol callback's outcome through asyncio's rule: SystemExit and
+    /// KeyboardInterrupt propagate, anything else is fatal to the connection.
+    fn protocol_outcome<T>(
+        &self,
+        py: Python<'_>,
+        result: PyResult<T>,
+        message: &str,
+    ) -> PyResult<Option<T>> {
+        match result {
+            Ok(v) => Ok(Some(v)),
+            Err(err) if handles::is_exit(py, &err) => Err(err),
+            Err(err) => self.fatal_error(py, err, message).map(|()| None),
+        }
+    }
+
+    /// `_read_ready`: one read, handed to the protocol.
+    fn read_ready(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let receiver = {
+            let st = this.state();
+            if st.conn_lost > 0 {
+                return Ok(());
+            }
+            match &st.receiver {
+                Some(Receiver::Data(m)) => Some(Receiver::Data(m.clone_ref(py))),
+                Some(Receiver::Buffered {
+                    get_buffer,
+                    buffer_updated,
+                }) => Some(Receiver::Buffered {
+                    get_buffer: get_buffer.clone_ref(py),
+                    buffer_updated: buffer_updated.clone_ref(py),
+                }),
+                None => None,
+            }
+        };
+        match receiver {
+            Some(Receiver::Buffered {
+                get_buffer,
+                buffer_updated,
+            }) => this.read_into_protocol(py, get_buffer.bind(py), buffer_updated.bind(py)),
+            Some(Receiver::Data(data_received)) => this.read_data(py, Some(data_received.bind(py))),
+            None => this.read_data(py, None),
+        }
+    }
+
+    /// `_read_ready__data_received`.
+    fn read_data(&self, py: Python<'_>, data_received: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let read = READ_BUFFER.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => {
+                if buf.len() < MAX_READ {
+                    buf.resize(MAX_READ, 0);
+                }
+                sys::recv(self.fd, &mut buf).map(|n| PyBytes::new(py, &buf[..n]))
+            }
+            // Only a nested read could hold it; give it a buffer of its own.
+            Err(_) => {
+                let mut buf = vec![0u8; MAX_READ];
+                sys::recv(self.fd, &mut buf).map(|n| PyBytes::new(py, &buf[..n]))
+            }
+        });
+        let data = match read {
+            Err(err) if would_block(&err) => return Ok(()),
+            Err(err) => {
+                return self.fatal_error(py, os_error(err), "Fatal read error on socket transport")
+            }
+            Ok(data) => data,
+        };
+        if data.as_bytes().is_empty() {
+            return self.read_eof(py);
+        }
+        let result = match data_received {
+            Some(m) => m.call1((data,)).map(drop),
+            None => self
+                .state()
+                .protocol
+                .as_ref()
+                .map(|p| p.clone_ref(py))
+                .map_or(Ok(()), |p| {
+                    p.call_method1(py, "data_received", (data,)).map(drop)
+                }),
+        };
+        self.protocol_outcome(
+            py,
+            result,
+            "Fatal error: protocol.data_received() call failed.",
+        )
+        .map(drop)
+    }
+
+    /// `_read_ready__get_buffer`.
+    fn read_into_protocol(
+        &self,
+        py: Python<'_>,
+        get_buffer: &Bound<'_, PyAny>,
+        buffer_updated: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        const GET_BUFFER_FAILED: &str = "Fatal error: protocol.get_buffer() call failed.";
+        let buf = get_buffer.call1((-1,)).and_then(|buf| {
+            if buf.len()? == 0 {
+                Err(PyRuntimeError::new_err(
+                    "get_buffer() returned an empty buffer",
+                ))
+            } else {
+                Ok(buf)
+            }
+        });
+        let Some(buf) = self.protocol_outcome(py, buf, GET_BUFFER_FAILED)? else {
+            return Ok(());
+        };
+        let nbytes = match with_writable(&buf, |bytes| sys::recv(self.fd, bytes)) {
+            Err(err) => return self.fatal_error(py, err, "Fatal read error on socket transport"),
+            Ok(Err(err)) if would_block(&err) => return Ok(()),
+            Ok(Err(err)) => {
+                return self.fatal_error(py, os_error(err), "Fatal read error on socket transport")
+            }
+            Ok(Ok(n)) => n,
+        };
+        if nbytes == 0 {
+            return self.read_eof(py);
+        }
+        let result = buffer_updated.call1((nbytes,));
+        self.protocol_outcome(
+            py,
+            result,
+            "Fatal error: protocol.buffer_updated() call failed.",
+        )
+        .map(drop)
+    }
+
+    /// `_read_ready__on_eof`.
+    fn read_eof(&self, py: Python<'_>) -> PyResult<()> {
+        self.debug_log(py, "%r received EOF")?;
+        let Some(Callee { protocol, .. }) = self.callee(py) else {
+            return Ok(());
+        };
+        let keep_open = protocol
+            .call_method0(py, "eof_received")
+            .and_then(|k| k.is_truthy(py));
+        match self.protocol_outcome(
+            py,
+            keep_open,
+            "Fatal error: protocol.eof_received() call failed.",
+        )? {
+            // Keep the connection open so the protocol can still write, but stop reading.
+            Some(true) => self.unwatch(py, Direction::Read),
+            Some(false) => self.close_transport(py),
+            None => Ok(()),
+        }
+    }
+
+    /// `_write_send` / `_write_sendmsg`: flush what the kernel takes now.
+    fn write_ready(&self, py: Python<'_>) -> PyResult<()> {
+        let flushed = {
+            let mut st = self.state();
+            if st.buffer.is_empty() || st.conn_lost > 0 {
+                return Ok(());
+            }
+            match st.buffer.flush(py, self.fd) {
+                Err(err) if would_block(&err) => return Ok(()),
+                Err(err) => {
+                    st.buffer.clear();
+                    Err(err)
+                }
+                Ok(_) => Ok(()),
+            }
+        };
+        if let Err(err) = flushed {
+            self.unwatch(py, Direction::Write)?;
+            let exc = os_error(err);
+            let waiter = self.state().empty_waiter.as_ref().map(|w| w.clone_ref(py));
+            self.fatal_error(
+                py,
+                exc.clone_ref(py),
+                "Fatal write error on socket transport",
+            )?;
+            if let Some(waiter) = waiter {
+                waiter.call_method1(py, "set_exception", (exc.into_value(py),))?;
+            }
+            return Ok(());
+        }
+        self.maybe_resume_protocol(py)?;
+        let (emptied, waiter, closing, eof) = {
+            let st = self.state();
+            (
+                st.buffer.is_empty(),
+                st.empty_waiter.as_ref().map(|w| w.clone_ref(py)),
+                st.closing,
+                st.eof,
+            )
+        };
+        if !emptied {
+            return Ok(());
+        }
+        self.unwatch(py, Direction::Write)?;
+        if let Some(waiter) = waiter {
+            waiter.call_method1(py, "set_result", (py.None(),))?;
+        }
+        if closing {
+            if let Some(Callee { shell, .. }) = self.callee(py) {
+                shell.call_method1(py, "_call_connection_lost", (py.None(),))?;
+            }
+        } else if eof {
+            sys::shutdown_write(self.fd).map_err(os_error)?;
+        }
+        Ok(())
+    }
+
+    /// `_FlowControlMixin._maybe_pause_protocol`.
+    fn maybe_pause_protocol(&self, py: Python<'_>) -> PyResult<()> {
+        {
+            let mut st = self.state();
+            if st.buffer.len() <= st.high_water || st.protocol_paused {
+                return Ok(());
+            }
+            st.protocol_paused = true;
+        }
+        self.call_flow_control(py, "pause_writing")
+    }
+
+    /// `_FlowControlMixin._maybe_resume_protocol`.
+    fn maybe_resume_protocol(&self, py: Python<'_>) -> PyResult<()> {
+        {
+            let mut st = self.state();
+            if !(st.protocol_paused && st.buffer.len() <= st.low_water) {
+                return Ok(());
+            }
+            st.protocol_paused = false;
+        }
+        self.call_flow_control(py, "resume_writing")
+    }
+
+    fn call_flow_control(&self, py: Python<'_>, method: &str) -> PyResult<()> {
+        let Some(Callee { shell, protocol }) = self.callee(py) else {
+            return Ok(());
+        };
+        match protocol.call_method0(py, method) {
+            Ok(_) => Ok(()),
+            Err(err) if handles::is_exit(py, &err) => Err(err),
+            Err(err) => {
+                let context = PyDict::new(py);
+                context.set_item("message", format!("protocol.{method}() failed"))?;
+                context.set_item("exception", err.value(py))?;
+                context.set_item("transport", shell)?;
+                context.set_item("protocol", protocol)?;
+                self.loop_
+                    .call_method1(py, "call_exception_handler", (context,))
+                    .map(drop)
+            }
+        }
+    }
+
+    /// Schedules `_call_connection_lost(exc)` on the Python half.
+    fn schedule_connection_lost(&self, py: Python<'_>, exc: Py<PyAny>) -> PyResult<()> {
+        let shell = self.state().shell.as_ref().map(|s| s.clone_ref(py));
+        if let Some(shell) = shell {
+            let callback = shell.getattr(py, "_call_connection_lost")?;
+            self.loop_.call_method1(py, "call_soon", (callback, exc))?;
+        }
+        Ok(())
+    }
+
+    /// `_SelectorTransport.close`.
+    fn close_transport(&self, py: Python<'_>) -> PyResult<()> {
+        let flushed = {
+            let mut st = self.state();
+            if st.closing {
+                return Ok(());
+            }
+            st.closing = true;
+            if st.buffer.is_empty() {
+                st.conn_lost += 1;
+            }
+            st.buffer.is_empty()
+        };
+        self.unwatch(py, Direction::Read)?;
+        if flushed {
+            self.unwatch(py, Direction::Write)?;
+            self.schedule_connection_lost(py, py.None())?;
+        }
+        Ok(())
+    }
+
+    /// `_SelectorTransport._force_close`.
+    fn force_close(&self, py: Python<'_>, exc: Py<PyAny>) -> PyResult<()> {
+        let (had_buffer, was_closing) = {
+            let mut st = self.state();
+            if st.conn_lost > 0 {
+                return Ok(());
+            }
+            let had_buffer = !st.buffer.is_empty();
+            st.buffer.clear();
+            let was_closing = st.closing;
+            st.closing = true;
+            st.conn_lost += 1;
+            (had_buffer, was_closing)
+        };
+        if had_buffer {
+            self.unwatch(py, Direction::Write)?;
+        }
+        if !was_closing {
+            self.unwatch(py, Direction::Read)?;
+        }
+        self.schedule_connection_lost(py, exc)
+    }
+
+    /// `_SelectorTransport._add_reader`: reads only while not closing and not paused.
+    fn start_reading(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        {
+            let st = slf.get().state();
+            if st.closing || st.paused {
+                return Ok(());
+            }
+        }
+        let context = copy_context(py)?;
+        let old = slf.get().state().read_context.replace(context);
+        drop(old);
+        Self::watch(slf, Direction::Read)
+    }
+
+    /// Queues what the kernel did not take and arms the writer.
+    fn buffer_rest(
+        slf: &Bound<'_, Self>,
+        data: &Bound<'_, PyAny>,
+        len: usize,
+        sent: usize,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let arm = this.state().buffer.is_empty();
+        if arm {
+            let context = copy_context(py)?;
+            let old = this.state().write_context.replace(context);
+            drop(old);
+            Self::watch(slf, Direction::Write)?;
+        }
+        {
+            let mut st = this.state();
+            match data.cast::<PyBytes>() {
+                Ok(b) => st.buffer.push_shared(b.clone().unbind(), len, sent),
+                Err(_) => {
+                    drop(st);
+                    let rest = with_bytes(data, |bytes| bytes[sent..].to_vec())?;
+                    this.state().buffer.push_owned(&rest);
+                }
+            }
+        }
+        this.maybe_pause_protocol(py)
+    }
+
+    fn is_reading_state(st: &State) -> bool {
+        !st.closing && !st.paused
+    }
+}
+
+/// The loop's entry point for a ready fd: runs the transport's reader or writer inside the
+/// context asyncio's Handle for it would have had.
+pub(crate) fn run_event(
+    transport: &Bound<'_, StreamTransport>,
+    direction: Direction,
+) -> PyResult<()> {
+    let py = transport.py();
+    let this = transport.get();
+    let context = {
+        let st = this.state();
+        match direction {
+            Direction::Read => st.read_context.as_ref().map(|c| c.clone_ref(py)),
+            Direction::Write => st.write_context.as_ref().map(|c| c.clone_ref(py)),
+        }
+    };
+    let body = || match direction {
+        Direction::Read => StreamTransport::read_ready(transport),
+        Direction::Write => this.write_ready(py),
+    };
+    let result = match context {
+        Some(ctx) => in_context(ctx.bind(py), body),
+        None => body(),
+    };
+    match result {
+        Err(err) if !handles::is_exit(py, &err) => report_callback_error(transport, direction, err),
+        other => other,
+    }
+}
+
+/// An exception escaping the transport's own code (a failing `_fatal_error`, say) reaches
+/// the exception handler as one escaping asyncio's reader Handle would.
+fn report_callback_error(
+    transport: &Bound<'_, StreamTransport>,
+    direction: Direction,
+    err: PyErr,
+) -> PyResult<()> {
+    let py = transport.py();
+    let handle = event_handle(transport, direction)?;
+    let context = PyDict::new(py);
+    context.set_item(
+        "message",
+        format!("Exception in callback {}", handle.repr()?),
+    )?;
+    context.set_item("exception", err.value(py))?;
+    context.set_item("handle", handle)?;
+    transport
+        .get()
+        .loop_
+        .call_method1(py, "call_exception_handler", (context,))
+        .map(drop)
+}
+
+/// The Handle asyncio's loop would hold for this event: `_read_ready` or `_write_ready` in
+/// the registration's context. Debug mode runs events through it.
+pub(crate) fn event_handle<'py>(
+    transport: &Bound<'py, StreamTransport>,
+    direction: Direction,
+) -> PyResult<Bound<'py, Handle>> {
+    let py = transport.py();
+    let (name, context) = {
+        let st = transport.get().state();
+        match direction {
+            Direction::Read => (
+                "_read_ready",
+                st.read_context.as_ref().map(|c| c.clone_ref(py)),
+            ),
+            Direction::Write => (
+                "_write_ready",
+                st.write_context.as_ref().map(|c| c.clone_ref(py)),
+            ),
+        }
+    };
+    let callback = transport.getattr(name)?;
+    let loop_ = transport
+        .get()
+        .loop_
+        .clone_ref(py)
+        .into_bound(py)
+        .into_any();
+    let handle = Handle::create(
+        callback,
+        PyTuple::empty(py),
+        context.map(|c| c.into_bound(py)),
+        &loop_,
+        false,
+    )?;
+    Bound::new(py, handle)
+}
+
+#[pymethods]
+impl StreamTransport {
+    #[new]
+    fn py_new(
+        r#loop: &Bound<'_, PyAny>,
+        fd: RawFd,
+        protocol: &Bound<'_, PyAny>,
+        shell: &Bound<'_, PyAny>,
+    ) -> PyResult<StreamTransport> {
+        shield(|| {
+            let loop_ = r#loop
+                .cast::<LoopCore>()
+                .map_err(|_| PyTypeError::new_err("a ferroloop loop is required"))?
+                .clone()
+                .unbind();
+            Ok(StreamTransport {
+                state: Mutex::new(State {
+                    protocol: Some(protocol.clone().unbind()),
+                    protocol_connected: true,
+                    receiver: receiver_for(protocol)?,
+                    shell: Some(shell.clone().unbind()),
+                    read_context: None,
+                    write_context: None,
+                    buffer: WriteBuffer::default(),
+                    conn_lost: 0,
+                    closing: false,
+                    paused: false,
+                    eof: false,
+                    protocol_paused: false,
+                    high_water: DEFAULT_HIGH_WATER,
+                    low_water: DEFAULT_HIGH_WATER / 4,
+                    empty_waiter: None,
+                }),
+                loop_,
+                fd,
+            })
+        })
+    }
+
+    fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        shield(|| {
+            let py = slf.py();
+            let this = slf.get();
+            if !(data.is_instance_of::<PyBytes>()
+                || data.is_instance_of::<PyByteArray>()
+                || data.is_instance_of::<PyMemoryView>())
+            {
+                return Err(PyTypeError::new_err(format!(
+                    "data argument must be a bytes-like object, not {:?}",
+                    data.get_type().name()?.to_string()
+                )));
+            }
+            let (len, sent) = {
+                let mut st = this.state();
+                if st.eof {
+                    return Err(PyRuntimeError::new_err(
+                        "Cannot call write() after write_eof()",
+                    ));
+                }
+                if st.empty_waiter.is_some() {
+                    return Err(PyRuntimeError::new_err(
+                        "unable to write; sendfile is in progress",
+                    ));
+                }
+                let len = with_bytes(data, <[u8]>::len)?;
+                if len == 0 {
+                    return Ok(());
+                }
+                if st.conn_lost > 0 {
+                    let warn = st.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES;
+                    st.conn_lost += 1;
+                    drop(st);
+                    if warn {
+                        pyapi::logger(py)?
+                            .call_method1("warning", ("socket.send() raised exception.",))?;
+                    }
+                    return Ok(());
+                }
+                if !st.buffer.is_empty() {
+                    (len, 0)
+                } else {
+                    // Optimization, as asyncio's: try to send now.
+                    match with_bytes(data, |bytes| sys::send(this.fd, bytes))? {
+                        Ok(n) if n == len => return Ok(()),
+                        Ok(n) => (len, n),
+                        Err(err) if would_block(&err) => (len, 0),
+                        Err(err) => {
+                            drop(st);
+                            return this.fatal_error(
+                                py,
+                                os_error(err),
+                                "Fatal write error on socket transport",
+                            );
+                        }
+                    }
+                }
+            };
+            Self::buffer_rest(slf, data, len, sent)
+        })
+    }
+
+    /// 3.12+'s `writelines`: everything goes into the buffer, then one flush.
+    fn _writelines_buffered(
+        slf: &Bound<'_, Self>,
+        list_of_data: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        shield(|| {
+            let py = slf.py();
+            let this = slf.get();
+            {
+                let st = this.state();
+                if st.eof {
+                    return Err(PyRuntimeError::new_err(
+                        "Cannot call writelines() after write_eof()",
+                    ));
+                }
+                if st.empty_waiter.is_some() {
+                    return Err(PyRuntimeError::new_err(
+                        "unable to writelines; sendfile is in progress",
+                    ));
+                }
+            }
+            let chunks: Vec<Bound<'_, PyAny>> =
+                list_of_data.try_iter()?.collect::<PyResult<_>>()?;
+            if chunks.is_empty() {
+                return Ok(());
+            }
+            let was_empty = this.state().buffer.is_empty();
+            for chunk in &chunks {
+                let len = with_bytes(chunk, <[u8]>::len)?;
+                match chunk.cast::<PyBytes>() {
+                    Ok(b) => this.state().buffer.push_shared(b.clone().unbind(), len, 0),
+                    Err(_) => {
+                        let data = with_bytes(chunk, <[u8]>::to_vec)?;
+                        this.state().buffer.push_owned(&data);
+                    }
+                }
+            }
+            this.write_ready(py)?;
+            let pending = !this.state().buffer.is_empty();
+            if pending && was_empty && this.state().conn_lost == 0 {
+                let context = copy_context(py)?;
+                let old = this.state().write_context.replace(context);
+                drop(old);
+                Self::watch(slf, Direction::Write)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn write_eof(&self) -> PyResult<()> {
+        shield(|| {
+            let mut st = self.state();
+            if st.closing || st.eof {
+                return Ok(());
+            }
+            st.eof = true;
+            if st.buffer.is_empty() {
+                sys::shutdown_write(self.fd).map_err(os_error)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn can_write_eof(&self) -> bool {
+        true
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        shield(|| self.close_transport(py))
+    }
+
+    fn abort(&self, py: Python<'_>) -> PyResult<()> {
+        shield(|| self.force_close(py, py.None()))
+    }
+
+    fn _force_close(&self, py: Python<'_>, exc: Py<PyAny>) -> PyResult<()> {
+        shield(|| self.force_close(py, exc))
+    }
+
+    fn is_closing(&self) -> bool {
+        self.state().closing
+    }
+
+    fn is_reading(&self) -> bool {
+        Self::is_reading_state(&self.state())
+    }
+
+    fn pause_reading(&self, py: Python<'_>) -> PyResult<()> {
+        shield(|| {
+            {
+                let mut st = self.state();
+                if !Self::is_reading_state(&st) {
+                    return Ok(());
+                }
+                st.paused = true;
+            }
+            self.unwatch(py, Direction::Read)?;
+            self.debug_log(py, "%r pauses reading")
+        })
+    }
+
+    fn resume_reading(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| {
+            {
+                let mut st = slf.get().state();
+                if st.closing || !st.paused {
+                    return Ok(());
+                }
+                st.paused = false;
+            }
+            Self::start_reading(slf)?;
+            slf.get().debug_log(slf.py(), "%r resumes reading")
+        })
+    }
+
+    /// Called once `connection_made` has run, as asyncio's transports start reading.
+    fn _start_reading(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| Self::start_reading(slf))
+    }
+
+    fn _read_ready(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| Self::read_ready(slf))
+    }
+
+    fn _write_ready(&self, py: Python<'_>) -> PyResult<()> {
+        shield(|| self.write_ready(py))
+    }
+
+    fn get_write_buffer_size(&self) -> usize {
+        self.state().buffer.len()
+    }
+
+    fn get_write_buffer_limits(&self) -> (usize, usize) {
+        let st = self.state();
+        (st.low_water, st.high_water)
+    }
+
+    /// Sets limits the Python half validated, then pauses the protocol if now above them.
+    fn _set_write_buffer_limits(&self, py: Python<'_>, high: usize, low: usize) -> PyResult<()> {
+        shield(|| {
+            {
+                let mut st = self.state();
+                st.high_water = high;
+                st.low_water = low;
+            }
+            self.maybe_pause_protocol(py)
+        })
+    }
+
+    fn set_protocol(&self, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
+        shield(|| {
+            let receiver = receiver_for(protocol)?;
+            let old = {
+                let mut st = self.state();
+                st.protocol_connected = true;
+                (
+                    st.protocol.replace(protocol.clone().unbind()),
+                    std::mem::replace(&mut st.receiver, receiver),
+                )
+            };
+            drop(old);
+            Ok(())
+        })
+    }
+
+    fn get_protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.state().protocol.as_ref().map(|p| p.clone_ref(py))
+    }
+
+    fn _make_empty_waiter(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        shield(|| {
+            if self.state().empty_waiter.is_some() {
+                return Err(PyRuntimeError::new_err("Empty waiter is already set"));
+            }
+            let waiter = self.loop_.call_method0(py, "create_future")?;
+            let empty = {
+                let mut st = self.state();
+                st.empty_waiter = Some(waiter.clone_ref(py));
+                st.buffer.is_empty()
+            };
+            if empty {
+                waiter.call_method1(py, "set_result", (py.None(),))?;
+            }
+            Ok(waiter)
+        })
+    }
+
+    fn _reset_empty_waiter(&self) {
+        let old = self.state().empty_waiter.take();
+        drop(old);
+    }
+
+    /// For `_call_connection_lost`: the protocol to tell (if connected) and the pending
+    /// empty waiter; afterwards the transport holds neither, nor its Python half.
+    fn _release(&self, py: Python<'_>) -> (Option<Py<PyAny>>, Option<Py<PyAny>>) {
+        let (protocol, waiter, rest) = {
+            let mut st = self.state();
+            let connected = st.protocol_connected;
+            let protocol = st.protocol.take().filter(|_| connected);
+            let rest = (
+                st.receiver.take(),
+                st.shell.take(),
+                st.read_context.take(),
+                st.write_context.take(),
+            );
+            (
+                protocol,
+                st.empty_waiter.as_ref().map(|w| w.clone_ref(py)),
+                rest,
+            )
+        };
+        drop(rest);
+        (protocol, waiter)
+    }
+
+    #[getter]
+    fn _conn_lost(&self) -> u64 {
+        self.state().conn_lost
+    }
+
+    #[getter]
+    fn _closing(&self) -> bool {
+        self.state().closing
+    }
+
+    #[getter]
+    fn _paused(&self) -> bool {
+        self.state().paused
+    }
+
+    #[getter]
+    fn _eof(&self) -> bool {
+        self.state().eof
+    }
+
+    #[getter]
+    fn _protocol_paused(&self) -> bool {
+        self.state().protocol_paused
+    }
+
+    #[getter]
+    fn _empty_waiter(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.state().empty_waiter.as_ref().map(|w| w.clone_ref(py))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.loop_)?;
+        if let Ok(st) = self.state.try_lock() {
+            visit.call(&st.protocol)?;
+            visit.call(&st.shell)?;
+            visit.call(&st.read_context)?;
+            visit.call(&st.write_context)?;
+            visit.call(&st.empty_waiter)?;
+            match &st.receiver {
+                Some(Receiver::Data(m)) => visit.call(m)?,
+                Some(Receiver::Buffered {
+                    get_buffer,
+                    buffer_updated,
+                }) => {
+                    visit.call(get_buffer)?;
+                    visit.call(buffer_updated)?;
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let taken = self.state.try_lock().ok().map(|mut st| {
+            (
+                st.protocol.take(),
+                st.shell.take(),
+                st.receiver.take(),
+                st.read_context.take(),
+                st.write_context.take(),
+                st.empty_waiter.take(),
+            )
+        });
+        drop(taken);
+    }
+}
