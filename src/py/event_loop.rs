@@ -497,6 +497,11 @@ impl LoopCore {
             let result = match &entry {
                 Ready::Handle(queued) if debug => Self::run_debug(slf, queued.get().bind(py)),
                 Ready::Handle(queued) => handles::run(queued.get().bind(py)),
+                Ready::Transport(t, direction)
+                    if !transports::is_watching(t.bind(py), *direction) =>
+                {
+                    Ok(false)
+                }
                 // In debug mode a transport's event runs as the Handle asyncio would have
                 // made, so slow-callback warnings and `_current_handle` see it.
                 Ready::Transport(t, direction) if debug => {

@@ -6,4 +6,4 @@
 mod buffer;
 mod stream;
 
-pub(crate) use stream::{event_handle, run_event, StreamTransport};
+pub(crate) use stream::{event_handle, is_watching, run_event, StreamTransport};

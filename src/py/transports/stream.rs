@@ -63,6 +63,10 @@ struct State {
     write_context: Option<Py<PyAny>>,
     buffer: WriteBuffer,
     conn_lost: u64,
+    /// Whether the loop watches the fd for reading / writing. An event already queued
+    /// when the transport stops watching is dropped, as asyncio cancels the Handle.
+    reading: bool,
+    writing: bool,
     closing: bool,
     paused: bool,
     eof: bool,
@@ -183,13 +187,22 @@ impl StreamTransport {
         })
     }
 
+    fn watching(st: &mut State, direction: Direction) -> &mut bool {
+        match direction {
+            Direction::Read => &mut st.reading,
+            Direction::Write => &mut st.writing,
+        }
+    }
+
     fn watch(slf: &Bound<'_, Self>, direction: Direction) -> PyResult<()> {
-        slf.get()
-            .loop_core()
-            .watch_transport(slf, slf.get().fd, direction)
+        let this = slf.get();
+        this.loop_core().watch_transport(slf, this.fd, direction)?;
+        *Self::watching(&mut this.state(), direction) = true;
+        Ok(())
     }
 
     fn unwatch(&self, py: Python<'_>, direction: Direction) -> PyResult<()> {
+        *Self::watching(&mut self.state(), direction) = false;
         self.loop_core().unwatch(py, self.fd, direction)
     }
 
@@ -573,6 +586,13 @@ impl StreamTransport {
     }
 }
 
+/// Whether an event queued for the transport still counts: one queued before the
+/// transport stopped watching is dropped, as asyncio's loop drops a cancelled Handle.
+pub(crate) fn is_watching(transport: &Bound<'_, StreamTransport>, direction: Direction) -> bool {
+    let mut st = transport.get().state();
+    *StreamTransport::watching(&mut st, direction)
+}
+
 /// The loop's entry point for a ready fd: runs the transport's reader or writer inside the
 /// context asyncio's Handle for it would have had.
 pub(crate) fn run_event(
@@ -687,6 +707,8 @@ impl StreamTransport {
                     write_context: None,
                     buffer: WriteBuffer::default(),
                     conn_lost: 0,
+                    reading: false,
+                    writing: false,
                     closing: false,
                     paused: false,
                     eof: false,
@@ -710,8 +732,8 @@ impl StreamTransport {
                 || data.is_instance_of::<PyMemoryView>())
             {
                 return Err(PyTypeError::new_err(format!(
-                    "data argument must be a bytes-like object, not {:?}",
-                    data.get_type().name()?.to_string()
+                    "data argument must be a bytes-like object, not {}",
+                    data.get_type().name()?.repr()?
                 )));
             }
             let (len, sent) = {
