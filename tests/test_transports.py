@@ -463,3 +463,57 @@ def test_no_data_received_after_pause_reading_in_the_same_pass(loop):
         return len(paused_then_received), with_data
 
     assert run(loop, main()) == (0, 1)
+
+
+def test_writes_in_one_pass_arrive_in_order_and_buffer_size_reads_as_sent(loop):
+    # ferroloop sends a pass's writes together at its end; whoever looks at the buffer
+    # first sees what asyncio's immediate send would have left (nothing, for small writes).
+    async def main():
+        server, srv, client = await connected_pair(loop)
+        t = srv.transport
+        t.write(b"head ")
+        sizes = [t.get_write_buffer_size()]
+        t.write(b"body ")
+        t.write(bytearray(b"tail"))
+        sizes.append(t.get_write_buffer_size())
+        await client.wait_for_data(14)
+        await shut(server, srv, client)
+        return bytes(client.data), sizes
+
+    assert run(loop, main()) == (b"head body tail", [0, 0])
+
+
+def test_write_then_abort_in_one_callback_delivers_the_write(loop):
+    async def main():
+        server, srv, client = await connected_pair(loop)
+        srv.transport.write(b"last words")
+        srv.transport.abort()
+        await srv.lost
+        while "eof" not in client.events and not client.lost.done():
+            await asyncio.sleep(0.01)
+        data = bytes(client.data)
+        client.transport.close()
+        await client.lost
+        server.close()
+        await server.wait_closed()
+        return data
+
+    assert run(loop, main()) == b"last words"
+
+
+def test_write_while_the_loop_is_not_running_is_sent_at_once(loop):
+    async def setup():
+        server, srv, client = await connected_pair(loop)
+        return server, srv, client
+
+    server, srv, client = run(loop, setup())
+    peer = srv.transport.get_extra_info("socket")
+    # The loop is stopped: nothing would ever flush a deferred write.
+    client.transport.write(b"outside")
+    raw = socket.socket(fileno=peer.fileno())
+    try:
+        raw.settimeout(5)
+        assert raw.recv(100, socket.MSG_PEEK) == b"outside"
+    finally:
+        raw.detach()
+    run(loop, shut(server, srv, client))

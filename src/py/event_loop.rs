@@ -78,6 +78,10 @@ pub struct LoopCore {
     clock_resolution: AtomicU64,
     thread_id: ObjectSlot,
     current_handle: ObjectSlot,
+    /// Running a pass's batch: transports defer their writes to its end.
+    in_pass: AtomicBool,
+    /// Transports with deferred writes, flushed when the batch ends.
+    deferred_writes: Mutex<Vec<Py<StreamTransport>>>,
 }
 
 /// A Python object, or None, behind a lock: `_thread_id` and `_current_handle`, which other
@@ -189,6 +193,34 @@ impl LoopCore {
 
     pub(crate) fn debug(&self) -> bool {
         self.debug.load(Relaxed)
+    }
+
+    /// Whether a batch is running, so a transport's write may wait for its end.
+    pub(crate) fn in_pass(&self) -> bool {
+        self.in_pass.load(Relaxed)
+    }
+
+    /// Flushes `transport`'s deferred writes when the running batch ends.
+    pub(crate) fn defer_flush(&self, transport: &Bound<'_, StreamTransport>) {
+        lock(&self.deferred_writes).push(transport.clone().unbind());
+    }
+
+    /// Sends every deferred write (flushing can defer nothing new: no batch is running).
+    fn flush_deferred_writes(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let pending = std::mem::take(&mut *lock(&slf.get().deferred_writes));
+        let mut outcome = Ok(());
+        for transport in pending {
+            let transport = transport.into_bound(py);
+            if let Err(err) = transports::flush_deferred(&transport) {
+                if handles::is_exit(py, &err) {
+                    outcome = outcome.and(Err(err));
+                } else {
+                    transports::report_error(&transport, Direction::Write, err)?;
+                }
+            }
+        }
+        outcome
     }
 
     fn check_closed(&self) -> PyResult<()> {
@@ -493,6 +525,7 @@ impl LoopCore {
         let debug = this.debug();
         let mut ran = 0u64;
         let mut outcome = Ok(());
+        this.in_pass.store(true, Relaxed);
         while let Some(entry) = batch.pop_front() {
             let result = match &entry {
                 Ready::Handle(queued) if debug => Self::run_debug(slf, queued.get().bind(py)),
@@ -527,7 +560,9 @@ impl LoopCore {
             }
         }
         this.callbacks_run.fetch_add(ran, Relaxed);
-        outcome
+        this.in_pass.store(false, Relaxed);
+        let flushed = Self::flush_deferred_writes(slf);
+        outcome.and(flushed)
     }
 
     /// Runs a handle timing it, and warns when it took `slow_callback_duration` or more.
@@ -588,6 +623,8 @@ impl LoopCore {
                 clock_resolution: AtomicU64::new(clock::resolution().to_bits()),
                 thread_id: ObjectSlot::default(),
                 current_handle: ObjectSlot::default(),
+                in_pass: AtomicBool::new(false),
+                deferred_writes: Mutex::new(Vec::new()),
             })
         })
     }

@@ -6,4 +6,6 @@
 mod buffer;
 mod stream;
 
-pub(crate) use stream::{event_handle, is_watching, run_event, StreamTransport};
+pub(crate) use stream::{
+    event_handle, flush_deferred, is_watching, report_error, run_event, StreamTransport,
+};

@@ -67,6 +67,10 @@ struct State {
     /// when the transport stops watching is dropped, as asyncio cancels the Handle.
     reading: bool,
     writing: bool,
+    /// The buffer holds writes not yet tried on the socket: inside a pass of the loop,
+    /// writes wait for the pass's end (or for someone to look at the buffer), so several
+    /// writes from one pass leave in one `sendmsg`.
+    deferred: bool,
     closing: bool,
     paused: bool,
     eof: bool,
@@ -494,6 +498,7 @@ impl StreamTransport {
 
     /// `_SelectorTransport.close`.
     fn close_transport(&self, py: Python<'_>) -> PyResult<()> {
+        self.attempt_deferred(py)?;
         let flushed = {
             let mut st = self.state();
             if st.closing {
@@ -515,12 +520,18 @@ impl StreamTransport {
 
     /// `_SelectorTransport._force_close`.
     fn force_close(&self, py: Python<'_>, exc: Py<PyAny>) -> PyResult<()> {
+        if self.state().conn_lost > 0 {
+            return Ok(());
+        }
+        self.attempt_deferred(py)?;
         let (had_buffer, was_closing) = {
             let mut st = self.state();
             if st.conn_lost > 0 {
                 return Ok(());
             }
-            let had_buffer = !st.buffer.is_empty();
+            // A deferred write was never armed, so there is no writer to remove.
+            let had_buffer = !st.buffer.is_empty() && !st.deferred;
+            st.deferred = false;
             st.buffer.clear();
             let was_closing = st.closing;
             st.closing = true;
@@ -581,9 +592,96 @@ impl StreamTransport {
         this.maybe_pause_protocol(py)
     }
 
+    /// Queues a write for the end of the pass; one past the high-water mark goes now.
+    fn defer(
+        slf: &Bound<'_, Self>,
+        data: &Bound<'_, PyAny>,
+        len: usize,
+        first: bool,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        if first {
+            // The context asyncio's writer Handle would get, had the write been refused.
+            let context = copy_context(py)?;
+            let old = this.state().write_context.replace(context);
+            drop(old);
+            this.loop_core().defer_flush(slf);
+        }
+        let over = {
+            let mut st = this.state();
+            st.deferred = true;
+            match data.cast::<PyBytes>() {
+                Ok(b) => st.buffer.push_shared(b.clone().unbind(), len, 0),
+                Err(_) => {
+                    drop(st);
+                    let copy = with_bytes(data, <[u8]>::to_vec)?;
+                    st = this.state();
+                    st.buffer.push_owned(&copy);
+                }
+            }
+            st.buffer.len() > st.high_water
+        };
+        if over {
+            Self::flush_deferred(slf)?;
+        }
+        Ok(())
+    }
+
+    /// Tries deferred writes on the socket now, as asyncio's `write` would already have:
+    /// called wherever the buffer is looked at. What the kernel refuses stays deferred,
+    /// for the pass's end to arm the writer.
+    fn attempt_deferred(&self, py: Python<'_>) -> PyResult<()> {
+        let failed = {
+            let mut st = self.state();
+            if !st.deferred {
+                return Ok(());
+            }
+            match st.buffer.flush(py, self.fd) {
+                Ok(_) => {
+                    st.deferred = !st.buffer.is_empty();
+                    None
+                }
+                Err(err) if would_block(&err) => None,
+                Err(err) => {
+                    st.deferred = false;
+                    st.buffer.clear();
+                    Some(err)
+                }
+            }
+        };
+        match failed {
+            Some(err) => {
+                self.fatal_error(py, os_error(err), "Fatal write error on socket transport")
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Sends deferred writes and arms the writer for what is left (`write`'s slow path).
+    fn flush_deferred(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = slf.get();
+        this.attempt_deferred(slf.py())?;
+        let rest = {
+            let mut st = this.state();
+            std::mem::replace(&mut st.deferred, false) && !st.buffer.is_empty()
+        };
+        if rest {
+            Self::watch(slf, Direction::Write)?;
+            this.maybe_pause_protocol(slf.py())?;
+        }
+        Ok(())
+    }
+
     fn is_reading_state(st: &State) -> bool {
         !st.closing && !st.paused
     }
+}
+
+/// The end of a pass: sends the transport's deferred writes and arms its writer for what
+/// the kernel refused.
+pub(crate) fn flush_deferred(transport: &Bound<'_, StreamTransport>) -> PyResult<()> {
+    StreamTransport::flush_deferred(transport)
 }
 
 /// Whether an event queued for the transport still counts: one queued before the
@@ -617,14 +715,14 @@ pub(crate) fn run_event(
         None => body(),
     };
     match result {
-        Err(err) if !handles::is_exit(py, &err) => report_callback_error(transport, direction, err),
+        Err(err) if !handles::is_exit(py, &err) => report_error(transport, direction, err),
         other => other,
     }
 }
 
 /// An exception escaping the transport's own code (a failing `_fatal_error`, say) reaches
 /// the exception handler as one escaping asyncio's reader Handle would.
-fn report_callback_error(
+pub(crate) fn report_error(
     transport: &Bound<'_, StreamTransport>,
     direction: Direction,
     err: PyErr,
@@ -709,6 +807,7 @@ impl StreamTransport {
                     conn_lost: 0,
                     reading: false,
                     writing: false,
+                    deferred: false,
                     closing: false,
                     paused: false,
                     eof: false,
@@ -762,8 +861,15 @@ impl StreamTransport {
                     }
                     return Ok(());
                 }
+                if st.deferred {
+                    drop(st);
+                    return Self::defer(slf, data, len, false);
+                }
                 if !st.buffer.is_empty() {
                     (len, 0)
+                } else if this.loop_core().in_pass() {
+                    drop(st);
+                    return Self::defer(slf, data, len, true);
                 } else {
                     // Optimization, as asyncio's: try to send now.
                     match with_bytes(data, |bytes| sys::send(this.fd, bytes))? {
@@ -806,6 +912,7 @@ impl StreamTransport {
                     ));
                 }
             }
+            this.attempt_deferred(py)?;
             let chunks: Vec<Bound<'_, PyAny>> =
                 list_of_data.try_iter()?.collect::<PyResult<_>>()?;
             if chunks.is_empty() {
@@ -834,8 +941,9 @@ impl StreamTransport {
         })
     }
 
-    fn write_eof(&self) -> PyResult<()> {
+    fn write_eof(&self, py: Python<'_>) -> PyResult<()> {
         shield(|| {
+            self.attempt_deferred(py)?;
             let mut st = self.state();
             if st.closing || st.eof {
                 return Ok(());
@@ -913,8 +1021,11 @@ impl StreamTransport {
         shield(|| self.write_ready(py))
     }
 
-    fn get_write_buffer_size(&self) -> usize {
-        self.state().buffer.len()
+    fn get_write_buffer_size(&self, py: Python<'_>) -> PyResult<usize> {
+        shield(|| {
+            self.attempt_deferred(py)?;
+            Ok(self.state().buffer.len())
+        })
     }
 
     fn get_write_buffer_limits(&self) -> (usize, usize) {
@@ -925,6 +1036,7 @@ impl StreamTransport {
     /// Sets limits the Python half validated, then pauses the protocol if now above them.
     fn _set_write_buffer_limits(&self, py: Python<'_>, high: usize, low: usize) -> PyResult<()> {
         shield(|| {
+            self.attempt_deferred(py)?;
             {
                 let mut st = self.state();
                 st.high_water = high;
@@ -956,6 +1068,7 @@ impl StreamTransport {
 
     fn _make_empty_waiter(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         shield(|| {
+            self.attempt_deferred(py)?;
             if self.state().empty_waiter.is_some() {
                 return Err(PyRuntimeError::new_err("Empty waiter is already set"));
             }
