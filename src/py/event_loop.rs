@@ -107,6 +107,23 @@ impl ObjectSlot {
     }
 }
 
+/// Marks a batch as running for as long as it lives, even if a panic unwinds through it:
+/// a flag left set would defer writes made outside the loop forever.
+struct InPass<'a>(&'a AtomicBool);
+
+impl<'a> InPass<'a> {
+    fn enter(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Relaxed);
+        InPass(flag)
+    }
+}
+
+impl Drop for InPass<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Relaxed);
+    }
+}
+
 /// Cancels the Handles a registry change released (transports need nothing).
 fn cancel_released(py: Python<'_>, released: impl IntoIterator<Item = IoCallback>) -> PyResult<()> {
     for old in released {
@@ -525,7 +542,7 @@ impl LoopCore {
         let debug = this.debug();
         let mut ran = 0u64;
         let mut outcome = Ok(());
-        this.in_pass.store(true, Relaxed);
+        let in_pass = InPass::enter(&this.in_pass);
         while let Some(entry) = batch.pop_front() {
             let result = match &entry {
                 Ready::Handle(queued) if debug => Self::run_debug(slf, queued.get().bind(py)),
@@ -538,8 +555,8 @@ impl LoopCore {
                 // In debug mode a transport's event runs as the Handle asyncio would have
                 // made, so slow-callback warnings and `_current_handle` see it.
                 Ready::Transport(t, direction) if debug => {
-                    let handle = transports::event_handle(t.bind(py), *direction)?;
-                    Self::run_debug(slf, &handle)
+                    transports::event_handle(t.bind(py), *direction)
+                        .and_then(|handle| Self::run_debug(slf, &handle))
                 }
                 Ready::Transport(t, direction) => {
                     transports::run_event(t.bind(py), *direction).map(|()| true)
@@ -560,7 +577,7 @@ impl LoopCore {
             }
         }
         this.callbacks_run.fetch_add(ran, Relaxed);
-        this.in_pass.store(false, Relaxed);
+        drop(in_pass);
         let flushed = Self::flush_deferred_writes(slf);
         outcome.and(flushed)
     }
