@@ -321,33 +321,13 @@ impl LoopCore {
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
     ) -> PyResult<Py<Handle>> {
+        let py = slf.py();
         let this = slf.get();
         this.check_closed()?;
         let fd = fileobj_to_fd(fileobj)?;
         let handle = Self::new_handle(slf, callback, args, None)?;
-        let mut released = Released::new();
-        let result = {
-            let mut core = this.core();
-            let core = &mut *core;
-            let poller = core.poller.as_ref().ok_or_else(loop_closed)?;
-            core.io.set(
-                poller,
-                fd,
-                direction,
-                IoCallback::Handle(handle.clone_ref(slf.py())),
-                &mut released,
-            )
-        };
-        match result {
-            Ok(()) => {
-                cancel_released(slf.py(), released)?;
-                Ok(handle)
-            }
-            Err(err) => {
-                drop(released);
-                Err(os_error(err))
-            }
-        }
+        this.register(py, fd, direction, IoCallback::Handle(handle.clone_ref(py)))?;
+        Ok(handle)
     }
 
     fn clear_io(
@@ -360,8 +340,40 @@ impl LoopCore {
             return Ok(false);
         }
         let fd = fileobj_to_fd(fileobj)?;
+        this.unregister(slf.py(), fd, direction)
+    }
+
+    /// Sets the reader or writer of `fd`. A Handle it replaces is cancelled, as asyncio's
+    /// selector loop does.
+    fn register(
+        &self,
+        py: Python<'_>,
+        fd: RawFd,
+        direction: Direction,
+        callback: IoCallback,
+    ) -> PyResult<()> {
+        self.check_closed()?;
+        let mut released = Released::new();
+        let result = {
+            let mut core = self.core();
+            let core = &mut *core;
+            let poller = core.poller.as_ref().ok_or_else(loop_closed)?;
+            core.io.set(poller, fd, direction, callback, &mut released)
+        };
+        match result {
+            Ok(()) => cancel_released(py, released),
+            // On failure the registry hands back the new callback: dropped, not cancelled.
+            Err(err) => {
+                drop(released);
+                Err(os_error(err))
+            }
+        }
+    }
+
+    /// Clears the reader or writer of `fd`, cancelling a Handle; whether there was one.
+    fn unregister(&self, py: Python<'_>, fd: RawFd, direction: Direction) -> PyResult<bool> {
         let old = {
-            let mut core = this.core();
+            let mut core = self.core();
             let core = &mut *core;
             match core.poller.as_ref() {
                 Some(poller) => core.io.clear(poller, fd, direction),
@@ -369,7 +381,7 @@ impl LoopCore {
             }
         };
         let removed = old.is_some();
-        cancel_released(slf.py(), old)?;
+        cancel_released(py, old)?;
         Ok(removed)
     }
 
@@ -380,35 +392,13 @@ impl LoopCore {
         fd: RawFd,
         direction: Direction,
     ) -> PyResult<()> {
-        self.check_closed()?;
-        let mut released = Released::new();
-        let result = {
-            let mut core = self.core();
-            let core = &mut *core;
-            let poller = core.poller.as_ref().ok_or_else(loop_closed)?;
-            core.io.set(
-                poller,
-                fd,
-                direction,
-                IoCallback::Transport(transport.clone().unbind()),
-                &mut released,
-            )
-        };
-        cancel_released(transport.py(), released)?;
-        result.map_err(os_error)
+        let callback = IoCallback::Transport(transport.clone().unbind());
+        self.register(transport.py(), fd, direction, callback)
     }
 
     /// Unregisters the reader or writer of `fd` (a no-op when there is none).
     pub(crate) fn unwatch(&self, py: Python<'_>, fd: RawFd, direction: Direction) -> PyResult<()> {
-        let old = {
-            let mut core = self.core();
-            let core = &mut *core;
-            match core.poller.as_ref() {
-                Some(poller) => core.io.clear(poller, fd, direction),
-                None => None,
-            }
-        };
-        cancel_released(py, old)
+        self.unregister(py, fd, direction).map(drop)
     }
 
     /// One pass: purge cancelled timers, poll, queue I/O and due timers, then run exactly
