@@ -78,10 +78,12 @@ pub struct LoopCore {
     clock_resolution: AtomicU64,
     thread_id: ObjectSlot,
     current_handle: ObjectSlot,
-    /// Running a pass's batch: transports defer their writes to its end.
+    /// Running a pass's batch: transports defer their writes to the end of the callback.
     in_pass: AtomicBool,
-    /// Transports with deferred writes, flushed when the batch ends.
+    /// Transports with deferred writes, flushed when the running callback returns, and
+    /// whether there are any (checked after every callback, so kept lock-free).
     deferred_writes: Mutex<Vec<Py<StreamTransport>>>,
+    has_deferred_writes: AtomicBool,
 }
 
 /// A Python object, or None, behind a lock: `_thread_id` and `_current_handle`, which other
@@ -212,20 +214,27 @@ impl LoopCore {
         self.debug.load(Relaxed)
     }
 
-    /// Whether a batch is running, so a transport's write may wait for its end.
+    /// Whether a batch is running, so a transport's write may wait for the end of the
+    /// callback that made it.
     pub(crate) fn in_pass(&self) -> bool {
         self.in_pass.load(Relaxed)
     }
 
-    /// Flushes `transport`'s deferred writes when the running batch ends.
+    /// Flushes `transport`'s deferred writes when the running callback returns.
     pub(crate) fn defer_flush(&self, transport: &Bound<'_, StreamTransport>) {
         lock(&self.deferred_writes).push(transport.clone().unbind());
+        self.has_deferred_writes.store(true, Relaxed);
     }
 
-    /// Sends every deferred write (flushing can defer nothing new: no batch is running).
+    /// Sends every deferred write. A callback this runs (`pause_writing`, say) may defer
+    /// more; those go after the next callback, or at the end of the batch.
     fn flush_deferred_writes(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let pending = std::mem::take(&mut *lock(&slf.get().deferred_writes));
+        let this = slf.get();
+        if !this.has_deferred_writes.swap(false, Relaxed) {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut *lock(&this.deferred_writes));
         let mut outcome = Ok(());
         for transport in pending {
             let transport = transport.into_bound(py);
@@ -552,6 +561,12 @@ impl LoopCore {
                     transports::run_event(t.bind(py), *direction).map(|()| true)
                 }
             };
+            // Writes the callback made leave now, together: one syscall for a response
+            // written in parts, and no wait behind the rest of the batch.
+            let result = result.and_then(|did_run| {
+                Self::flush_deferred_writes(slf)?;
+                Ok(did_run)
+            });
             match result {
                 Ok(did_run) => {
                     ran += u64::from(did_run);
@@ -632,6 +647,7 @@ impl LoopCore {
                 current_handle: ObjectSlot::default(),
                 in_pass: AtomicBool::new(false),
                 deferred_writes: Mutex::new(Vec::new()),
+                has_deferred_writes: AtomicBool::new(false),
             })
         })
     }

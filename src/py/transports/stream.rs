@@ -68,8 +68,8 @@ struct State {
     reading: bool,
     writing: bool,
     /// The buffer holds writes not yet tried on the socket: inside a pass of the loop,
-    /// writes wait for the pass's end (or for someone to look at the buffer), so several
-    /// writes from one pass leave in one `sendmsg`.
+    /// writes wait for the end of the callback that made them (or for someone to look at
+    /// the buffer), so a response written in parts leaves in one `sendmsg`.
     deferred: bool,
     closing: bool,
     paused: bool,
@@ -596,7 +596,7 @@ impl StreamTransport {
         this.maybe_pause_protocol(py)
     }
 
-    /// Queues a write for the end of the pass; one past the high-water mark goes now.
+    /// Queues a write for the end of the callback; one past the high-water mark goes now.
     fn defer(
         slf: &Bound<'_, Self>,
         data: &Bound<'_, PyAny>,
@@ -634,7 +634,7 @@ impl StreamTransport {
 
     /// Tries deferred writes on the socket now, as asyncio's `write` would already have:
     /// called wherever the buffer is looked at. What the kernel refuses stays deferred,
-    /// for the pass's end to arm the writer.
+    /// for the end of the callback to arm the writer.
     fn attempt_deferred(&self, py: Python<'_>) -> PyResult<()> {
         let failed = {
             let mut st = self.state();
@@ -682,7 +682,7 @@ impl StreamTransport {
     }
 }
 
-/// The end of a pass: sends the transport's deferred writes and arms its writer for what
+/// The end of a callback: sends the transport's deferred writes and arms its writer for what
 /// the kernel refused.
 pub(crate) fn flush_deferred(transport: &Bound<'_, StreamTransport>) -> PyResult<()> {
     StreamTransport::flush_deferred(transport)
