@@ -66,3 +66,17 @@ def test_script_from_stdin_and_pipe():
         proc = run_python("-m", "ferroloop", arg, input=code)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout == "Loop\n"
+
+
+def test_demo_runs_the_scenarios_then_the_side_by_side():
+    # `python -m ferroloop` with no script; a short budget keeps it to its three rounds.
+    proc = run_python("-c", "import ferroloop._demo as d; raise SystemExit(d.main(budget=0.1))",
+                      timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "running loop: ferroloop._loop.Loop" in out
+    assert "create_task: 0.1 s task finished first" in out
+    for name in ("call_soon chain", "tasks doing sleep(0)", "future ping-pong",
+                 "call_later, half cancelled", "TCP echo, 1 KiB round trips"):
+        line = next(l for l in out.splitlines() if l.strip().startswith(name))
+        assert line.rstrip().endswith("x"), line

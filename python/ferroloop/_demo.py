@@ -119,11 +119,63 @@ def _timers(loop, n=20_000):
     return n
 
 
+class _Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+
+class _Pinger(asyncio.Protocol):
+    """Sends 1 KiB, waits for it to come back, `left` times."""
+
+    def __init__(self, left, done):
+        self.left, self.done, self.got = left, done, 0
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.write(b"x" * 1024)
+
+    def data_received(self, data):
+        self.got += len(data)
+        if self.got < 1024:
+            return
+        self.got = 0
+        self.left -= 1
+        if self.left:
+            self.transport.write(b"x" * 1024)
+        else:
+            self.done.set_result(None)
+
+
+def _tcp_echo(loop, n=4_000, connections=4):
+    """1 KiB request/reply over loopback TCP, server and clients on the same loop."""
+    async def main():
+        server = await loop.create_server(_Echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        done = [loop.create_future() for _ in range(connections)]
+        transports = []
+        for fut in done:
+            t, _ = await loop.create_connection(
+                lambda fut=fut: _Pinger(n // connections, fut), "127.0.0.1", port)
+            transports.append(t)
+        await asyncio.gather(*done)
+        for t in transports:
+            t.close()
+        server.close()
+        await server.wait_closed()
+
+    loop.run_until_complete(main())
+    return n
+
+
 WORKLOADS = [
     ("call_soon chain", _call_soon_chain),
     ("tasks doing sleep(0)", _sleep0_tasks),
     ("future ping-pong", _future_ping_pong),
     ("call_later, half cancelled", _timers),
+    ("TCP echo, 1 KiB round trips", _tcp_echo),
 ]
 
 
