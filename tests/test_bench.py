@@ -2,6 +2,9 @@
 
 import json
 import os
+import shutil
+
+import pytest
 
 from conftest import ROOT, run_python
 
@@ -29,3 +32,12 @@ def test_network_rows_run_servers_in_their_own_process(tmp_path):
     for row in report.values():
         assert all(rps > 0 for rps in row["rps"].values())
         assert all(cpu > 0 for cpu in row["cpu_us_per_req"].values())
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+def test_instruction_counts_for_ab_comparisons():
+    proc = run_python(os.path.join(ROOT, "bench", "instructions.py"), "call_soon_chain", "100",
+                      timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    count = float(proc.stdout.split("installed:")[1].split()[0].replace(",", ""))
+    assert 100 < count < 100_000, proc.stdout

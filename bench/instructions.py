@@ -1,0 +1,67 @@
+"""Instructions per operation of `make bench`'s micro workloads, counted by callgrind.
+
+    python bench/instructions.py WORKLOAD[,WORKLOAD...] N [BUILD_DIR,...]
+
+Timings on a shared 2-core VM swing by tens of percent; instruction counts do not, so an
+A/B of two builds is decided here, then confirmed in `make bench`. A BUILD_DIR holds a
+`ferroloop` package with its built extension (copy `python/ferroloop` after `make build`);
+without one, the installed ferroloop is measured. Each count is (run of N ops - run of 0
+ops) / N, so start-up cancels out. Needs valgrind.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+CHILD = r"""
+import asyncio, sys
+sys.path.insert(0, sys.argv[3])
+import workloads, ferroloop
+workload = getattr(workloads, sys.argv[1])
+if "n" not in workload.__code__.co_varnames:
+    raise SystemExit(f"{sys.argv[1]} takes no n=")
+n = int(sys.argv[2])
+loop = ferroloop.new_event_loop()
+asyncio.set_event_loop(loop)
+workload(loop, n=200)  # warm-up: imports, caches, first allocations
+loop.close()
+loop = ferroloop.new_event_loop()
+asyncio.set_event_loop(loop)
+if n:
+    workload(loop, n=n)
+loop.close()
+"""
+
+
+def instructions(build, workload, n):
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    if build:
+        env["PYTHONPATH"] = build
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         sys.executable, "-c", CHILD, workload, str(n), HERE],
+        env=env, capture_output=True, text=True)
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if not found:
+        raise SystemExit(f"callgrind failed for {workload}:\n{proc.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main():
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    names = sys.argv[1].split(",")
+    n = int(sys.argv[2])
+    builds = sys.argv[3].split(",") if len(sys.argv) > 3 else [""]
+    for name in names:
+        counts = [(instructions(b, name, n) - instructions(b, name, 0)) / n for b in builds]
+        cells = "  ".join(f"{b or 'installed'}: {c:,.0f}" for b, c in zip(builds, counts))
+        ratio = f"  last/first {counts[-1] / counts[0]:.3f}" if len(counts) > 1 else ""
+        print(f"{name:28} {cells} instructions/op{ratio}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
