@@ -231,9 +231,11 @@ impl LoopCore {
     fn flush_deferred_writes(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        if !this.has_deferred_writes.swap(false, Relaxed) {
+        // Checked after every callback: a plain load first, the write only when set.
+        if !this.has_deferred_writes.load(Relaxed) {
             return Ok(());
         }
+        this.has_deferred_writes.store(false, Relaxed);
         let pending = std::mem::take(&mut *lock(&this.deferred_writes));
         let mut outcome = Ok(());
         for transport in pending {
@@ -546,20 +548,17 @@ impl LoopCore {
             let result = match &entry {
                 Ready::Handle(queued) if debug => Self::run_debug(slf, queued.get().bind(py)),
                 Ready::Handle(queued) => handles::run(queued.get().bind(py)),
-                Ready::Transport(t, direction)
-                    if !transports::is_watching(t.bind(py), *direction) =>
-                {
-                    Ok(false)
-                }
                 // In debug mode a transport's event runs as the Handle asyncio would have
                 // made, so slow-callback warnings and `_current_handle` see it.
                 Ready::Transport(t, direction) if debug => {
-                    transports::event_handle(t.bind(py), *direction)
-                        .and_then(|handle| Self::run_debug(slf, &handle))
+                    if transports::is_watching(t.bind(py), *direction) {
+                        transports::event_handle(t.bind(py), *direction)
+                            .and_then(|handle| Self::run_debug(slf, &handle))
+                    } else {
+                        Ok(false)
+                    }
                 }
-                Ready::Transport(t, direction) => {
-                    transports::run_event(t.bind(py), *direction).map(|()| true)
-                }
+                Ready::Transport(t, direction) => transports::run_event(t.bind(py), *direction),
             };
             // Writes the callback made leave now, together: one syscall for a response
             // written in parts, and no wait behind the rest of the batch.

@@ -51,6 +51,21 @@ enum Receiver {
     },
 }
 
+impl Receiver {
+    fn clone_ref(&self, py: Python<'_>) -> Receiver {
+        match self {
+            Receiver::Data(m) => Receiver::Data(m.clone_ref(py)),
+            Receiver::Buffered {
+                get_buffer,
+                buffer_updated,
+            } => Receiver::Buffered {
+                get_buffer: get_buffer.clone_ref(py),
+                buffer_updated: buffer_updated.clone_ref(py),
+            },
+        }
+    }
+}
+
 struct State {
     protocol: Option<Py<PyAny>>,
     protocol_connected: bool,
@@ -258,25 +273,20 @@ impl StreamTransport {
             if st.conn_lost > 0 {
                 return Ok(());
             }
-            match &st.receiver {
-                Some(Receiver::Data(m)) => Some(Receiver::Data(m.clone_ref(py))),
-                Some(Receiver::Buffered {
-                    get_buffer,
-                    buffer_updated,
-                }) => Some(Receiver::Buffered {
-                    get_buffer: get_buffer.clone_ref(py),
-                    buffer_updated: buffer_updated.clone_ref(py),
-                }),
-                None => None,
-            }
+            st.receiver.as_ref().map(|r| r.clone_ref(py))
         };
+        this.receive(py, receiver)
+    }
+
+    /// Reads once and hands the data to the protocol the way `receiver` says.
+    fn receive(&self, py: Python<'_>, receiver: Option<Receiver>) -> PyResult<()> {
         match receiver {
             Some(Receiver::Buffered {
                 get_buffer,
                 buffer_updated,
-            }) => this.read_into_protocol(py, get_buffer.bind(py), buffer_updated.bind(py)),
-            Some(Receiver::Data(data_received)) => this.read_data(py, Some(data_received.bind(py))),
-            None => this.read_data(py, None),
+            }) => self.read_into_protocol(py, get_buffer.bind(py), buffer_updated.bind(py)),
+            Some(Receiver::Data(data_received)) => self.read_data(py, Some(data_received.bind(py))),
+            None => self.read_data(py, None),
         }
     }
 
@@ -696,22 +706,30 @@ pub(crate) fn is_watching(transport: &Bound<'_, StreamTransport>, direction: Dir
 }
 
 /// The loop's entry point for a ready fd: runs the transport's reader or writer inside the
-/// context asyncio's Handle for it would have had.
+/// context asyncio's Handle for it would have had. Everything it needs from the state is
+/// taken under one lock; the result says whether the event still counted (`is_watching`).
 pub(crate) fn run_event(
     transport: &Bound<'_, StreamTransport>,
     direction: Direction,
-) -> PyResult<()> {
+) -> PyResult<bool> {
     let py = transport.py();
     let this = transport.get();
-    let context = {
-        let st = this.state();
+    let (context, receiver) = {
+        let mut st = this.state();
+        if !*StreamTransport::watching(&mut st, direction) {
+            return Ok(false);
+        }
         match direction {
-            Direction::Read => st.read_context.as_ref().map(|c| c.clone_ref(py)),
-            Direction::Write => st.write_context.as_ref().map(|c| c.clone_ref(py)),
+            Direction::Read if st.conn_lost > 0 => return Ok(true),
+            Direction::Read => (
+                st.read_context.as_ref().map(|c| c.clone_ref(py)),
+                st.receiver.as_ref().map(|r| r.clone_ref(py)),
+            ),
+            Direction::Write => (st.write_context.as_ref().map(|c| c.clone_ref(py)), None),
         }
     };
     let body = || match direction {
-        Direction::Read => StreamTransport::read_ready(transport),
+        Direction::Read => this.receive(py, receiver),
         Direction::Write => this.write_ready(py),
     };
     let result = match context {
@@ -722,6 +740,7 @@ pub(crate) fn run_event(
         Err(err) if !handles::is_exit(py, &err) => report_error(transport, direction, err),
         other => other,
     }
+    .map(|()| true)
 }
 
 /// An exception escaping the transport's own code (a failing `_fatal_error`, say) reaches
