@@ -6,8 +6,8 @@ running every workload; the table gives per-workload medians of throughput, the 
 the stdlib loop). It refuses to time a debug build of ferroloop.
 
 The network rows run an echo server (asyncio.Protocol, streams, sock_*; TCP and Unix;
-1, 10 and 100 KiB) in its own process, loaded by the Rust load generator in another
-(bench/loadgen), and report requests/s, p50/p99 latency and the server's CPU time per
+1, 10 and 100 KiB; and 1 KiB on a new connection per request) in its own process, loaded
+by the Rust load generator in another (bench/loadgen), and report requests/s, p50/p99 latency and the server's CPU time per
 request; the ratio to uvloop is of CPU time per request. The HTTP rows serve a keep-alive
 hello-world (an httptools Protocol, and aiohttp.web) loaded by wrk.
 
@@ -35,6 +35,9 @@ NET_ROWS = [(family, mode, size)
             for size in (1024, 10 * 1024, 100 * 1024)]
 # The issue's targets for the network rows: ratio of uvloop's CPU time per request to ours.
 NET_TARGETS = {"protocol": 1.3, "streams": 1.15, "sock": 1.15}
+# Connection churn: every 1 KiB request on a connection of its own, so accepting and
+# setting up a connection is what is measured.
+CONNECT_ROWS = [("tcp", "protocol"), ("tcp", "streams")]
 
 
 def serve_and_load(loop_name, kind, family, load):
@@ -64,12 +67,13 @@ def checked(cmd, what, timeout):
     return proc.stdout
 
 
-def net_sample(loop_name, family, mode, size, duration):
+def net_sample(loop_name, family, mode, size, duration, reconnect=False):
     """One echo measurement: a fresh server process, loaded by loadgen for `duration` s."""
     def load(address):
         target = ["--unix", address] if family == "unix" else ["--tcp", address]
         return json.loads(checked(
-            [LOADGEN, *target, "--size", str(size), "--conns", "8", "--duration", str(duration)],
+            [LOADGEN, *target, "--size", str(size), "--conns", "8", "--duration", str(duration),
+             *(["--reconnect"] if reconnect else [])],
             f"loadgen against {loop_name} {mode}", duration + 60))
 
     return serve_and_load(loop_name, mode, family, load)
@@ -180,6 +184,21 @@ def run_net(rounds, duration, report, only=()):
     print_load_table("echo (8 connections)", rows, samples, targets, report)
 
 
+def connect_row_name(family, mode):
+    return f"{family} {mode} new conn"
+
+
+def run_connect(rounds, duration, report, only=()):
+    chosen = [row for row in CONNECT_ROWS if not only or connect_row_name(*row) in only]
+    if not chosen:
+        return
+    samples = interleave(rounds, chosen, lambda row: connect_row_name(*row),
+                         lambda loop_name, row: net_sample(loop_name, *row[:2], 1024, duration,
+                                                           reconnect=True))
+    print_load_table("1 KiB, new conn each (8)", [(connect_row_name(*row), row) for row in chosen],
+                     samples, {row: 1.0 for row in chosen}, report)
+
+
 def new_loop(name):
     if name == "asyncio":
         import asyncio
@@ -258,6 +277,7 @@ def main():
     if not args.no_net:
         only = {n.strip() for n in args.net_only.split(",") if n.strip()}
         run_net(args.net_rounds, args.net_duration, report, only)
+        run_connect(args.net_rounds, args.net_duration, report, only)
         run_http(args.net_rounds, max(args.net_duration, 1.0), report, only)
     if args.json:
         with open(args.json, "w") as f:

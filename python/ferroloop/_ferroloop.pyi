@@ -110,3 +110,11 @@ class StreamTransport:
     _eof: bool
     _protocol_paused: bool
     _empty_waiter: Any
+
+class Acceptor:
+    """A listening socket's reader callback: accepts natively (see src/py/server.rs)."""
+    def __init__(self, loop: LoopCore, serving_args: tuple[Any, ...],
+                 make_transport: Any) -> None: ...
+    @staticmethod
+    def supports(sock: Any) -> bool: ...
+    def __call__(self) -> None: ...

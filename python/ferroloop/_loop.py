@@ -7,6 +7,7 @@ signals, and, for now, sockets, pipes and subprocesses) is the running CPython's
 so it matches that version's behaviour exactly and follows it when it changes.
 """
 
+import functools
 import gc
 import ipaddress
 import selectors
@@ -14,7 +15,7 @@ import socket
 import sys
 import threading
 import weakref
-from asyncio import events
+from asyncio import constants, events, trsock
 from asyncio import unix_events
 
 from . import _ferroloop
@@ -131,6 +132,34 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
     def _make_socket_transport(self, sock, protocol, waiter=None, *,
                                extra=None, server=None):
         return SocketTransport(self, sock, protocol, waiter, extra, server)
+
+    def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None,
+                       backlog=100, *ssl_timeouts):
+        # Without TLS, connections are accepted natively (src/py/server.rs); TLS keeps
+        # asyncio's per-connection Task, which runs the handshake.
+        serving_args = (protocol_factory, sock, sslcontext, server, backlog, *ssl_timeouts)
+        if sslcontext is not None or not _ferroloop.Acceptor.supports(sock):
+            return super()._start_serving(*serving_args)
+        if type(self)._make_socket_transport is Loop._make_socket_transport:
+            make_transport = functools.partial(SocketTransport, self)
+        else:
+            def make_transport(conn, protocol, waiter, extra, server, sockname):
+                return self._make_socket_transport(conn, protocol, waiter,
+                                                   extra=extra, server=server)
+        self._add_reader(sock.fileno(),
+                         _ferroloop.Acceptor(self, serving_args, make_transport))
+
+    def _accept_exhausted(self, exc, serving_args):
+        # What _accept_connection does when accept() runs out of fds or memory: Linux
+        # keeps reporting the listener ready, so stop watching it and retry later.
+        sock = serving_args[1]
+        self.call_exception_handler({
+            'message': 'socket.accept() out of system resource',
+            'exception': exc,
+            'socket': trsock.TransportSocket(sock),
+        })
+        self._remove_reader(sock.fileno())
+        self.call_later(constants.ACCEPT_RETRY_DELAY, self._start_serving, *serving_args)
 
     def _add_callback(self, handle):
         # Signal handlers arrive as asyncio Handles; they run through our ready queue.

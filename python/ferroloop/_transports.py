@@ -8,6 +8,7 @@ asyncio's ``_SelectorSocketTransport`` does rarely (set-up, ``_fatal_error``,
 ``_call_connection_lost``, repr, finalization), written as it writes it.
 """
 
+import _socket
 import selectors
 import socket
 import sys
@@ -17,16 +18,44 @@ from asyncio.log import logger
 
 from . import _ferroloop
 
-# Methods answered by the native half. Bound to the instance, they shadow the class's.
-_NATIVE = (
-    "write", "write_eof", "can_write_eof", "close", "abort", "is_closing",
-    "is_reading", "pause_reading", "resume_reading", "get_write_buffer_size",
-    "get_write_buffer_limits", "get_protocol", "set_protocol", "_force_close",
-    "_make_empty_waiter", "_reset_empty_waiter",
-)
+class _Native:
+    """A method answered by the native half. On first use on an instance it binds the
+    native method and stores it in the instance's ``__dict__``, where later lookups find
+    it first: ``transport.write(data)`` then runs no Python frame, and a connection pays
+    only for the methods it uses."""
+
+    __slots__ = ("name", "native_name")
+
+    def __init__(self, native_name=None):
+        self.native_name = native_name
+
+    def __set_name__(self, owner, name):
+        self.name = name
+        self.native_name = self.native_name or name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        method = instance.__dict__[self.name] = getattr(instance._core, self.native_name)
+        return method
 
 # 3.13 tells the server which transport attaches (for close_clients/abort_clients).
 _SERVER_TRACKS_TRANSPORTS = sys.version_info >= (3, 13)
+
+_UNKNOWN = object()
+
+# The raw ints behind socket.py's enum-converting `family` and `type` properties.
+_raw_family = _socket.socket.family.__get__
+_raw_type = _socket.socket.type.__get__
+
+
+def _set_nodelay(sock):
+    """``base_events._set_nodelay``, without building two enums per connection."""
+    if not isinstance(sock, _socket.socket):
+        return base_events._set_nodelay(sock)
+    if (sock.proto == socket.IPPROTO_TCP and _raw_type(sock) == socket.SOCK_STREAM
+            and _raw_family(sock) in (socket.AF_INET, socket.AF_INET6)):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class SocketTransport(transports._FlowControlMixin, transports.Transport):
@@ -40,17 +69,40 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
     _start_tls_compatible = True
     _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
 
+    write = _Native()
+    write_eof = _Native()
+    can_write_eof = _Native()
+    close = _Native()
+    abort = _Native()
+    is_closing = _Native()
+    is_reading = _Native()
+    pause_reading = _Native()
+    resume_reading = _Native()
+    get_write_buffer_size = _Native()
+    get_write_buffer_limits = _Native()
+    get_protocol = _Native()
+    set_protocol = _Native()
+    _force_close = _Native()
+    _make_empty_waiter = _Native()
+    _reset_empty_waiter = _Native()
+    if sys.version_info >= (3, 12):
+        # 3.12's selector transport buffers each item; earlier ones join them and write().
+        writelines = _Native("_writelines_buffered")
+
     # Read by __del__, which can run even if __init__ failed early.
     _sock = None
 
-    def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None):
+    def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None,
+                 sockname=_UNKNOWN):
         # Not the mixin's __init__: the native half owns the flow-control state.
         transports.BaseTransport.__init__(self, extra)
         self._extra['socket'] = trsock.TransportSocket(sock)
-        try:
-            self._extra['sockname'] = sock.getsockname()
-        except OSError:
-            self._extra['sockname'] = None
+        if sockname is _UNKNOWN:  # unless the native acceptor looked it up
+            try:
+                sockname = sock.getsockname()
+            except OSError:
+                sockname = None
+        self._extra['sockname'] = sockname
         if 'peername' not in self._extra:
             try:
                 self._extra['peername'] = sock.getpeername()
@@ -61,10 +113,6 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         self._loop = loop
         self._server = server
         core = self._core = _ferroloop.StreamTransport(loop, self._sock_fd, protocol, self)
-        for name in _NATIVE:
-            setattr(self, name, getattr(core, name))
-        if sys.version_info >= (3, 12):
-            self.writelines = core._writelines_buffered
         if server is not None:
             if _SERVER_TRACKS_TRANSPORTS:
                 server._attach(self)
@@ -73,7 +121,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         loop._transports[self._sock_fd] = self
 
         # Disable the Nagle algorithm: small writes go out without waiting for an ACK.
-        base_events._set_nodelay(sock)
+        _set_nodelay(sock)
         loop.call_soon(protocol.connection_made, self)
         # Only start reading once connection_made() has been called.
         loop.call_soon(core._start_reading)

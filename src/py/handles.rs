@@ -29,7 +29,7 @@ pub struct Handle {
 }
 
 /// `contextvars.copy_context()`, through the C API.
-fn copy_current_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
+pub(crate) fn copy_current_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
     // SAFETY: PyContext_CopyCurrent returns a new reference, or NULL with an exception set;
     // from_owned_ptr_or_err takes ownership of exactly that reference.
     unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent()) }.map(Bound::unbind)

@@ -12,4 +12,6 @@ pub mod handles;
 mod io;
 mod pyapi;
 mod queued;
+pub mod server;
+mod sockaddr;
 pub mod transports;

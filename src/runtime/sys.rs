@@ -178,3 +178,54 @@ pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     // SAFETY: shutdown takes no pointers.
     check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)
 }
+
+/// A socket address as the kernel wrote it: the storage and how much of it is filled.
+pub struct SockAddr {
+    pub storage: libc::sockaddr_storage,
+    pub len: libc::socklen_t,
+}
+
+impl SockAddr {
+    /// Room for any address. Zeroed, which also gives an unnamed Unix socket an empty,
+    /// NUL-terminated path, as CPython (which zeroes its buffer too) sees it.
+    fn empty() -> SockAddr {
+        SockAddr {
+            // SAFETY: an all-zero sockaddr_storage is a valid value.
+            storage: unsafe { std::mem::zeroed() },
+            len: std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+        }
+    }
+
+    /// The (address, length) pair the kernel fills in.
+    fn out_params(&mut self) -> (*mut libc::sockaddr, *mut libc::socklen_t) {
+        (
+            (&mut self.storage as *mut libc::sockaddr_storage).cast(),
+            &mut self.len,
+        )
+    }
+
+    pub fn family(&self) -> libc::c_int {
+        self.storage.ss_family as libc::c_int
+    }
+}
+
+/// `accept4(fd, …, SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new connection comes back ready for
+/// the loop, with no `fcntl`/`ioctl` to follow.
+pub fn accept(fd: RawFd) -> io::Result<(RawFd, SockAddr)> {
+    let mut addr = SockAddr::empty();
+    let (ptr, len) = addr.out_params();
+    // SAFETY: `ptr` is writable for `*len` bytes and `len` is a live socklen_t the kernel
+    // updates with the length it wrote; both point into `addr`, alive across the call.
+    let conn =
+        check(unsafe { libc::accept4(fd, ptr, len, libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) })?;
+    Ok((conn, addr))
+}
+
+/// `getsockname(fd)`.
+pub fn local_address(fd: RawFd) -> io::Result<SockAddr> {
+    let mut addr = SockAddr::empty();
+    let (ptr, len) = addr.out_params();
+    // SAFETY: as in `accept`.
+    check(unsafe { libc::getsockname(fd, ptr, len) })?;
+    Ok(addr)
+}

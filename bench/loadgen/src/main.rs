@@ -2,8 +2,11 @@
 //! `size` bytes back, as fast as the server answers, for `duration` seconds. One thread per
 //! connection with blocking sockets keeps it simple and far cheaper than the server under
 //! test. Prints one JSON line: requests, requests/s, p50/p99 latency in microseconds.
+//! With `--reconnect`, every request opens a connection of its own and closes it after the
+//! reply, so the server's accept and connection set-up are what is measured.
 //!
 //!     loadgen (--tcp HOST:PORT | --unix PATH) [--size 1024] [--conns 8] [--duration 2]
+//!             [--reconnect]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,6 +19,7 @@ struct Args {
     size: usize,
     conns: usize,
     duration: Duration,
+    reconnect: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -25,6 +29,7 @@ fn parse_args() -> Result<Args, String> {
         size: 1024,
         conns: 8,
         duration: Duration::from_secs(2),
+        reconnect: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -38,6 +43,7 @@ fn parse_args() -> Result<Args, String> {
                 let secs: f64 = value()?.parse().map_err(|e| format!("--duration: {e}"))?;
                 args.duration = Duration::from_secs_f64(secs);
             }
+            "--reconnect" => args.reconnect = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -47,8 +53,21 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-trait Stream: Read + Write + Send {}
-impl<T: Read + Write + Send> Stream for T {}
+trait Stream: Read + Write + Send {
+    fn shutdown_write(&self) -> std::io::Result<()>;
+}
+
+impl Stream for TcpStream {
+    fn shutdown_write(&self) -> std::io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl Stream for UnixStream {
+    fn shutdown_write(&self) -> std::io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
 
 fn connect(args: &Args) -> std::io::Result<Box<dyn Stream>> {
     Ok(match (&args.tcp, &args.unix) {
@@ -62,21 +81,43 @@ fn connect(args: &Args) -> std::io::Result<Box<dyn Stream>> {
     })
 }
 
-/// Runs one connection until `deadline`, returning each request's latency in microseconds.
-fn drive(mut stream: Box<dyn Stream>, size: usize, deadline: Instant) -> std::io::Result<Vec<u32>> {
-    let request: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-    let mut reply = vec![0u8; size];
+/// Runs one client until `deadline`, returning each request's latency in microseconds.
+/// A reconnecting client (`stream` None) connects for each request and then closes.
+fn drive(
+    args: &Args,
+    mut stream: Option<Box<dyn Stream>>,
+    deadline: Instant,
+) -> std::io::Result<Vec<u32>> {
+    let request: Vec<u8> = (0..args.size).map(|i| (i % 251) as u8).collect();
+    let mut reply = vec![0u8; args.size];
     let mut latencies = Vec::new();
     while Instant::now() < deadline {
         let started = Instant::now();
+        let mut fresh = None;
+        let stream = match stream.as_mut() {
+            Some(s) => s,
+            None => fresh.insert(connect(args)?),
+        };
         stream.write_all(&request)?;
         stream.read_exact(&mut reply)?;
+        if let Some(s) = fresh {
+            // Half-close and wait for the server's close, so the connection is over
+            // before the next one starts and its fds are not left to pile up.
+            drop_after_eof(s)?;
+        }
         latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
         if reply != request {
             return Err(std::io::Error::other("the echo differs from the request"));
         }
     }
     Ok(latencies)
+}
+
+fn drop_after_eof(mut stream: Box<dyn Stream>) -> std::io::Result<()> {
+    stream.shutdown_write()?;
+    let mut rest = [0u8; 64];
+    while stream.read(&mut rest)? != 0 {}
+    Ok(())
 }
 
 fn percentile(sorted: &[u32], p: f64) -> u32 {
@@ -94,8 +135,15 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let streams: Vec<_> = match (0..args.conns)
-        .map(|_| connect(&args))
+    let args = std::sync::Arc::new(args);
+    let streams: Vec<Option<Box<dyn Stream>>> = match (0..args.conns)
+        .map(|_| {
+            if args.reconnect {
+                Ok(None)
+            } else {
+                connect(&args).map(Some)
+            }
+        })
         .collect::<Result<_, _>>()
     {
         Ok(s) => s,
@@ -109,8 +157,8 @@ fn main() {
     let threads: Vec<_> = streams
         .into_iter()
         .map(|s| {
-            let size = args.size;
-            std::thread::spawn(move || drive(s, size, deadline))
+            let args = args.clone();
+            std::thread::spawn(move || drive(&args, s, deadline))
         })
         .collect();
     let mut latencies = Vec::new();

@@ -1,0 +1,181 @@
+//! Serving: the reader callback of a listening socket, accepting connections without
+//! asyncio's Task per connection.
+//!
+//! `selector_events._accept_connection` accepts up to `backlog` connections per readiness
+//! event and, for each, starts a Task running `_accept_connection2`: call the protocol
+//! factory, make the transport, await its waiter. Without TLS that Task's only work is
+//! those two calls, so the acceptor makes them itself, in a copy of the current context
+//! as the Task would have. What the user sees is the same: the factory's result, the
+//! transport, `connection_made` one pass later, errors swallowed as asyncio swallows them
+//! outside debug mode. Debug mode, which logs each connection, runs asyncio's own code.
+
+use std::os::fd::RawFd;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use super::errors::{os_error, shield};
+use super::event_loop::LoopCore;
+use super::handles::{copy_current_context, in_context, is_exit};
+use super::sockaddr;
+use crate::runtime::sys;
+
+#[pyclass(frozen, module = "ferroloop._ferroloop")]
+pub struct Acceptor {
+    loop_: Py<LoopCore>,
+    /// `_start_serving`'s arguments: (protocol_factory, sock, sslcontext, server,
+    /// backlog, *ssl timeouts), handed back to asyncio's code for the rare paths.
+    serving_args: Py<PyTuple>,
+    protocol_factory: Py<PyAny>,
+    server: Py<PyAny>,
+    fd: RawFd,
+    backlog: usize,
+    /// `socket.socket` and the listener's (family, type | SOCK_NONBLOCK, proto): what
+    /// `socket.accept()` builds, told up front that the fd is non-blocking.
+    socket_type: Py<PyAny>,
+    socket_args: (i32, i32, i32),
+    /// `make_transport(conn, protocol, waiter, extra, server, sockname)`.
+    make_transport: Py<PyAny>,
+}
+
+#[pymethods]
+impl Acceptor {
+    #[new]
+    fn new(
+        loop_: Bound<'_, LoopCore>,
+        serving_args: Bound<'_, PyTuple>,
+        make_transport: Bound<'_, PyAny>,
+    ) -> PyResult<Acceptor> {
+        let py = loop_.py();
+        let listener = serving_args.get_item(1)?;
+        let family: i32 = listener.getattr("family")?.extract()?;
+        let sock_type: i32 = listener.getattr("type")?.extract()?;
+        Ok(Acceptor {
+            loop_: loop_.unbind(),
+            protocol_factory: serving_args.get_item(0)?.unbind(),
+            server: serving_args.get_item(3)?.unbind(),
+            backlog: serving_args.get_item(4)?.extract()?,
+            fd: listener.call_method0("fileno")?.extract()?,
+            socket_type: py.import("socket")?.getattr("socket")?.unbind(),
+            socket_args: (
+                family,
+                sock_type | libc::SOCK_NONBLOCK,
+                listener.getattr("proto")?.extract()?,
+            ),
+            make_transport: make_transport.unbind(),
+            serving_args: serving_args.unbind(),
+        })
+    }
+
+    /// Whether connections accepted on `sock` can be served natively: a stream socket
+    /// of a family whose addresses this module converts.
+    #[staticmethod]
+    fn supports(sock: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let family: i32 = sock.getattr("family")?.extract()?;
+        let sock_type: i32 = sock.getattr("type")?.extract()?;
+        Ok(sockaddr::is_supported(family) && sock_type == libc::SOCK_STREAM)
+    }
+
+    fn __call__(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| {
+            let py = slf.py();
+            let this = slf.get();
+            let loop_ = this.loop_.bind(py);
+            if loop_.get().debug() {
+                return loop_
+                    .call_method1("_accept_connection", this.serving_args.bind(py))
+                    .map(drop);
+            }
+            for _ in 0..this.backlog.max(1) {
+                let (fd, peer) = match sys::accept(this.fd) {
+                    Ok(accepted) => accepted,
+                    Err(err) => return this.accept_failed(py, err),
+                };
+                this.serve(py, fd, &peer)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Acceptor fd={}>", self.fd)
+    }
+
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.loop_)?;
+        visit.call(&self.serving_args)?;
+        visit.call(&self.protocol_factory)?;
+        visit.call(&self.server)?;
+        visit.call(&self.socket_type)?;
+        visit.call(&self.make_transport)
+    }
+}
+
+impl Acceptor {
+    /// What `_accept_connection` does when `accept()` fails: an empty queue ends the
+    /// batch, running out of fds or memory pauses accepting for a while, and anything
+    /// else is raised for the loop to report.
+    fn accept_failed(&self, py: Python<'_>, err: std::io::Error) -> PyResult<()> {
+        match err.raw_os_error() {
+            Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED) => Ok(()),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => self
+                .loop_
+                .bind(py)
+                .call_method1(
+                    "_accept_exhausted",
+                    (os_error(err).into_value(py), self.serving_args.bind(py)),
+                )
+                .map(drop),
+            _ => Err(os_error(err)),
+        }
+    }
+
+    /// `_accept_connection2` for one accepted fd, in a copy of the current context.
+    fn serve(&self, py: Python<'_>, fd: RawFd, peer: &sys::SockAddr) -> PyResult<()> {
+        let (family, sock_type, proto) = self.socket_args;
+        let conn = match self
+            .socket_type
+            .bind(py)
+            .call1((family, sock_type, proto, fd))
+        {
+            Ok(conn) => conn,
+            Err(err) => {
+                sys::close(fd);
+                return Err(err);
+            }
+        };
+        // The Task asyncio would start here runs in a copy of the current context.
+        let made = copy_current_context(py).and_then(|context| {
+            in_context(context.bind(py), || {
+                let extra = PyDict::new(py);
+                extra.set_item("peername", sockaddr::to_python(py, peer)?)?;
+                let sockname = match sys::local_address(fd) {
+                    Ok(addr) => sockaddr::to_python(py, &addr)?,
+                    Err(_) => py.None().into_bound(py),
+                };
+                let protocol = self.protocol_factory.bind(py).call0()?;
+                self.make_transport.bind(py).call1((
+                    &conn,
+                    protocol,
+                    py.None(),
+                    extra,
+                    self.server.bind(py),
+                    sockname,
+                ))
+            })
+        });
+        match made {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                // The connection has no transport to close it; asyncio leaves it to the
+                // garbage collector, which closes it with a ResourceWarning.
+                conn.call_method0("close")?;
+                if is_exit(py, &err) {
+                    Err(err)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
