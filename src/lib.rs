@@ -23,6 +23,7 @@ fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::handles::TimerHandle>()?;
     m.add_class::<py::transports::StreamTransport>()?;
     m.add_class::<py::server::Acceptor>()?;
+    m.add_class::<py::transports::TransportRegistry>()?;
     m.add_function(wrap_pyfunction!(_check_panic_boundary, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(

@@ -267,3 +267,47 @@ def test_a_subclass_make_socket_transport_is_used(loop_factory, loop_name):
         loop.close()
     # The client's own transport is made by the same method, with no peername in extra.
     assert client_address in made
+
+
+def test_transport_registry_behaves_as_a_weak_value_dictionary():
+    """loop._transports is native on ferroloop; for the operations asyncio performs it
+    must answer exactly as the stdlib's WeakValueDictionary does."""
+    import weakref
+
+    from ferroloop import _ferroloop
+
+    class T:
+        pass
+
+    def script(mapping):
+        out = []
+        a, b = T(), T()
+        mapping[3] = a
+        mapping[4] = b
+        out.append((mapping[3] is a, mapping.get(4) is b, mapping.get(5), mapping.get(5, "d")))
+        out.append((3 in mapping, 5 in mapping, "x" in mapping, len(mapping)))
+        mapping[3] = b  # an fd reused by another transport
+        out.append(mapping[3] is b)
+        del b
+        gc.collect()
+        out.append((3 in mapping, 4 in mapping, mapping.get(4), len(mapping)))
+        for key in (4, 9):
+            try:
+                mapping[key]
+            except KeyError as exc:
+                out.append(("KeyError", exc.args))
+            try:
+                del mapping[key]
+            except KeyError as exc:
+                out.append(("del KeyError", exc.args))
+        mapping[7] = a
+        del mapping[7]
+        out.append((7 in mapping, sorted(mapping), len(mapping)))
+        return out
+
+    assert script(_ferroloop.TransportRegistry()) == script(weakref.WeakValueDictionary())
+    loop = __import__("ferroloop").new_event_loop()
+    try:
+        assert isinstance(loop._transports, _ferroloop.TransportRegistry)
+    finally:
+        loop.close()

@@ -113,6 +113,9 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
 
     def __init__(self):
         super().__init__(_Registrations(self))
+        # asyncio's WeakValueDictionary, natively: a connection registers and leaves
+        # without running Python frames for it.
+        self._transports = _ferroloop.TransportRegistry()
         _open_loops.add(self)
 
     def _make_self_pipe(self):

@@ -4,7 +4,10 @@
 //! transport's state and its hot paths, and never calls Python with a lock held.
 
 mod buffer;
+mod registry;
 mod stream;
+
+pub use registry::TransportRegistry;
 
 pub(crate) use stream::{
     event_handle, flush_deferred, is_watching, report_error, run_event, StreamTransport,
