@@ -97,7 +97,10 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         # Not the mixin's __init__: the native half owns the flow-control state.
         transports.BaseTransport.__init__(self, extra)
         self._extra['socket'] = trsock.TransportSocket(sock)
-        if sockname is _UNKNOWN:  # unless the native acceptor looked it up
+        # The native acceptor passes the sockname it looked up, having also set
+        # TCP_NODELAY.
+        accepted = sockname is not _UNKNOWN
+        if not accepted:
             try:
                 sockname = sock.getsockname()
             except OSError:
@@ -120,8 +123,9 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
                 server._attach()
         loop._transports[self._sock_fd] = self
 
-        # Disable the Nagle algorithm: small writes go out without waiting for an ACK.
-        _set_nodelay(sock)
+        if not accepted:
+            # Disable the Nagle algorithm: small writes go out without waiting for an ACK.
+            _set_nodelay(sock)
         loop.call_soon(protocol.connection_made, self)
         # Only start reading once connection_made() has been called.
         loop.call_soon(core._start_reading)

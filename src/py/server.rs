@@ -11,6 +11,7 @@
 
 use std::os::fd::RawFd;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -34,7 +35,11 @@ pub struct Acceptor {
     /// `socket.accept()` builds, told up front that the fd is non-blocking.
     socket_type: Py<PyAny>,
     socket_args: (i32, i32, i32),
-    /// `make_transport(conn, protocol, waiter, extra, server, sockname)`.
+    /// asyncio's `_set_nodelay` test, on the listener: a TCP socket whose proto is
+    /// IPPROTO_TCP (one made by `socket.socket()`, proto 0, keeps Nagle on).
+    nodelay: bool,
+    /// `make_transport(conn, protocol, waiter, extra, server, sockname)`; a sockname
+    /// tells the transport its connection is set up (TCP_NODELAY included).
     make_transport: Py<PyAny>,
 }
 
@@ -50,6 +55,7 @@ impl Acceptor {
         let listener = serving_args.get_item(1)?;
         let family: i32 = listener.getattr("family")?.extract()?;
         let sock_type: i32 = listener.getattr("type")?.extract()?;
+        let proto: i32 = listener.getattr("proto")?.extract()?;
         Ok(Acceptor {
             loop_: loop_.unbind(),
             protocol_factory: serving_args.get_item(0)?.unbind(),
@@ -57,11 +63,10 @@ impl Acceptor {
             backlog: serving_args.get_item(4)?.extract()?,
             fd: listener.call_method0("fileno")?.extract()?,
             socket_type: py.import("socket")?.getattr("socket")?.unbind(),
-            socket_args: (
-                family,
-                sock_type | libc::SOCK_NONBLOCK,
-                listener.getattr("proto")?.extract()?,
-            ),
+            socket_args: (family, sock_type | libc::SOCK_NONBLOCK, proto),
+            nodelay: matches!(family, libc::AF_INET | libc::AF_INET6)
+                && sock_type == libc::SOCK_STREAM
+                && proto == libc::IPPROTO_TCP,
             make_transport: make_transport.unbind(),
             serving_args: serving_args.unbind(),
         })
@@ -133,6 +138,11 @@ impl Acceptor {
     /// `_accept_connection2` for one accepted fd, in a copy of the current context.
     fn serve(&self, py: Python<'_>, fd: RawFd, peer: &sys::SockAddr) -> PyResult<()> {
         let (family, sock_type, proto) = self.socket_args;
+        if self.nodelay && sys::set_nodelay(fd).is_err() {
+            // asyncio's transport would fail to set it up and drop the connection.
+            sys::close(fd);
+            return Ok(());
+        }
         let conn = match self
             .socket_type
             .bind(py)
@@ -148,7 +158,7 @@ impl Acceptor {
         let made = copy_current_context(py).and_then(|context| {
             in_context(context.bind(py), || {
                 let extra = PyDict::new(py);
-                extra.set_item("peername", sockaddr::to_python(py, peer)?)?;
+                extra.set_item(intern!(py, "peername"), sockaddr::to_python(py, peer)?)?;
                 let sockname = match sys::local_address(fd) {
                     Ok(addr) => sockaddr::to_python(py, &addr)?,
                     Err(_) => py.None().into_bound(py),

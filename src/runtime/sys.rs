@@ -229,3 +229,20 @@ pub fn local_address(fd: RawFd) -> io::Result<SockAddr> {
     check(unsafe { libc::getsockname(fd, ptr, len) })?;
     Ok(addr)
 }
+
+/// `setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, 1)`: small writes leave without waiting for
+/// the previous one's ACK.
+pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int and the length passed is its size.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}

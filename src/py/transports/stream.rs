@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::ffi;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
@@ -118,8 +119,8 @@ fn receiver_for(protocol: &Bound<'_, PyAny>) -> PyResult<Option<Receiver>> {
     let py = protocol.py();
     if protocol.is_instance(&pyapi::buffered_protocol_type(py)?)? {
         Ok(Some(Receiver::Buffered {
-            get_buffer: protocol.getattr("get_buffer")?.unbind(),
-            buffer_updated: protocol.getattr("buffer_updated")?.unbind(),
+            get_buffer: protocol.getattr(intern!(py, "get_buffer"))?.unbind(),
+            buffer_updated: protocol.getattr(intern!(py, "buffer_updated"))?.unbind(),
         }))
     } else {
         // A protocol without data_received fails when data arrives, as asyncio's does.
@@ -327,7 +328,8 @@ impl StreamTransport {
                 .as_ref()
                 .map(|p| p.clone_ref(py))
                 .map_or(Ok(()), |p| {
-                    p.call_method1(py, "data_received", (data,)).map(drop)
+                    p.call_method1(py, intern!(py, "data_received"), (data,))
+                        .map(drop)
                 }),
         };
         self.protocol_outcome(
@@ -385,7 +387,7 @@ impl StreamTransport {
             return Ok(());
         };
         let keep_open = protocol
-            .call_method0(py, "eof_received")
+            .call_method0(py, intern!(py, "eof_received"))
             .and_then(|k| k.is_truthy(py));
         match self.protocol_outcome(
             py,
@@ -444,11 +446,11 @@ impl StreamTransport {
         }
         self.unwatch(py, Direction::Write)?;
         if let Some(waiter) = waiter {
-            waiter.call_method1(py, "set_result", (py.None(),))?;
+            waiter.call_method1(py, intern!(py, "set_result"), (py.None(),))?;
         }
         if closing {
             if let Some(Callee { shell, .. }) = self.callee(py) {
-                shell.call_method1(py, "_call_connection_lost", (py.None(),))?;
+                shell.call_method1(py, intern!(py, "_call_connection_lost"), (py.None(),))?;
             }
         } else if eof {
             sys::shutdown_write(self.fd).map_err(os_error)?;
@@ -504,8 +506,9 @@ impl StreamTransport {
     fn schedule_connection_lost(&self, py: Python<'_>, exc: Py<PyAny>) -> PyResult<()> {
         let shell = self.state().shell.as_ref().map(|s| s.clone_ref(py));
         if let Some(shell) = shell {
-            let callback = shell.getattr(py, "_call_connection_lost")?;
-            self.loop_.call_method1(py, "call_soon", (callback, exc))?;
+            let callback = shell.getattr(py, intern!(py, "_call_connection_lost"))?;
+            self.loop_
+                .call_method1(py, intern!(py, "call_soon"), (callback, exc))?;
         }
         Ok(())
     }
@@ -1102,7 +1105,7 @@ impl StreamTransport {
                 st.buffer.is_empty()
             };
             if empty {
-                waiter.call_method1(py, "set_result", (py.None(),))?;
+                waiter.call_method1(py, intern!(py, "set_result"), (py.None(),))?;
             }
             Ok(waiter)
         })
