@@ -5,7 +5,8 @@
 Timings on a shared 2-core VM swing by tens of percent; instruction counts do not, so an
 A/B of two builds is decided here, then confirmed in `make bench`. A BUILD_DIR holds a
 `ferroloop` package with its built extension (copy `python/ferroloop` after `make build`);
-without one, the installed ferroloop is measured. Each count is (run of N ops - run of 0
+without one, the installed ferroloop is measured. The names `uvloop` and `asyncio` in place
+of a BUILD_DIR measure those loops instead, for exact ratios the timings cannot give. Each count is (run of N ops - run of 0
 ops) / N, so start-up cancels out. Needs valgrind.
 """
 
@@ -19,7 +20,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = r"""
 import asyncio, sys
 sys.path.insert(0, sys.argv[3])
-import workloads, ferroloop
+import workloads
+if sys.argv[4] == "uvloop":
+    import uvloop as ferroloop
+elif sys.argv[4] == "asyncio":
+    class ferroloop:
+        new_event_loop = asyncio.SelectorEventLoop
+else:
+    import ferroloop
 workload = getattr(workloads, sys.argv[1])
 if "n" not in workload.__code__.co_varnames:
     raise SystemExit(f"{sys.argv[1]} takes no n=")
@@ -38,11 +46,12 @@ loop.close()
 
 def instructions(build, workload, n):
     env = dict(os.environ, PYTHONHASHSEED="0")
-    if build:
+    loop = build if build in ("uvloop", "asyncio") else "ferroloop"
+    if build and loop == "ferroloop":
         env["PYTHONPATH"] = build
     proc = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         sys.executable, "-c", CHILD, workload, str(n), HERE],
+         sys.executable, "-c", CHILD, workload, str(n), HERE, loop],
         env=env, capture_output=True, text=True)
     found = re.search(r"Collected : (\d+)", proc.stderr)
     if not found:

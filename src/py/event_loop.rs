@@ -5,6 +5,7 @@
 //! The state every thread may touch sits behind one mutex, held for a few instructions at a
 //! time: never across a call into Python and never while a Python object is dropped.
 
+use std::cell::RefMut;
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -17,6 +18,7 @@ use pyo3::types::{PyDict, PyInt, PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::errors::{self, loop_closed, os_error, shield};
+use super::gil_cell::GilCell;
 use super::handles::{self, Handle, TimerHandle};
 use super::io::{Direction, IoCallback, IoRegistry, Registration, Released};
 use super::pyapi;
@@ -66,7 +68,7 @@ struct Core {
 
 #[pyclass(frozen, subclass, weakref, module = "ferroloop._ferroloop")]
 pub struct LoopCore {
-    core: Mutex<Core>,
+    core: GilCell<Core>,
     /// Only the thread running the loop waits; the buffer is separate from `core` so the
     /// wait happens without the state lock.
     events: Mutex<(EventBuffer, Vec<Event>)>,
@@ -206,8 +208,8 @@ impl Core {
 }
 
 impl LoopCore {
-    fn core(&self) -> MutexGuard<'_, Core> {
-        lock(&self.core)
+    fn core(&self, py: Python<'_>) -> RefMut<'_, Core> {
+        self.core.borrow_mut(py)
     }
 
     pub(crate) fn debug(&self) -> bool {
@@ -313,15 +315,16 @@ impl LoopCore {
             }),
         )?;
         slf.get()
-            .core()
+            .core(py)
             .timers
             .push(when, Queued::hidden(timer.bind(py)));
         Ok(timer)
     }
 
     pub(crate) fn timer_handle_cancelled(&self, timer: &Bound<'_, TimerHandle>) {
+        let py = timer.py();
         if timer.borrow().scheduled {
-            self.core().timers.note_cancelled();
+            self.core(py).timers.note_cancelled();
         }
     }
 
@@ -366,7 +369,7 @@ impl LoopCore {
         self.check_closed()?;
         let mut released = Released::new();
         let result = {
-            let mut core = self.core();
+            let mut core = self.core(py);
             let core = &mut *core;
             let poller = core.poller.as_ref().ok_or_else(loop_closed)?;
             core.io.set(poller, fd, direction, callback, &mut released)
@@ -384,7 +387,7 @@ impl LoopCore {
     /// Clears the reader or writer of `fd`, cancelling a Handle; whether there was one.
     fn unregister(&self, py: Python<'_>, fd: RawFd, direction: Direction) -> PyResult<bool> {
         let old = {
-            let mut core = self.core();
+            let mut core = self.core(py);
             let core = &mut *core;
             match core.poller.as_ref() {
                 Some(poller) => core.io.clear(poller, fd, direction),
@@ -420,7 +423,7 @@ impl LoopCore {
         let this = slf.get();
         let mut purged = Vec::new();
         let poll = {
-            let mut core = this.core();
+            let mut core = this.core(py);
             let core = &mut *core;
             core.stats.iterations += 1;
             core.timers
@@ -498,7 +501,7 @@ impl LoopCore {
         };
         let mut released = Released::new();
         {
-            let mut core = this.core();
+            let mut core = this.core(py);
             let core = &mut *core;
             if blocking {
                 if let Some(waker) = &core.waker {
@@ -574,7 +577,7 @@ impl LoopCore {
                     }
                 }
                 Err(err) => {
-                    this.core().ready.requeue_front(batch);
+                    this.core(py).ready.requeue_front(batch);
                     outcome = Err(err);
                     break;
                 }
@@ -627,7 +630,7 @@ impl LoopCore {
                 .register(waker.fd(), Interest::READABLE, WAKER_TOKEN)
                 .map_err(os_error)?;
             Ok(LoopCore {
-                core: Mutex::new(Core {
+                core: GilCell::new(Core {
                     ready: ReadyQueue::default(),
                     timers: TimerHeap::default(),
                     io: IoRegistry::default(),
@@ -667,7 +670,7 @@ impl LoopCore {
             Self::check_callback(slf, &callback, "call_soon", true)?;
             let handle = Self::new_handle(slf, callback, args, context)?;
             let queued = Queued::hidden(handle.bind(slf.py()));
-            slf.get().core().ready.push(Ready::Handle(queued));
+            slf.get().core(slf.py()).ready.push(Ready::Handle(queued));
             Ok(handle)
         })
     }
@@ -684,7 +687,7 @@ impl LoopCore {
             Self::check_callback(slf, &callback, "call_soon_threadsafe", false)?;
             let handle = Self::new_handle(slf, callback, args, context)?;
             let queued = Queued::hidden(handle.bind(slf.py()));
-            let mut core = slf.get().core();
+            let mut core = slf.get().core(slf.py());
             core.ready.push(Ready::Handle(queued));
             if let Some(waker) = &core.waker {
                 waker.wake();
@@ -852,22 +855,22 @@ impl LoopCore {
 
     /// Marks one of the loop's own fds (the signal self-pipe), which a busy loop polls
     /// only every INTERNAL_POLL_EVERY passes rather than on every pass.
-    fn _mark_internal_fd(&self, fd: RawFd) {
-        self.core().io.mark_internal(fd);
+    fn _mark_internal_fd(&self, py: Python<'_>, fd: RawFd) {
+        self.core(py).io.mark_internal(fd);
     }
 
     /// `(fd, reader, writer)` for every registered fd.
     fn _io_registrations(&self, py: Python<'_>) -> Vec<Registration> {
-        self.core().io.snapshot(py)
+        self.core(py).io.snapshot(py)
     }
 
     /// Releases everything the loop holds and closes its epoll and eventfd descriptors.
-    fn _close_native(&self) -> PyResult<()> {
+    fn _close_native(&self, py: Python<'_>) -> PyResult<()> {
         shield(|| {
             self.closed.store(true, Relaxed);
             let mut released = Released::new();
             let (ready, timers, poller, waker) = {
-                let mut core = self.core();
+                let mut core = self.core(py);
                 let core = &mut *core;
                 let poller = core.poller.take();
                 core.io.drain(poller.as_ref(), &mut released);
@@ -887,9 +890,9 @@ impl LoopCore {
     /// before each full collection, so that a dropped, unclosed loop whose queues hold such
     /// handles (a sleeping task's timer) is still found to be garbage.
     fn _reveal_shared_handles(&self, py: Python<'_>) {
-        // Skipped when the collection started inside a locked stretch; the next full
-        // collection catches up.
-        if let Ok(core) = self.core.try_lock() {
+        // Skipped when the collection started inside a stretch that holds the state; the
+        // next full collection catches up.
+        if let Ok(core) = self.core.try_borrow_mut(py) {
             for entry in core.ready.iter() {
                 if let Ready::Handle(h) = entry {
                     h.reveal_if_shared(py);
@@ -902,7 +905,7 @@ impl LoopCore {
     /// Counters since the loop was created: cheap enough to leave on.
     fn _stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let (s, ready, timers, cancelled) = {
-            let core = self.core();
+            let core = self.core(py);
             (
                 core.stats,
                 core.ready.len(),
@@ -980,12 +983,12 @@ impl LoopCore {
     }
 
     #[getter]
-    fn _timer_cancelled_count(&self) -> usize {
-        self.core().timers.cancelled_count()
+    fn _timer_cancelled_count(&self, py: Python<'_>) -> usize {
+        self.core(py).timers.cancelled_count()
     }
     #[setter(_timer_cancelled_count)]
-    fn set_timer_cancelled_count(&self, value: usize) {
-        self.core().timers.set_cancelled_count(value);
+    fn set_timer_cancelled_count(&self, py: Python<'_>, value: usize) {
+        self.core(py).timers.set_cancelled_count(value);
     }
 
     /// A snapshot of the ready queue's Handles, oldest first. Native transport events have
@@ -993,7 +996,7 @@ impl LoopCore {
     #[getter]
     fn _ready<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let items: Vec<Py<Handle>> = self
-            .core()
+            .core(py)
             .ready
             .iter()
             .filter_map(|entry| match entry {
@@ -1006,12 +1009,13 @@ impl LoopCore {
     /// Assigning an empty container empties the queue (BaseEventLoop's `__init__` does).
     #[setter(_ready)]
     fn set_ready(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = value.py();
         if value.len()? != 0 {
             return Err(PyRuntimeError::new_err(
                 "ferroloop's ready queue can only be reset to empty",
             ));
         }
-        let drained = self.core().ready.drain();
+        let drained = self.core(py).ready.drain();
         drop(drained);
         Ok(())
     }
@@ -1020,7 +1024,7 @@ impl LoopCore {
     #[getter]
     fn _scheduled<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let items: Vec<Py<TimerHandle>> = self
-            .core()
+            .core(py)
             .timers
             .ordered()
             .into_iter()
@@ -1030,20 +1034,22 @@ impl LoopCore {
     }
     #[setter(_scheduled)]
     fn set_scheduled(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = value.py();
         if value.len()? != 0 {
             return Err(PyRuntimeError::new_err(
                 "ferroloop's timer heap can only be reset to empty",
             ));
         }
-        let drained = self.core().timers.drain();
+        let drained = self.core(py).timers.drain();
         drop(drained);
         Ok(())
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        // The collector may run while this thread holds the lock (an allocation inside a
-        // locked stretch); then this pass simply does not see the loop's references.
-        if let Ok(core) = self.core.try_lock() {
+        // The collector may run while this thread holds the state (an allocation inside
+        // such a stretch); then this pass simply does not see the loop's references.
+        // SAFETY: this is `__traverse__`.
+        if let Ok(core) = unsafe { self.core.try_borrow_in_traverse() } {
             for entry in core.ready.iter() {
                 entry.visit(&visit)?;
             }
@@ -1066,10 +1072,12 @@ impl LoopCore {
 
     fn __clear__(&self) {
         let mut released = Released::new();
-        let taken = self.core.try_lock().ok().map(|mut core| {
-            let core = &mut *core;
-            core.io.drain(core.poller.as_ref(), &mut released);
-            (core.ready.drain(), core.timers.drain())
+        let taken = Python::attach(|py| {
+            self.core.try_borrow_mut(py).ok().map(|mut core| {
+                let core = &mut *core;
+                core.io.drain(core.poller.as_ref(), &mut released);
+                (core.ready.drain(), core.timers.drain())
+            })
         });
         drop((taken, released));
     }

@@ -8,6 +8,7 @@
 
 pub mod errors;
 pub mod event_loop;
+mod gil_cell;
 pub mod handles;
 mod io;
 mod pyapi;
