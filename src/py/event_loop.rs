@@ -196,9 +196,7 @@ impl Core {
         if !self.timers.is_empty() {
             let end_time = clock::monotonic() + resolution;
             while let Some(timer) = self.timers.pop_due(end_time) {
-                if let Ok(mut t) = timer.get().bind(py).try_borrow_mut() {
-                    t.scheduled = false;
-                }
+                timer.get().get().unscheduled();
                 self.stats.timers_fired += 1;
                 self.ready.push(Ready::Handle(timer.into_handle(py)));
             }
@@ -230,13 +228,21 @@ impl LoopCore {
 
     /// Sends every deferred write. A callback this runs (`pause_writing`, say) may defer
     /// more; those go after the next callback, or at the end of the batch.
+    #[inline]
     fn flush_deferred_writes(slf: &Bound<'_, Self>) -> PyResult<()> {
+        // Checked after every callback: a plain load, inlined; the flush only when set.
+        if slf.get().has_deferred_writes.load(Relaxed) {
+            Self::flush_pending_writes(slf)
+        } else {
+            Ok(())
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn flush_pending_writes(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        // Checked after every callback: a plain load first, the write only when set.
-        if !this.has_deferred_writes.load(Relaxed) {
-            return Ok(());
-        }
         this.has_deferred_writes.store(false, Relaxed);
         let pending = std::mem::take(&mut *lock(&this.deferred_writes));
         let mut outcome = Ok(());
@@ -309,10 +315,7 @@ impl LoopCore {
         let base = Handle::create(callback, args, context, slf.as_any(), slf.get().debug())?;
         let timer = Py::new(
             py,
-            PyClassInitializer::from(base).add_subclass(TimerHandle {
-                when,
-                scheduled: true,
-            }),
+            PyClassInitializer::from(base).add_subclass(TimerHandle::new(when, true)),
         )?;
         slf.get()
             .core(py)
@@ -323,7 +326,7 @@ impl LoopCore {
 
     pub(crate) fn timer_handle_cancelled(&self, timer: &Bound<'_, TimerHandle>) {
         let py = timer.py();
-        if timer.borrow().scheduled {
+        if timer.get().is_scheduled() {
             self.core(py).timers.note_cancelled();
         }
     }
@@ -464,7 +467,7 @@ impl LoopCore {
                 None
             }
         };
-        Self::release_purged(py, purged);
+        Self::release_purged(purged);
         if let Some((timeout, poll_fd)) = poll {
             Self::poll(slf, timeout, poll_fd, batch)?;
         }
@@ -472,11 +475,9 @@ impl LoopCore {
     }
 
     /// Timers leaving the heap unfired are no longer scheduled; released without the lock.
-    fn release_purged(py: Python<'_>, purged: Vec<Queued<TimerHandle>>) {
+    fn release_purged(purged: Vec<Queued<TimerHandle>>) {
         for timer in &purged {
-            if let Ok(mut t) = timer.get().bind(py).try_borrow_mut() {
-                t.scheduled = false;
-            }
+            timer.get().get().unscheduled();
         }
     }
 
@@ -583,7 +584,9 @@ impl LoopCore {
                 }
             }
         }
-        this.callbacks_run.fetch_add(ran, Relaxed);
+        // A load and a store rather than an atomic add: only the GIL holder gets here.
+        let before = this.callbacks_run.load(Relaxed);
+        this.callbacks_run.store(before + ran, Relaxed);
         drop(in_pass);
         let flushed = Self::flush_deferred_writes(slf);
         outcome.and(flushed)

@@ -12,20 +12,32 @@ use pyo3::pyclass::CompareOp;
 use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
 use super::errors::shield;
 use super::event_loop::LoopCore;
+use super::gil_cell::GilCell;
 use super::pyapi;
 use super::queued;
 
-#[pyclass(module = "ferroloop._ferroloop", subclass, weakref)]
+/// Frozen, so PyO3 keeps no borrow flag: each borrow of one costs two atomic
+/// read-modify-writes, several per `call_soon`. What changes lives in a `GilCell`, and
+/// `cancelled`, read on every pass over the timer heap, in a relaxed atomic (plain loads).
+#[pyclass(frozen, module = "ferroloop._ferroloop", subclass, weakref)]
 pub struct Handle {
-    pub(crate) callback: Option<Py<PyAny>>,
-    pub(crate) args: Option<Py<PyTuple>>,
     pub(crate) context: Py<PyAny>,
     pub(crate) loop_: Py<PyAny>,
-    pub(crate) cancelled: bool,
-    pub(crate) source_traceback: Option<Py<PyAny>>,
-    pub(crate) repr: Option<Py<PyAny>>,
+    cancelled: AtomicBool,
+    state: GilCell<HandleState>,
+}
+
+struct HandleState {
+    /// Both None once the handle is cancelled (or cleared by the collector).
+    callback: Option<Py<PyAny>>,
+    args: Option<Py<PyTuple>>,
+    source_traceback: Option<Py<PyAny>>,
+    /// The repr kept by `cancel()` in debug mode.
+    repr: Option<Py<PyAny>>,
 }
 
 /// `contextvars.copy_context()`, through the C API.
@@ -64,27 +76,60 @@ impl Handle {
             None
         };
         Ok(Handle {
-            callback: Some(callback.unbind()),
-            args: Some(args.unbind()),
             context,
             loop_: loop_.clone().unbind(),
-            cancelled: false,
-            source_traceback,
-            repr: None,
+            cancelled: AtomicBool::new(false),
+            state: GilCell::new(HandleState {
+                callback: Some(callback.unbind()),
+                args: Some(args.unbind()),
+                source_traceback,
+                repr: None,
+            }),
         })
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Relaxed)
+    }
+
+    /// The callback and its arguments, unless cancelled.
+    fn call(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>)> {
+        let state = self.state.borrow_mut(py);
+        match (&state.callback, &state.args) {
+            (Some(cb), Some(args)) => Some((cb.clone_ref(py), args.clone_ref(py))),
+            _ => None,
+        }
+    }
+
+    fn source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        let state = self.state.borrow_mut(py);
+        state.source_traceback.as_ref().map(|t| t.clone_ref(py))
+    }
+
+    fn kept_repr(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        let state = self.state.borrow_mut(py);
+        state.repr.as_ref().map(|r| r.clone_ref(py))
     }
 }
 
 impl Handle {
     /// Everything the handle refers to, for its own `__traverse__` and for the loop's,
     /// which speaks for the handles it hides (`queued`).
+    ///
+    /// Call only from a `__traverse__` implementation.
     pub(crate) fn visit_references(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.callback)?;
-        visit.call(&self.args)?;
         visit.call(&self.context)?;
         visit.call(&self.loop_)?;
-        visit.call(&self.source_traceback)?;
-        visit.call(&self.repr)
+        // SAFETY: callers are `__traverse__` implementations (documented above).
+        // Held by this thread (being cancelled or run): its references count as external
+        // for this collection, which keeps them alive; never unsound.
+        if let Ok(state) = unsafe { self.state.try_borrow_in_traverse() } {
+            visit.call(&state.callback)?;
+            visit.call(&state.args)?;
+            visit.call(&state.source_traceback)?;
+            visit.call(&state.repr)?;
+        }
+        Ok(())
     }
 
     /// The context, tracked first: once Python code holds it, the collector must see it.
@@ -104,26 +149,25 @@ impl Drop for Handle {
 /// Cancels a handle: drops its callback and arguments so they can be collected, and in
 /// debug mode keeps its repr for later warnings, as asyncio's `Handle.cancel` does.
 pub(crate) fn cancel(handle: &Bound<'_, Handle>) -> PyResult<()> {
-    let loop_ = {
-        let mut h = handle.borrow_mut();
-        if h.cancelled {
-            return Ok(());
-        }
-        h.cancelled = true;
-        h.loop_.clone_ref(handle.py())
-    };
+    let py = handle.py();
+    let h = handle.get();
+    // A load and a store, not a swap: the GIL already makes this exclusive.
+    if h.cancelled.load(Relaxed) {
+        return Ok(());
+    }
+    h.cancelled.store(true, Relaxed);
     // Like asyncio, the repr kept in debug mode is taken once the handle reads as cancelled.
-    let repr = if loop_debug(loop_.bind(handle.py()))? {
+    let repr = if loop_debug(h.loop_.bind(py))? {
         Some(handle.repr()?.into_any().unbind())
     } else {
         None
     };
     let released = {
-        let mut h = handle.borrow_mut();
+        let mut state = h.state.borrow_mut(py);
         if repr.is_some() {
-            h.repr = repr;
+            state.repr = repr;
         }
-        (h.callback.take(), h.args.take())
+        (state.callback.take(), state.args.take())
     };
     // The callback and its arguments are released here, with no borrow held: their
     // finalizers may run arbitrary code.
@@ -177,19 +221,12 @@ pub(crate) fn is_exit(py: Python<'_>, err: &PyErr) -> bool {
 /// callback already released) is a no-op; the result says whether the callback ran.
 pub(crate) fn run(handle: &Bound<'_, Handle>) -> PyResult<bool> {
     let py = handle.py();
-    let (callback, args, context) = {
-        let h = handle.borrow();
-        match (&h.callback, &h.args) {
-            (Some(cb), Some(args)) => (
-                cb.clone_ref(py),
-                args.clone_ref(py),
-                h.context.clone_ref(py),
-            ),
-            _ => return Ok(false),
-        }
+    let h = handle.get();
+    let Some((callback, args)) = h.call(py) else {
+        return Ok(false);
     };
     let (callback, args) = (callback.into_bound(py), args.into_bound(py));
-    match call_in_context(context.bind(py), &callback, &args) {
+    match call_in_context(h.context.bind(py), &callback, &args) {
         Ok(()) => Ok(true),
         Err(err) if is_exit(py, &err) => Err(err),
         Err(err) => report_error(handle, &callback, &args, err).map(|()| true),
@@ -203,14 +240,9 @@ fn report_error(
     err: PyErr,
 ) -> PyResult<()> {
     let py = handle.py();
-    let (loop_, source_traceback) = {
-        let h = handle.borrow();
-        (
-            h.loop_.clone_ref(py).into_bound(py),
-            h.source_traceback.as_ref().map(|t| t.clone_ref(py)),
-        )
-    };
-    let source = pyapi::format_callback_source(py, callback, args, loop_debug(&loop_)?)?;
+    let loop_ = handle.get().loop_.bind(py);
+    let source_traceback = handle.get().source_traceback(py);
+    let source = pyapi::format_callback_source(py, callback, args, loop_debug(loop_)?)?;
     let context = PyDict::new(py);
     context.set_item(
         "message",
@@ -256,7 +288,7 @@ impl Handle {
     }
 
     fn cancelled(&self) -> bool {
-        self.cancelled
+        self.is_cancelled()
     }
 
     fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
@@ -269,7 +301,7 @@ impl Handle {
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         shield(|| {
-            if let Some(r) = &slf.borrow().repr {
+            if let Some(r) = slf.get().kept_repr(slf.py()) {
                 return r.bind(slf.py()).str().map(|s| s.to_string());
             }
             joined_repr(&pyapi::handle_repr_info(slf.as_any())?)
@@ -278,17 +310,19 @@ impl Handle {
 
     #[getter]
     fn _callback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.callback.as_ref().map(|c| c.clone_ref(py))
+        let state = self.state.borrow_mut(py);
+        state.callback.as_ref().map(|c| c.clone_ref(py))
     }
 
     #[getter]
     fn _args(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
-        self.args.as_ref().map(|a| a.clone_ref(py))
+        let state = self.state.borrow_mut(py);
+        state.args.as_ref().map(|a| a.clone_ref(py))
     }
 
     #[getter]
     fn _cancelled(&self) -> bool {
-        self.cancelled
+        self.is_cancelled()
     }
 
     #[getter]
@@ -303,41 +337,61 @@ impl Handle {
 
     #[getter]
     fn _source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.source_traceback.as_ref().map(|t| t.clone_ref(py))
+        self.source_traceback(py)
     }
 
     #[getter]
     fn _repr(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.repr.as_ref().map(|r| r.clone_ref(py))
+        self.kept_repr(py)
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         self.visit_references(&visit)
     }
 
-    fn __clear__(&mut self) {
-        self.callback = None;
-        self.args = None;
-        self.source_traceback = None;
-        self.repr = None;
+    fn __clear__(&self) {
+        let taken = Python::attach(|py| {
+            self.state.try_borrow_mut(py).ok().map(|mut state| {
+                (
+                    state.callback.take(),
+                    state.args.take(),
+                    state.source_traceback.take(),
+                    state.repr.take(),
+                )
+            })
+        });
+        // Released with no borrow held: finalizers may run arbitrary code.
+        drop(taken);
     }
 }
 
 /// A handle with a due time. `scheduled` is true while it sits in the loop's timer heap;
 /// only then does cancelling it count towards the heap's compaction threshold.
-#[pyclass(module = "ferroloop._ferroloop", extends = Handle, subclass)]
+#[pyclass(frozen, module = "ferroloop._ferroloop", extends = Handle, subclass)]
 pub struct TimerHandle {
     pub(crate) when: f64,
-    pub(crate) scheduled: bool,
+    scheduled: AtomicBool,
 }
 
 impl TimerHandle {
     pub(crate) fn is_cancelled(timer: &Bound<'_, TimerHandle>) -> bool {
-        timer
-            .as_super()
-            .try_borrow()
-            .map(|h| h.cancelled)
-            .unwrap_or(false)
+        timer.as_super().get().is_cancelled()
+    }
+
+    pub(crate) fn is_scheduled(&self) -> bool {
+        self.scheduled.load(Relaxed)
+    }
+
+    /// It has left the loop's timer heap (fired, or purged once cancelled).
+    pub(crate) fn unscheduled(&self) {
+        self.scheduled.store(false, Relaxed);
+    }
+
+    pub(crate) fn new(when: f64, scheduled: bool) -> Self {
+        TimerHandle {
+            when,
+            scheduled: AtomicBool::new(scheduled),
+        }
     }
 }
 
@@ -351,13 +405,13 @@ struct TimerKey {
 
 fn timer_key(timer: &Bound<'_, TimerHandle>) -> TimerKey {
     let py = timer.py();
-    let when = timer.borrow().when;
-    let h = timer.as_super().borrow();
+    let h = timer.as_super().get();
+    let (callback, args) = h.call(py).unzip();
     TimerKey {
-        when,
-        callback: h.callback.as_ref().map(|c| c.clone_ref(py)),
-        args: h.args.as_ref().map(|a| a.clone_ref(py)),
-        cancelled: h.cancelled,
+        when: timer.get().when,
+        callback,
+        args,
+        cancelled: h.is_cancelled(),
     }
 }
 
@@ -388,10 +442,7 @@ impl TimerHandle {
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<PyClassInitializer<TimerHandle>> {
         let base = Handle::py_new(callback, args, r#loop, context)?;
-        Ok(PyClassInitializer::from(base).add_subclass(TimerHandle {
-            when,
-            scheduled: false,
-        }))
+        Ok(PyClassInitializer::from(base).add_subclass(TimerHandle::new(when, false)))
     }
 
     fn when(&self) -> f64 {
@@ -405,16 +456,14 @@ impl TimerHandle {
 
     #[getter]
     fn _scheduled(&self) -> bool {
-        self.scheduled
+        self.is_scheduled()
     }
 
     fn cancel(slf: &Bound<'_, Self>) -> PyResult<()> {
         shield(|| {
-            let (cancelled, loop_) = {
-                let h = slf.as_super().borrow();
-                (h.cancelled, h.loop_.clone_ref(slf.py()))
-            };
-            if !cancelled {
+            let h = slf.as_super().get();
+            let loop_ = h.loop_.clone_ref(slf.py());
+            if !h.is_cancelled() {
                 match loop_.bind(slf.py()).cast::<LoopCore>() {
                     Ok(core) => core.get().timer_handle_cancelled(slf),
                     Err(_) => {
@@ -429,7 +478,7 @@ impl TimerHandle {
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         shield(|| {
             let py = slf.py();
-            if let Some(r) = &slf.as_super().borrow().repr {
+            if let Some(r) = slf.as_super().get().kept_repr(py) {
                 return r.bind(py).str().map(|s| s.to_string());
             }
             let info = pyapi::handle_repr_info(slf.as_any())?.cast_into::<PyList>()?;

@@ -198,12 +198,7 @@ impl IoRegistry {
                     ready.push(Ready::Transport(t.clone_ref(py), direction));
                 }
                 Some(IoCallback::Handle(handle)) => {
-                    if handle
-                        .bind(py)
-                        .try_borrow()
-                        .map(|h| h.cancelled)
-                        .unwrap_or(false)
-                    {
+                    if handle.get().is_cancelled() {
                         released.extend(self.clear(poller, fd, direction));
                     } else {
                         ready.push(Ready::Handle(Queued::tracked(handle.clone_ref(py))));

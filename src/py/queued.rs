@@ -44,14 +44,12 @@ fn is_shared(obj: *mut ffi::PyObject) -> bool {
 /// Untracks a handle the loop has just made, and its context when the handle alone holds
 /// it (a copy made for it, not a context the caller passed).
 fn hide(handle: &Bound<'_, Handle>) {
-    if let Ok(h) = handle.try_borrow() {
-        let context = h.context.as_ptr();
-        if !is_shared(context) && is_tracked(context) {
-            // SAFETY: the context is live, tracked, and only this handle refers to it;
-            // `Handle`'s Drop (and `reveal_context`) track it again before anyone else can
-            // hold it or it is freed (CPython's Context dealloc requires a tracked object).
-            unsafe { ffi::PyObject_GC_UnTrack(context.cast()) };
-        }
+    let context = handle.get().context.as_ptr();
+    if !is_shared(context) && is_tracked(context) {
+        // SAFETY: the context is live, tracked, and only this handle refers to it;
+        // `Handle`'s Drop (and `reveal_context`) track it again before anyone else can
+        // hold it or it is freed (CPython's Context dealloc requires a tracked object).
+        unsafe { ffi::PyObject_GC_UnTrack(context.cast()) };
     }
     if is_tracked(handle.as_ptr()) {
         // SAFETY: the handle is a live, tracked GC object; PyO3's dealloc untracks with
@@ -67,9 +65,7 @@ pub(crate) fn reveal_context(context: &Py<PyAny>) {
 
 /// Tracks a handle and its context again: someone besides the loop holds it now.
 fn reveal(handle: &Bound<'_, Handle>) {
-    if let Ok(h) = handle.try_borrow() {
-        track(h.context.as_ptr());
-    }
+    track(handle.get().context.as_ptr());
     track(handle.as_ptr());
 }
 
@@ -144,11 +140,10 @@ impl<T: PyClass> Queued<T> {
         }
         // SAFETY: the collector calls `__traverse__` with the GIL held.
         let py = unsafe { Python::assume_attached() };
-        match as_handle(self.0.bind(py)).map(Bound::try_borrow) {
-            Some(Ok(h)) => h.visit_references(visit),
-            // Mutably borrowed (being cancelled): its references count as external for
-            // this collection, which keeps them alive; never unsound.
-            _ => Ok(()),
+        match as_handle(self.0.bind(py)) {
+            // This is the loop's `__traverse__`, as `visit_references` requires.
+            Some(h) => h.get().visit_references(visit),
+            None => Ok(()),
         }
     }
 }
