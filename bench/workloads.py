@@ -156,6 +156,21 @@ def executor_round_trip(loop, n=5_000):
     return n
 
 
+def connection_churn(loop, n=2_000):
+    """create_connection to a server on the same loop, then close: both ends' set-up."""
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        for _ in range(n):
+            transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+            transport.close()
+        server.close()
+        await server.wait_closed()
+
+    loop.run_until_complete(main())
+    return n
+
+
 WORKLOADS = {
     "call_soon chain": call_soon_chain,
     "call_soon batch": call_soon_batch,
@@ -166,6 +181,7 @@ WORKLOADS = {
     "call_soon_threadsafe flood": threadsafe_throughput,
     "call_soon_threadsafe round trip": threadsafe_round_trip,
     "run_in_executor round trip": executor_round_trip,
+    "TCP connect + accept + close": connection_churn,
 }
 
 # The issue's targets, as ratios of ferroloop's throughput to uvloop's.
@@ -179,4 +195,5 @@ TARGETS = {
     "10k tasks x sleep(0)": 1.5,
     "gather 10k coroutines": 1.5,
     "run_in_executor round trip": 1.0,
+    "TCP connect + accept + close": 1.0,
 }

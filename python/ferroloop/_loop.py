@@ -9,17 +9,18 @@ so it matches that version's behaviour exactly and follows it when it changes.
 
 import functools
 import gc
+import inspect
 import ipaddress
 import selectors
 import socket
 import sys
 import threading
 import weakref
-from asyncio import constants, events, trsock
+from asyncio import base_events, constants, events, trsock
 from asyncio import unix_events
 
 from . import _ferroloop
-from ._transports import SocketTransport
+from ._transports import SocketTransport, _raw_type
 
 
 class _Registrations(selectors.BaseSelector):
@@ -87,6 +88,20 @@ def _is_numeric(host, port):
     return True
 
 
+# create_connection's keyword-only options on the running CPython, with their defaults.
+_CONNECTION_OPTIONS = {
+    name: param.default
+    for name, param in inspect.signature(
+        base_events.BaseEventLoop.create_connection).parameters.items()
+    if param.kind is param.KEYWORD_ONLY
+}
+
+
+def _only_defaults(options):
+    return all(name in _CONNECTION_OPTIONS and value == _CONNECTION_OPTIONS[name]
+               for name, value in options.items())
+
+
 def _run_if_not_cancelled(handle):
     if not handle._cancelled:
         handle._run()
@@ -131,6 +146,51 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
             return socket.getaddrinfo(host, port, family, type, proto, flags)
         return await super().getaddrinfo(host, port, family=family, type=type,
                                          proto=proto, flags=flags)
+
+    async def create_connection(self, protocol_factory, host=None, port=None, **options):
+        # The common cases, a numeric address or a connected `sock=` with every other
+        # option at its default, skip the general path (which resolves the address twice
+        # and keeps per-address bookkeeping); they do what it does for them, step for
+        # step. Anything else, and debug mode (which logs), is asyncio's own code.
+        sock = options.pop('sock', None)
+        info = None
+        if not self._debug and _only_defaults(options):
+            if sock is None:
+                info = base_events._ipaddr_info(host, port, 0, socket.SOCK_STREAM, 0)
+            elif (host is None and port is None and isinstance(sock, socket.socket)
+                  and _raw_type(sock) == socket.SOCK_STREAM):
+                base_events._check_ssl_socket(sock)
+                return await self._create_connection_transport(
+                    sock, protocol_factory, None, None)
+        if info is None:
+            if sock is not None:
+                options['sock'] = sock
+            return await super().create_connection(protocol_factory, host, port, **options)
+        family, type_, proto, _, address = info
+        sock = socket.socket(family=family, type=type_, proto=proto)
+        try:
+            sock.setblocking(False)
+            try:
+                sock.connect(address)
+            except (BlockingIOError, InterruptedError):
+                await self._connect_completion(sock, address)
+        except BaseException:
+            sock.close()
+            raise
+        return await self._create_connection_transport(sock, protocol_factory, None, None)
+
+    async def _connect_completion(self, sock, address):
+        # sock_connect's wait for a connect in progress (asyncio's _sock_connect_cb
+        # decides the outcome), without its second resolution of the address.
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        fut = self.create_future()
+        handle = self._add_writer(fd, self._sock_connect_cb, fut, sock, address)
+        try:
+            await fut
+        finally:
+            if not handle.cancelled():
+                self._remove_writer(fd)
 
     def _make_socket_transport(self, sock, protocol, waiter=None, *,
                                extra=None, server=None):

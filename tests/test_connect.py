@@ -1,0 +1,158 @@
+"""create_connection: the common cases (a numeric address, or a connected sock=, with no
+other option) take ferroloop's short path; these pin down that what a program sees is
+what asyncio's general path gives it, on both loops."""
+
+import asyncio
+import socket
+import sys
+
+import pytest
+
+TIMEOUT = 30
+
+
+def run(loop, coro):
+    return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
+
+
+class Recorder(asyncio.Protocol):
+    def __init__(self):
+        self.made = []
+
+    def connection_made(self, transport):
+        self.made.append(transport)
+
+
+def closed_port(family=socket.AF_INET, host="127.0.0.1"):
+    s = socket.socket(family)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_numeric_address(loop, host):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    async def main():
+        try:
+            server = await loop.create_server(asyncio.Protocol, host, 0)
+        except OSError:
+            pytest.skip(f"cannot listen on {host}")
+        port = server.sockets[0].getsockname()[1]
+        transport, proto = await loop.create_connection(Recorder, host, port)
+        # connection_made has run by the time create_connection returns.
+        assert proto.made == [transport]
+        sock = transport.get_extra_info("socket")
+        assert sock.family == family and sock.gettimeout() == 0
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        peer = transport.get_extra_info("peername")
+        assert peer[:2] == (host, port)
+        assert transport.get_extra_info("sockname") == sock.getsockname()
+        transport.close()
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+
+
+def test_refused_connection_raises_asyncios_error(loop):
+    port = closed_port()
+
+    async def main():
+        with pytest.raises(ConnectionRefusedError) as info:
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        return info.value
+
+    exc = run(loop, main())
+    assert exc.errno is not None
+    assert str(exc) == f"[Errno {exc.errno}] Connect call failed ('127.0.0.1', {port})"
+
+
+def test_cancelled_while_connecting_closes_the_socket(loop):
+    """Cancelled between the connect and the socket becoming writable: the socket is
+    closed and its writer removed (the fixture fails the test on a leaked fd)."""
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        for _ in range(20):
+            task = loop.create_task(loop.create_connection(asyncio.Protocol, "127.0.0.1", port))
+            await asyncio.sleep(0)  # the task starts and waits for the connect
+            task.cancel()
+            try:
+                transport, _ = await task
+            except asyncio.CancelledError:
+                pass
+            else:  # the connect completed first
+                transport.close()
+        server.close()
+        await server.wait_closed()
+        await asyncio.sleep(0.05)
+
+    run(loop, main())
+
+
+def test_connected_sock(loop):
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        sock = socket.create_connection(("127.0.0.1", port))
+        transport, proto = await loop.create_connection(Recorder, sock=sock)
+        assert proto.made == [transport]
+        assert transport.get_extra_info("socket").fileno() == sock.fileno()
+        assert sock.gettimeout() == 0  # asyncio makes it non-blocking
+        transport.close()
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+
+
+def test_invalid_combinations_raise_asyncios_errors(loop):
+    async def main():
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            with pytest.raises(ValueError, match="A Stream Socket was expected"):
+                await loop.create_connection(asyncio.Protocol, sock=udp)
+        finally:
+            udp.close()
+        tcp = socket.socket()
+        try:
+            with pytest.raises(ValueError, match="can not be specified at the same time"):
+                await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, sock=tcp)
+        finally:
+            tcp.close()
+        with pytest.raises(ValueError, match="no sock specified"):
+            await loop.create_connection(asyncio.Protocol)
+        with pytest.raises(TypeError):
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, no_such_option=1)
+        if sys.version_info < (3, 12):
+            # all_errors arrived in 3.12; before, it is an unknown keyword.
+            with pytest.raises(TypeError):
+                await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1,
+                                             all_errors=False)
+
+    run(loop, main())
+
+
+def test_options_at_their_defaults_and_a_failing_factory(loop):
+    """Explicit default options still connect; a protocol factory that raises leaves
+    no socket behind."""
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await loop.create_connection(
+            asyncio.Protocol, "127.0.0.1", port, ssl=None, family=0, proto=0, flags=0,
+            local_addr=None, server_hostname=None, happy_eyeballs_delay=None)
+        transport.close()
+
+        def factory():
+            raise RuntimeError("no protocol")
+
+        with pytest.raises(RuntimeError, match="no protocol"):
+            await loop.create_connection(factory, "127.0.0.1", port)
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
