@@ -19,6 +19,7 @@ fn _check_panic_boundary() -> PyResult<()> {
 #[pymodule]
 fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::event_loop::LoopCore>()?;
+    py::fastcall::install(&m.py().get_type::<py::event_loop::LoopCore>())?;
     m.add_class::<py::handles::Handle>()?;
     m.add_class::<py::handles::TimerHandle>()?;
     m.add_class::<py::transports::StreamTransport>()?;

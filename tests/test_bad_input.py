@@ -180,3 +180,48 @@ def test_rust_panic_surfaces_as_runtime_error():
 def test_run_until_complete_with_a_non_awaitable(loop):
     with pytest.raises(TypeError):
         loop.run_until_complete(42)
+
+
+NON_CONTEXT_SCRIPT = """
+import asyncio, sys
+if sys.argv[1] == 'ferroloop':
+    import ferroloop
+    loop = ferroloop.new_event_loop()
+else:
+    loop = asyncio.new_event_loop()
+loop.set_exception_handler(lambda l, c: print(type(c['exception']).__name__, flush=True))
+loop.call_soon(print, context=1)
+loop.call_soon(print, context={})
+loop.call_later(0, print, context=())
+loop.call_soon_threadsafe(print, context='x')
+loop.call_soon(loop.stop)
+loop.run_forever()
+loop.close()
+print('closed', flush=True)
+"""
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "ferroloop"])
+def test_a_context_that_is_not_a_context(loop_name):
+    """asyncio accepts any `context=` and fails only when the handle runs (`context.run`
+    is missing): the loop reports that and lives on. ferroloop once crashed at exit here,
+    re-tracking the int and str for the cycle collector as if they were contexts."""
+    from conftest import run_python
+    proc = run_python("-c", NON_CONTEXT_SCRIPT, loop_name)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["AttributeError"] * 4 + ["closed"], proc.stdout + proc.stderr
+
+
+def test_call_soon_arguments(loop):
+    """call_soon's hand-written argument parsing (ferroloop) against the stdlib's."""
+    with pytest.raises(TypeError, match="missing 1 required positional argument"):
+        loop.call_soon()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'when'"):
+        loop.call_soon(print, when=1)
+    seen = []
+    loop.call_soon(seen.append, 1)
+    loop.call_soon(lambda *a: seen.append(a), 1, 2, 3)
+    loop.call_soon(seen.append, 2, context=None)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == [1, (1, 2, 3), 2]

@@ -294,6 +294,21 @@ impl LoopCore {
         Ok(())
     }
 
+    /// `call_soon`, whose entry point (`fastcall.rs`) parses the arguments.
+    pub(crate) fn schedule_soon(
+        slf: &Bound<'_, Self>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        slf.get().check_closed()?;
+        Self::check_callback(slf, &callback, "call_soon", true)?;
+        let handle = Self::new_handle(slf, callback, args, context)?;
+        let queued = Queued::hidden(handle.bind(slf.py()));
+        slf.get().core(slf.py()).ready.push(Ready::Handle(queued));
+        Ok(handle)
+    }
+
     fn new_handle(
         slf: &Bound<'_, Self>,
         callback: Bound<'_, PyAny>,
@@ -659,23 +674,6 @@ impl LoopCore {
 
     fn time(&self) -> f64 {
         clock::monotonic()
-    }
-
-    #[pyo3(signature = (callback, *args, context=None))]
-    fn call_soon(
-        slf: &Bound<'_, Self>,
-        callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
-        context: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<Py<Handle>> {
-        shield(|| {
-            slf.get().check_closed()?;
-            Self::check_callback(slf, &callback, "call_soon", true)?;
-            let handle = Self::new_handle(slf, callback, args, context)?;
-            let queued = Queued::hidden(handle.bind(slf.py()));
-            slf.get().core(slf.py()).ready.push(Ready::Handle(queued));
-            Ok(handle)
-        })
     }
 
     #[pyo3(signature = (callback, *args, context=None))]

@@ -200,6 +200,19 @@ fn call_in_context(
     callback: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<()> {
+    // SAFETY: `context` is a live object; this compares its type pointer.
+    if unsafe { ffi::PyContext_CheckExact(context.as_ptr()) } == 0 {
+        // asyncio calls `context.run(callback, *args)`: whatever `context=` was given,
+        // this fails (or runs) exactly as it does there.
+        let py = context.py();
+        let all: Vec<_> = std::iter::once(callback.clone())
+            .chain(args.iter())
+            .collect();
+        let all = PyTuple::new(py, all)?;
+        return context
+            .call_method1(pyo3::intern!(py, "run"), all)
+            .map(drop);
+    }
     in_context(context, || {
         if args.is_empty() {
             callback.call0()

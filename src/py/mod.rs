@@ -8,6 +8,7 @@
 
 pub mod errors;
 pub mod event_loop;
+pub mod fastcall;
 mod gil_cell;
 pub mod handles;
 mod io;

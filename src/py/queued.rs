@@ -36,6 +36,13 @@ fn track(obj: *mut ffi::PyObject) {
     }
 }
 
+/// Only a context copy is ever hidden. `context=` accepts any object (asyncio fails only
+/// when the handle runs), and tracking an object of a non-GC type corrupts memory.
+fn is_context(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: callers pass a live object; this compares its type pointer.
+    unsafe { ffi::PyContext_CheckExact(obj) != 0 }
+}
+
 fn is_shared(obj: *mut ffi::PyObject) -> bool {
     // SAFETY: callers pass a live object and hold the GIL.
     unsafe { ffi::Py_REFCNT(obj) > 1 }
@@ -45,7 +52,7 @@ fn is_shared(obj: *mut ffi::PyObject) -> bool {
 /// it (a copy made for it, not a context the caller passed).
 fn hide(handle: &Bound<'_, Handle>) {
     let context = handle.get().context.as_ptr();
-    if !is_shared(context) && is_tracked(context) {
+    if is_context(context) && !is_shared(context) && is_tracked(context) {
         // SAFETY: the context is live, tracked, and only this handle refers to it;
         // `Handle`'s Drop (and `reveal_context`) track it again before anyone else can
         // hold it or it is freed (CPython's Context dealloc requires a tracked object).
@@ -60,12 +67,14 @@ fn hide(handle: &Bound<'_, Handle>) {
 
 /// Tracks a handle's context again before Python code can get hold of it.
 pub(crate) fn reveal_context(context: &Py<PyAny>) {
-    track(context.as_ptr());
+    if is_context(context.as_ptr()) {
+        track(context.as_ptr());
+    }
 }
 
 /// Tracks a handle and its context again: someone besides the loop holds it now.
 fn reveal(handle: &Bound<'_, Handle>) {
-    track(handle.get().context.as_ptr());
+    reveal_context(&handle.get().context);
     track(handle.as_ptr());
 }
 
