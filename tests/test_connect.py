@@ -86,6 +86,7 @@ def test_cancelled_while_connecting_closes_the_socket(loop):
                 pass
             else:  # the connect completed first
                 transport.close()
+        await asyncio.sleep(0.05)  # the server side sees each EOF and closes
         server.close()
         await server.wait_closed()
         await asyncio.sleep(0.05)
@@ -103,6 +104,7 @@ def test_connected_sock(loop):
         assert transport.get_extra_info("socket").fileno() == sock.fileno()
         assert sock.gettimeout() == 0  # asyncio makes it non-blocking
         transport.close()
+        await asyncio.sleep(0.05)  # the server side sees the EOF and closes
         server.close()
         await server.wait_closed()
 
