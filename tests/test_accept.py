@@ -31,6 +31,21 @@ class Recorder(asyncio.Protocol):
         self.transport.write(data)
 
 
+class Accepted(list):
+    """The protocols a server's factory has made, in order."""
+
+    def factory(self):
+        self.append(Recorder())
+        return self[-1]
+
+
+async def close_both(writer, server):
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+
+
 async def serve_one(accepted, connect):
     """Connects a client and waits until the server's factory has made a protocol (it
     appends to `accepted`) and connection_made has run; returns the client and protocol."""
@@ -44,24 +59,20 @@ async def serve_one(accepted, connect):
 def test_accepted_transport_extra_info(loop, family, tmp_path):
     if family == "inet6" and not socket.has_ipv6:
         pytest.skip("no IPv6")
-    accepted = []
-
-    def factory():
-        accepted.append(Recorder())
-        return accepted[-1]
+    accepted = Accepted()
 
     async def main():
         if family in ("inet", "inet6"):
             host = "127.0.0.1" if family == "inet" else "::1"
             try:
-                server = await loop.create_server(factory, host, 0)
+                server = await loop.create_server(accepted.factory, host, 0)
             except OSError:
                 pytest.skip(f"cannot listen on {host}")
             address = server.sockets[0].getsockname()[:2]
             connect = lambda: asyncio.open_connection(*address)  # noqa: E731
         else:
             path = str(tmp_path / "s.sock") if family == "unix" else "\0ferroloop-accept-test"
-            server = await loop.create_unix_server(factory, path)
+            server = await loop.create_unix_server(accepted.factory, path)
             connect = lambda: asyncio.open_unix_connection(path)  # noqa: E731
         async with server:
             (reader, writer), proto = await serve_one(accepted, connect)
@@ -79,10 +90,7 @@ def test_accepted_transport_extra_info(loop, family, tmp_path):
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
             writer.write(b"hello")
             assert await reader.readexactly(5) == b"hello"
-            writer.close()
-            await writer.wait_closed()
-            server.close()
-            await server.wait_closed()
+            await close_both(writer, server)
 
     run(loop, main())
 
@@ -90,26 +98,19 @@ def test_accepted_transport_extra_info(loop, family, tmp_path):
 def test_nodelay_only_for_listeners_created_with_ipproto_tcp(loop):
     """asyncio's _set_nodelay checks the socket's proto: a listener made with
     socket.socket() (proto 0) passes its connections on with Nagle left on."""
-    accepted = []
-
-    def factory():
-        accepted.append(Recorder())
-        return accepted[-1]
+    accepted = Accepted()
 
     async def main():
         for proto, expected in ((0, 0), (socket.IPPROTO_TCP, 1)):
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
             listener.bind(("127.0.0.1", 0))
-            server = await loop.create_server(factory, sock=listener)
+            server = await loop.create_server(accepted.factory, sock=listener)
             accepted.clear()
             connect = lambda: asyncio.open_connection(*listener.getsockname())  # noqa: E731
             (_, writer), proto_obj = await serve_one(accepted, connect)
             sock = proto_obj.transport.get_extra_info("socket")
             assert bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) == expected
-            writer.close()
-            await writer.wait_closed()
-            server.close()
-            await server.wait_closed()
+            await close_both(writer, server)
 
     run(loop, main())
 
@@ -214,14 +215,10 @@ def test_debug_mode_reports_a_failing_protocol_factory(loop):
 
 def test_a_burst_of_connections_is_served_completely(loop):
     """Connections that queue up while the loop is busy are all accepted."""
-    served = []
-
-    def factory():
-        served.append(Recorder())
-        return served[-1]
+    served = Accepted()
 
     async def main():
-        server = await loop.create_server(factory, "127.0.0.1", 0)
+        server = await loop.create_server(served.factory, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
         while len(served) < len(clients):
@@ -256,10 +253,7 @@ def test_a_subclass_make_socket_transport_is_used(loop_factory, loop_name):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"x")
             await reader.readexactly(1)
-            writer.close()
-            await writer.wait_closed()
-            server.close()
-            await server.wait_closed()
+            await close_both(writer, server)
             return writer.get_extra_info("sockname")
 
         client_address = run(loop, main())
