@@ -39,6 +39,7 @@ class _Native:
         method = instance.__dict__[self.name] = getattr(instance._core, self.native_name)
         return method
 
+
 # 3.13 tells the server which transport attaches (for close_clients/abort_clients).
 _SERVER_TRACKS_TRANSPORTS = sys.version_info >= (3, 13)
 

@@ -2,8 +2,9 @@
 //! the fd registrations and the pass of the loop (`_run_once`); the Python class adds the
 //! rest of asyncio's API on top, from CPython's own code.
 //!
-//! The state every thread may touch sits behind one mutex, held for a few instructions at a
-//! time: never across a call into Python and never while a Python object is dropped.
+//! The state is in `GilCell`s (the GIL serializes every access), each held for a few
+//! instructions at a time: never across a call into Python and never while a Python object
+//! is dropped.
 
 use std::cell::RefMut;
 use std::collections::VecDeque;
@@ -84,7 +85,7 @@ pub struct LoopCore {
     in_pass: AtomicBool,
     /// Transports with deferred writes, flushed when the running callback returns, and
     /// whether there are any (checked after every callback, so kept lock-free).
-    deferred_writes: Mutex<Vec<Py<StreamTransport>>>,
+    deferred_writes: GilCell<Vec<Py<StreamTransport>>>,
     has_deferred_writes: AtomicBool,
 }
 
@@ -222,7 +223,9 @@ impl LoopCore {
 
     /// Flushes `transport`'s deferred writes when the running callback returns.
     pub(crate) fn defer_flush(&self, transport: &Bound<'_, StreamTransport>) {
-        lock(&self.deferred_writes).push(transport.clone().unbind());
+        self.deferred_writes
+            .borrow_mut(transport.py())
+            .push(transport.clone().unbind());
         self.has_deferred_writes.store(true, Relaxed);
     }
 
@@ -244,7 +247,7 @@ impl LoopCore {
         let py = slf.py();
         let this = slf.get();
         this.has_deferred_writes.store(false, Relaxed);
-        let pending = std::mem::take(&mut *lock(&this.deferred_writes));
+        let pending = std::mem::take(&mut *this.deferred_writes.borrow_mut(py));
         let mut outcome = Ok(());
         for transport in pending {
             let transport = transport.into_bound(py);
@@ -666,7 +669,7 @@ impl LoopCore {
                 thread_id: ObjectSlot::default(),
                 current_handle: ObjectSlot::default(),
                 in_pass: AtomicBool::new(false),
-                deferred_writes: Mutex::new(Vec::new()),
+                deferred_writes: GilCell::new(Vec::new()),
                 has_deferred_writes: AtomicBool::new(false),
             })
         })

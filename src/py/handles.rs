@@ -5,14 +5,14 @@
 //! `_when`, `_source_traceback`, ...), so debuggers and `asyncio.events.Handle._repr_info`
 //! see them as they see the stdlib's.
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
-
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use super::errors::shield;
 use super::event_loop::LoopCore;

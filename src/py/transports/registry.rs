@@ -7,34 +7,27 @@
 //! callback-free weak references, and an entry whose transport is gone reads as absent.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyWeakrefMethods, PyWeakrefReference};
 
+use crate::py::gil_cell::GilCell;
+
 #[pyclass(frozen, mapping, module = "ferroloop._ferroloop")]
-#[derive(Default)]
 pub struct TransportRegistry {
-    entries: Mutex<HashMap<i64, Py<PyWeakrefReference>>>,
+    entries: GilCell<HashMap<i64, Py<PyWeakrefReference>>>,
 }
 
 impl TransportRegistry {
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Py<PyWeakrefReference>>> {
-        // A panic while holding the lock leaves a map that is still consistent.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The live transport registered for `fd`, forgetting a dead entry.
+    /// The live transport registered for `fd`, forgetting a dead entry. Neither taking a
+    /// strong reference from a weak one nor dropping a dead, callback-free weakref runs
+    /// Python code, so both happen with the map held.
     fn lookup<'py>(&self, py: Python<'py>, fd: i64) -> Option<Bound<'py, PyAny>> {
-        let weak = self.entries().get(&fd).map(|w| w.clone_ref(py))?;
-        let live = weak.bind(py).upgrade();
+        let mut entries = self.entries.borrow_mut(py);
+        let live = entries.get(&fd)?.bind(py).upgrade();
         if live.is_none() {
-            let mut entries = self.entries();
-            if entries.get(&fd).is_some_and(|w| w.is(&weak)) {
-                // Dropping a dead weakref runs no Python code.
-                entries.remove(&fd);
-            }
+            entries.remove(&fd);
         }
         live
     }
@@ -49,7 +42,9 @@ fn fd_key(key: &Bound<'_, PyAny>) -> Option<i64> {
 impl TransportRegistry {
     #[new]
     fn new() -> Self {
-        Self::default()
+        TransportRegistry {
+            entries: GilCell::new(HashMap::new()),
+        }
     }
 
     fn __getitem__<'py>(&self, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
@@ -74,8 +69,8 @@ impl TransportRegistry {
     fn __setitem__(&self, key: &Bound<'_, PyAny>, transport: &Bound<'_, PyAny>) -> PyResult<()> {
         let fd: i64 = key.extract()?;
         let weak = PyWeakrefReference::new(transport)?.unbind();
-        // The replaced weakref, if any, is dropped after the lock is released.
-        let old = self.entries().insert(fd, weak);
+        // The replaced weakref, if any, is dropped once the map is released.
+        let old = self.entries.borrow_mut(key.py()).insert(fd, weak);
         drop(old);
         Ok(())
     }
@@ -83,7 +78,7 @@ impl TransportRegistry {
     fn __delitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = key.py();
         let live = fd_key(key).and_then(|fd| self.lookup(py, fd).map(|_| fd));
-        let removed = live.and_then(|fd| self.entries().remove(&fd));
+        let removed = live.and_then(|fd| self.entries.borrow_mut(py).remove(&fd));
         match removed {
             Some(_) => Ok(()),
             None => Err(PyKeyError::new_err(key.clone().unbind())),
@@ -100,7 +95,7 @@ impl TransportRegistry {
 
     /// The fds of live transports, sorted.
     fn keys(&self, py: Python<'_>) -> Vec<i64> {
-        let mut fds: Vec<i64> = self.entries().keys().copied().collect();
+        let mut fds: Vec<i64> = self.entries.borrow_mut(py).keys().copied().collect();
         fds.retain(|&fd| self.lookup(py, fd).is_some());
         fds.sort_unstable();
         fds

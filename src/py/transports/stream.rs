@@ -23,7 +23,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use super::buffer::WriteBuffer;
 use crate::py::errors::{os_error, shield};
 use crate::py::event_loop::{lock, LoopCore};
-use crate::py::handles::{self, in_context, Handle};
+use crate::py::handles::{self, copy_current_context, in_context, Handle};
 use crate::py::io::Direction;
 use crate::py::pyapi;
 use crate::runtime::sys;
@@ -108,11 +108,6 @@ pub struct StreamTransport {
 struct Callee {
     shell: Py<PyAny>,
     protocol: Py<PyAny>,
-}
-
-fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    // SAFETY: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
-    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent()) }.map(Bound::unbind)
 }
 
 fn receiver_for(protocol: &Bound<'_, PyAny>) -> PyResult<Option<Receiver>> {
@@ -573,7 +568,7 @@ impl StreamTransport {
                 return Ok(());
             }
         }
-        let context = copy_context(py)?;
+        let context = copy_current_context(py)?;
         let old = slf.get().state().read_context.replace(context);
         drop(old);
         Self::watch(slf, Direction::Read)
@@ -588,25 +583,36 @@ impl StreamTransport {
     ) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        let arm = this.state().buffer.is_empty();
-        if arm {
-            let context = copy_context(py)?;
-            let old = this.state().write_context.replace(context);
-            drop(old);
+        if this.state().buffer.is_empty() {
+            this.set_write_context(py)?;
             Self::watch(slf, Direction::Write)?;
         }
-        {
-            let mut st = this.state();
-            match data.cast::<PyBytes>() {
-                Ok(b) => st.buffer.push_shared(b.clone().unbind(), len, sent),
-                Err(_) => {
-                    drop(st);
-                    let rest = with_bytes(data, |bytes| bytes[sent..].to_vec())?;
-                    this.state().buffer.push_owned(&rest);
-                }
+        this.push_data(data, len, sent)?;
+        this.maybe_pause_protocol(py)
+    }
+
+    /// The context asyncio's writer Handle would run in: a copy of the current one, taken
+    /// at the write that arms the writer.
+    fn set_write_context(&self, py: Python<'_>) -> PyResult<()> {
+        let context = copy_current_context(py)?;
+        let old = self.state().write_context.replace(context);
+        drop(old);
+        Ok(())
+    }
+
+    /// Buffers `data[sent..]`: bytes by reference, any other buffer copied.
+    fn push_data(&self, data: &Bound<'_, PyAny>, len: usize, sent: usize) -> PyResult<()> {
+        match data.cast::<PyBytes>() {
+            Ok(b) => self
+                .state()
+                .buffer
+                .push_shared(b.clone().unbind(), len, sent),
+            Err(_) => {
+                let rest = with_bytes(data, |bytes| bytes[sent..].to_vec())?;
+                self.state().buffer.push_owned(&rest);
             }
         }
-        this.maybe_pause_protocol(py)
+        Ok(())
     }
 
     /// Queues a write for the end of the callback; one past the high-water mark goes now.
@@ -619,24 +625,14 @@ impl StreamTransport {
         let py = slf.py();
         let this = slf.get();
         if first {
-            // The context asyncio's writer Handle would get, had the write been refused.
-            let context = copy_context(py)?;
-            let old = this.state().write_context.replace(context);
-            drop(old);
+            // The context the writer gets, should the deferred write be refused.
+            this.set_write_context(py)?;
             this.loop_core().defer_flush(slf);
         }
+        this.push_data(data, len, 0)?;
         let over = {
             let mut st = this.state();
             st.deferred = true;
-            match data.cast::<PyBytes>() {
-                Ok(b) => st.buffer.push_shared(b.clone().unbind(), len, 0),
-                Err(_) => {
-                    drop(st);
-                    let copy = with_bytes(data, <[u8]>::to_vec)?;
-                    st = this.state();
-                    st.buffer.push_owned(&copy);
-                }
-            }
             st.buffer.len() > st.high_water
         };
         if over {
@@ -958,9 +954,7 @@ impl StreamTransport {
             this.write_ready(py)?;
             let pending = !this.state().buffer.is_empty();
             if pending && was_empty && this.state().conn_lost == 0 {
-                let context = copy_context(py)?;
-                let old = this.state().write_context.replace(context);
-                drop(old);
+                this.set_write_context(py)?;
                 Self::watch(slf, Direction::Write)?;
             }
             Ok(())
