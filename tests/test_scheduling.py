@@ -18,6 +18,72 @@ def test_call_soon_runs_in_order_with_args(loop):
     assert out == [0, 1, 2, 3, 4]
 
 
+def test_call_soon_attribute_while_running(loop, loop_name):
+    # The C Task looks `loop.call_soon` up on every step; ferroloop hands out one bound
+    # method while running. It must still be `call_soon` bound to this loop, and the loop
+    # must be freed by reference counting once it has run (no cycle left behind).
+    import weakref
+
+    async def main():
+        running = asyncio.get_running_loop()
+        first, second = running.call_soon, running.call_soon
+        assert first.__self__ is running and first.__name__ == "call_soon"
+        if loop_name == "ferroloop":
+            assert first is second
+        await asyncio.sleep(0)
+        return first(lambda: None)
+
+    handle = loop.run_until_complete(main())
+    assert type(handle).__name__ == "Handle" and not handle.cancelled()
+    assert type(loop).call_soon.__name__ == "call_soon"
+    with pytest.raises(TypeError):
+        type(loop).call_soon()
+    if loop_name == "ferroloop":
+        with pytest.raises(TypeError, match="doesn't apply to a 'int' object"):
+            type(loop).call_soon(1, print)
+    other = type(loop)()
+    other.run_until_complete(asyncio.sleep(0))
+    other.close()
+    ref = weakref.ref(other)
+    del other
+    assert ref() is None
+
+
+def test_call_soon_overrides_reach_tasks(loop_factory):
+    # Tasks and futures find `call_soon` as any attribute: an instance attribute (a mock)
+    # and a subclass's override are used for their steps, and `super()` reaches ours.
+    calls = []
+    probe = loop_factory()
+    probe.close()
+
+    class Recording(type(probe)):
+        def call_soon(self, callback, *args, context=None):
+            calls.append("subclass")
+            return super().call_soon(callback, *args, context=context)
+
+    async def steps():
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    loop = Recording()
+    loop.run_until_complete(steps())
+    loop.close()
+    assert calls.count("subclass") >= 3
+
+    loop = loop_factory()
+    real = loop.call_soon
+
+    def instance_call_soon(callback, *args, context=None):
+        calls.append("instance")
+        return real(callback, *args, context=context)
+
+    loop.call_soon = instance_call_soon
+    calls.clear()
+    loop.run_until_complete(steps())
+    loop.close()
+    assert calls.count("instance") >= 3
+
+
 def test_callbacks_scheduled_during_a_pass_run_in_the_next(loop):
     out = []
 

@@ -19,6 +19,7 @@ use pyo3::types::{PyDict, PyInt, PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::errors::{self, loop_closed, os_error, shield};
+use super::fastcall;
 use super::gil_cell::GilCell;
 use super::handles::{self, Handle, TimerHandle};
 use super::io::{Direction, IoCallback, IoRegistry, Registration, Released};
@@ -87,6 +88,10 @@ pub struct LoopCore {
     /// whether there are any (checked after every callback, so kept lock-free).
     deferred_writes: GilCell<Vec<Py<StreamTransport>>>,
     has_deferred_writes: AtomicBool,
+    /// `call_soon` bound to this loop while it runs, handed out by `getattr(loop,
+    /// 'call_soon')` (`fastcall::CallSoonDescriptor`). Set only while running: it is a
+    /// reference cycle, and an idle loop must stay free-able by reference counting.
+    bound_call_soon: GilCell<Option<Py<PyAny>>>,
 }
 
 /// A Python object, or None, behind a lock: `_thread_id` and `_current_handle`, which other
@@ -109,6 +114,25 @@ impl ObjectSlot {
         let new = value.filter(|v| !v.is_none()).map(Bound::unbind);
         let old = std::mem::replace(&mut *lock(&self.0), new);
         drop(old);
+    }
+}
+
+/// Keeps `call_soon` bound to the loop for as long as it lives (a run), and drops it
+/// after, even if a panic unwinds through: the loop and the bound method form a cycle.
+struct BoundCallSoon<'a, 'py>(&'a Bound<'py, LoopCore>);
+
+impl<'a, 'py> BoundCallSoon<'a, 'py> {
+    fn keep(slf: &'a Bound<'py, LoopCore>) -> PyResult<Self> {
+        let bound = fastcall::bind_call_soon(slf)?;
+        *slf.get().bound_call_soon.borrow_mut(slf.py()) = Some(bound);
+        Ok(BoundCallSoon(slf))
+    }
+}
+
+impl Drop for BoundCallSoon<'_, '_> {
+    fn drop(&mut self) {
+        let taken = self.0.get().bound_call_soon.borrow_mut(self.0.py()).take();
+        drop(taken);
     }
 }
 
@@ -209,6 +233,14 @@ impl Core {
 impl LoopCore {
     fn core(&self, py: Python<'_>) -> RefMut<'_, Core> {
         self.core.borrow_mut(py)
+    }
+
+    /// `call_soon` bound to this loop, while it runs.
+    pub(crate) fn bound_call_soon(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.bound_call_soon
+            .borrow_mut(py)
+            .as_ref()
+            .map(|m| m.clone_ref(py))
     }
 
     pub(crate) fn debug(&self) -> bool {
@@ -671,6 +703,7 @@ impl LoopCore {
                 in_pass: AtomicBool::new(false),
                 deferred_writes: GilCell::new(Vec::new()),
                 has_deferred_writes: AtomicBool::new(false),
+                bound_call_soon: GilCell::new(None),
             })
         })
     }
@@ -821,10 +854,13 @@ impl LoopCore {
     /// The body of `run_forever`, between its set-up and clean-up (done in Python).
     fn _run_until_stopped(slf: &Bound<'_, Self>) -> PyResult<()> {
         let mut batch = VecDeque::new();
-        shield(|| loop {
-            Self::run_once(slf, &mut batch)?;
-            if slf.get().stopping.load(Relaxed) {
-                return Ok(());
+        shield(|| {
+            let _bound = BoundCallSoon::keep(slf)?;
+            loop {
+                Self::run_once(slf, &mut batch)?;
+                if slf.get().stopping.load(Relaxed) {
+                    return Ok(());
+                }
             }
         })
     }
@@ -1071,6 +1107,10 @@ impl LoopCore {
         if let Ok(h) = self.current_handle.0.try_lock() {
             visit.call(h.as_ref())?;
         }
+        // SAFETY: this is `__traverse__`.
+        if let Ok(bound) = unsafe { self.bound_call_soon.try_borrow_in_traverse() } {
+            visit.call(bound.as_ref())?;
+        }
         Ok(())
     }
 
@@ -1083,6 +1123,12 @@ impl LoopCore {
                 (core.ready.drain(), core.timers.drain())
             })
         });
-        drop((taken, released));
+        let bound = Python::attach(|py| {
+            self.bound_call_soon
+                .try_borrow_mut(py)
+                .ok()
+                .and_then(|mut b| b.take())
+        });
+        drop((taken, released, bound));
     }
 }
