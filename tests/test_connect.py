@@ -45,7 +45,8 @@ def test_numeric_address(loop, host):
         # connection_made has run by the time create_connection returns.
         assert proto.made == [transport]
         sock = transport.get_extra_info("socket")
-        assert sock.family == family and sock.gettimeout() == 0
+        assert sock.family == family and sock.type == socket.SOCK_STREAM
+        assert sock.gettimeout() == 0
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         peer = transport.get_extra_info("peername")
         assert peer[:2] == (host, port)
@@ -158,3 +159,36 @@ def test_options_at_their_defaults_and_a_failing_factory(loop):
         await server.wait_closed()
 
     run(loop, main())
+
+
+def test_cancelled_once_connected_closes_the_transport(loop):
+    """Cancelled after the protocol and transport exist, before create_connection
+    returns: asyncio closes the transport, so connection_made is followed by
+    connection_lost(None), and nothing is left open (the fixture checks fds)."""
+    events = []
+
+    class Watcher(asyncio.Protocol):
+        def connection_made(self, transport):
+            events.append("made")
+
+        def connection_lost(self, exc):
+            events.append(("lost", exc))
+
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        task = None
+
+        def factory():
+            task.cancel()
+            return Watcher()
+
+        task = loop.create_task(loop.create_connection(factory, "127.0.0.1", port))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.05)  # connection_lost runs; the server side sees EOF
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+    assert events == ["made", ("lost", None)]

@@ -16,7 +16,7 @@ import socket
 import sys
 import threading
 import weakref
-from asyncio import base_events, constants, events, trsock
+from asyncio import base_events, constants, events, futures, trsock
 from asyncio import unix_events
 
 from . import _ferroloop
@@ -102,6 +102,70 @@ def _only_defaults(options):
                for name, value in options.items())
 
 
+class _Connecting:
+    """A connect in progress on create_connection's short path.
+
+    asyncio waits for the socket to connect (sock_connect), then resumes the caller to make
+    the protocol and transport, and waits again for connection_made. Here the writer
+    callback makes them as soon as the socket connects, so the caller resumes once, with
+    the result: as many steps in the same order, one task wake-up fewer (callgrind: about
+    15 % of a client connection). What is created is kept, so a cancelled caller closes it.
+    """
+
+    __slots__ = ('loop', 'sock', 'address', 'protocol_factory', 'fut', 'transport')
+
+    def __init__(self, loop, sock, address, protocol_factory):
+        self.loop = loop
+        self.sock = sock
+        self.address = address
+        self.protocol_factory = protocol_factory
+        self.fut = loop.create_future()
+        self.transport = None
+
+    def connected(self):
+        # The writer callback: asyncio's _sock_connect_cb, then what follows it.
+        fut, sock = self.fut, self.sock
+        if fut.done():
+            # Cancelled, possibly on an earlier pass: the caller cleans up.
+            return
+        try:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err != 0:
+                raise OSError(err, f'Connect call failed {self.address}')
+        except (BlockingIOError, InterruptedError):
+            return  # still connecting: the writer stays registered
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.loop._remove_writer(sock.fileno())
+            fut.set_exception(exc)
+            return
+        self.loop._remove_writer(sock.fileno())
+        self.start()
+
+    def start(self):
+        # asyncio's _create_connection_transport, less the wait for connection_made: the
+        # result is set after it, as asyncio's waiter is.
+        fut = self.fut
+        try:
+            protocol = self.protocol_factory()
+            self.transport = self.loop._make_socket_transport(self.sock, protocol)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+            return
+        self.loop.call_soon(futures._set_result_unless_cancelled, fut,
+                            (self.transport, protocol))
+
+    def abandon(self):
+        if self.transport is not None:
+            self.transport.close()
+        elif self.sock.fileno() != -1:
+            self.loop._remove_writer(self.sock.fileno())
+            self.sock.close()
+
+
 def _run_if_not_cancelled(handle):
     if not handle._cancelled:
         handle._run()
@@ -154,7 +218,7 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
         # step. Anything else, and debug mode (which logs), is asyncio's own code.
         sock = options.pop('sock', None)
         info = None
-        if not self._debug and _only_defaults(options):
+        if not self._debug and (not options or _only_defaults(options)):
             if sock is None:
                 info = base_events._ipaddr_info(host, port, 0, socket.SOCK_STREAM, 0)
             elif (host is None and port is None and isinstance(sock, socket.socket)
@@ -167,30 +231,23 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
                 options['sock'] = sock
             return await super().create_connection(protocol_factory, host, port, **options)
         family, type_, proto, _, address = info
-        sock = socket.socket(family=family, type=type_, proto=proto)
+        # Non-blocking from the start: no ioctl, and _create_connection_transport's
+        # setblocking(False) is not needed either.
+        sock = socket.socket(family, type_ | socket.SOCK_NONBLOCK, proto)
+        connecting = _Connecting(self, sock, address, protocol_factory)
         try:
-            sock.setblocking(False)
             try:
                 sock.connect(address)
             except (BlockingIOError, InterruptedError):
-                await self._connect_completion(sock, address)
+                fd = sock.fileno()
+                self._ensure_fd_no_transport(fd)
+                self._add_writer(fd, connecting.connected)
+            else:
+                connecting.start()
+            return await connecting.fut
         except BaseException:
-            sock.close()
+            connecting.abandon()
             raise
-        return await self._create_connection_transport(sock, protocol_factory, None, None)
-
-    async def _connect_completion(self, sock, address):
-        # sock_connect's wait for a connect in progress (asyncio's _sock_connect_cb
-        # decides the outcome), without its second resolution of the address.
-        fd = sock.fileno()
-        self._ensure_fd_no_transport(fd)
-        fut = self.create_future()
-        handle = self._add_writer(fd, self._sock_connect_cb, fut, sock, address)
-        try:
-            await fut
-        finally:
-            if not handle.cancelled():
-                self._remove_writer(fd)
 
     def _make_socket_transport(self, sock, protocol, waiter=None, *,
                                extra=None, server=None):
