@@ -192,3 +192,17 @@ def test_cancelled_once_connected_closes_the_transport(loop):
 
     run(loop, main())
     assert events == ["made", ("lost", None)]
+
+
+@pytest.mark.parametrize("host", [
+    "127.0.0.1", "10.1.2.3", "::1", "fe80::1", "::ffff:1.2.3.4", "::1%lo", "localhost",
+    "01.2.3.4", "1.2.3", "1.2.3.4.5", "", " 1.2.3.4", b"127.0.0.1", None, "256.0.0.1",
+])
+@pytest.mark.parametrize("port", [0, 80, 65535, "80", "", None, b"", "http", True])
+def test_numeric_address_check_matches_asyncios(host, port):
+    from asyncio import base_events
+
+    from ferroloop._loop import _stream_ipaddr_info
+
+    expected = base_events._ipaddr_info(host, port, 0, socket.SOCK_STREAM, 0)
+    assert _stream_ipaddr_info(host, port) == expected

@@ -88,6 +88,32 @@ def _is_numeric(host, port):
     return True
 
 
+_STREAM_INFO = (socket.SOCK_STREAM, socket.IPPROTO_TCP, '')
+
+
+def _stream_ipaddr_info(host, port):
+    """``base_events._ipaddr_info(host, port, 0, SOCK_STREAM, 0)``. For the usual types (a
+    str host, an int port) it answers with fewer steps; the same inet_pton calls, in the
+    same order, decide."""
+    if type(host) is not str or type(port) is not int or '%' in host:
+        return base_events._ipaddr_info(host, port, 0, socket.SOCK_STREAM, 0)
+    try:
+        _inet_pton(_AF_INET, host)
+        return (socket.AF_INET, *_STREAM_INFO, (host, port))
+    except OSError:
+        pass
+    try:
+        _inet_pton(_AF_INET6, host)
+        return (socket.AF_INET6, *_STREAM_INFO, (host, port, 0, 0))
+    except OSError:
+        return None
+
+
+_inet_pton = socket.inet_pton
+_AF_INET = int(socket.AF_INET)
+_AF_INET6 = int(socket.AF_INET6)
+
+
 # create_connection's keyword-only options on the running CPython, with their defaults.
 _CONNECTION_OPTIONS = {
     name: param.default
@@ -220,7 +246,7 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
         info = None
         if not self._debug and (not options or _only_defaults(options)):
             if sock is None:
-                info = base_events._ipaddr_info(host, port, 0, socket.SOCK_STREAM, 0)
+                info = _stream_ipaddr_info(host, port)
             elif (host is None and port is None and isinstance(sock, socket.socket)
                   and _raw_type(sock) == socket.SOCK_STREAM):
                 base_events._check_ssl_socket(sock)
