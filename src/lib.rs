@@ -26,6 +26,7 @@ fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::server::Acceptor>()?;
     m.add_class::<py::transports::TransportRegistry>()?;
     m.add_function(wrap_pyfunction!(_check_panic_boundary, m)?)?;
+    m.add_function(wrap_pyfunction!(py::sockaddr::_socket_names, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "build_profile",

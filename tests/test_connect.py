@@ -206,3 +206,32 @@ def test_numeric_address_check_matches_asyncios(host, port):
 
     expected = base_events._ipaddr_info(host, port, 0, socket.SOCK_STREAM, 0)
     assert _stream_ipaddr_info(host, port) == expected
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6, socket.AF_UNIX])
+def test_transport_names_are_the_sockets(loop, family):
+    """A transport's sockname and peername (looked up natively for plain sockets) equal
+    what the socket module returns, for each family."""
+    if family == socket.AF_UNIX:
+        ours, theirs = socket.socketpair(socket.AF_UNIX)
+    else:
+        host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+        try:
+            listener = socket.socket(family)
+            listener.bind((host, 0))
+        except OSError:
+            pytest.skip(f"no {host}")
+        listener.listen()
+        ours = socket.create_connection(listener.getsockname()[:2])
+        theirs, _ = listener.accept()
+        listener.close()
+
+    async def main():
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        assert transport.get_extra_info("sockname") == ours.getsockname()
+        assert transport.get_extra_info("peername") == ours.getpeername()
+        transport.close()
+        await asyncio.sleep(0)
+
+    run(loop, main())
+    theirs.close()

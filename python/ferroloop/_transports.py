@@ -105,19 +105,27 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         transport_socket._sock = sock
         extra['socket'] = transport_socket
         # The native acceptor passes the sockname it looked up, having also set
-        # TCP_NODELAY.
+        # TCP_NODELAY. Otherwise a plain socket's names are looked up natively where the
+        # family allows.
         accepted = sockname is not _UNKNOWN
-        if not accepted:
-            try:
-                sockname = sock.getsockname()
-            except OSError:
-                sockname = None
-        self._extra['sockname'] = sockname
-        if 'peername' not in self._extra:
-            try:
-                self._extra['peername'] = sock.getpeername()
-            except socket.error:
-                self._extra['peername'] = None
+        names = None
+        if not accepted and type(sock) is socket.socket:
+            names = _ferroloop._socket_names(sock.fileno())
+        if names is not None:
+            extra['sockname'], peername = names
+            extra.setdefault('peername', peername)
+        else:
+            if not accepted:
+                try:
+                    sockname = sock.getsockname()
+                except OSError:
+                    sockname = None
+            extra['sockname'] = sockname
+            if 'peername' not in extra:
+                try:
+                    extra['peername'] = sock.getpeername()
+                except socket.error:
+                    extra['peername'] = None
         self._sock = sock
         self._sock_fd = sock.fileno()
         self._loop = loop

@@ -15,5 +15,5 @@ mod io;
 mod pyapi;
 mod queued;
 pub mod server;
-mod sockaddr;
+pub(crate) mod sockaddr;
 pub mod transports;

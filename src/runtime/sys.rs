@@ -230,6 +230,15 @@ pub fn local_address(fd: RawFd) -> io::Result<SockAddr> {
     Ok(addr)
 }
 
+/// `getpeername(fd)`.
+pub fn peer_address(fd: RawFd) -> io::Result<SockAddr> {
+    let mut addr = SockAddr::empty();
+    let (ptr, len) = addr.out_params();
+    // SAFETY: as in `accept`.
+    check(unsafe { libc::getpeername(fd, ptr, len) })?;
+    Ok(addr)
+}
+
 /// `setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, 1)`: small writes leave without waiting for
 /// the previous one's ACK.
 pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
