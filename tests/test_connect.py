@@ -235,3 +235,30 @@ def test_transport_names_are_the_sockets(loop, family):
 
     run(loop, main())
     theirs.close()
+
+
+def test_connect_failing_at_once_raises_the_sockets_error(loop):
+    """A connect the kernel refuses at once (no route to a broadcast address) raises what
+    socket.connect() raises, as asyncio lets it."""
+    address = ("255.255.255.255", 1)
+    probe = socket.socket()
+    probe.setblocking(False)
+    try:
+        probe.connect(address)
+    except (BlockingIOError, InterruptedError):
+        pytest.skip("here a connect to the broadcast address does not fail at once")
+    except OSError as exc:
+        expected = exc
+    else:
+        pytest.skip("here the broadcast address accepts connections")
+    finally:
+        probe.close()
+
+    async def main():
+        with pytest.raises(OSError) as info:
+            await loop.create_connection(asyncio.Protocol, *address)
+        return info.value
+
+    exc = run(loop, main())
+    assert type(exc) is type(expected)
+    assert (exc.errno, str(exc)) == (expected.errno, str(expected))

@@ -7,10 +7,12 @@ signals, and, for now, sockets, pipes and subprocesses) is the running CPython's
 so it matches that version's behaviour exactly and follows it when it changes.
 """
 
+import errno
 import functools
 import gc
 import inspect
 import ipaddress
+import os
 import selectors
 import socket
 import sys
@@ -87,6 +89,11 @@ def _is_numeric(host, port):
         return False
     return True
 
+
+# The errors sock.connect() raises as BlockingIOError or InterruptedError, which asyncio
+# answers by waiting for the socket to be writable.
+_CONNECT_PENDING = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY,
+                              errno.EWOULDBLOCK, errno.EINTR})
 
 _STREAM_INFO = (socket.SOCK_STREAM, socket.IPPROTO_TCP, '')
 
@@ -262,12 +269,16 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
         sock = socket.socket(family, type_ | socket.SOCK_NONBLOCK, proto)
         connecting = _Connecting(self, sock, address, protocol_factory)
         try:
-            try:
-                sock.connect(address)
-            except (BlockingIOError, InterruptedError):
+            # connect_ex: a connect in progress is the common outcome, and as an exception
+            # (BlockingIOError, its message decoded from strerror) it costs more than the
+            # rest of the call.
+            err = sock.connect_ex(address)
+            if err in _CONNECT_PENDING:
                 fd = sock.fileno()
                 self._ensure_fd_no_transport(fd)
                 self._add_writer(fd, connecting.connected)
+            elif err:
+                raise OSError(err, os.strerror(err))
             else:
                 connecting.start()
             return await connecting.fut
