@@ -1,9 +1,10 @@
 """`make bench`: the stdlib loop, uvloop and ferroloop side by side, in one run.
 
-Rounds interleave the loops (A B C, then B C A, ...), each round a fresh process per loop
-running every workload; the table gives per-workload medians of throughput, the spread
-(max-min over median), CPU time per operation, and ferroloop's ratio to uvloop (and to
-the stdlib loop). It refuses to time a debug build of ferroloop.
+Each round runs every workload on the three loops back to back (A B C, then B C A, ...), each
+in a fresh process; the table gives per-workload medians of throughput, the spread (max-min
+over median), CPU time per operation, and ferroloop's ratio to uvloop (and to the stdlib
+loop): the median over rounds of the ratio within each round. It refuses to time a debug
+build of ferroloop.
 
 The network rows run an echo server (asyncio.Protocol, streams, sock_*; TCP and Unix;
 1, 10 and 100 KiB; and 1 KiB on a new connection per request) in its own process, loaded
@@ -124,7 +125,8 @@ def print_load_table(title, rows, samples, targets, report):
                    for k in ("rps", "p50_us", "p99_us")} for l in LOOPS}
         cpu = {l: statistics.median(s["cpu"] / s["requests"] * 1e6 for s in samples[(row, l)])
                for l in LOOPS}
-        vs_uv = cpu["uvloop"] / cpu["ferroloop"]
+        vs_uv = paired_ratio(samples, row, "uvloop", "ferroloop",
+                             lambda s: s["cpu"] / s["requests"])
         target = targets[row]
         print(f"{name:<24}" + "".join(f"{med[l]['rps']:>16,.0f}" for l in LOOPS) +
               f"{'/'.join(f'{cpu[l]:.1f}' for l in LOOPS):>22}{vs_uv:>10.2f}x{target:>7.2f}x"
@@ -135,7 +137,16 @@ def print_load_table(title, rows, samples, targets, report):
                         "p50_us": {l: med[l]["p50_us"] for l in LOOPS},
                         "p99_us": {l: med[l]["p99_us"] for l in LOOPS},
                         "vs_uvloop_cpu": vs_uv, "target": target}
-    print("(ratio = uvloop's server CPU time per request / ferroloop's; * = below the target)")
+    print("(ratio = uvloop's server CPU time per request / ferroloop's, the median over rounds "
+          "of each round's ratio; * = below the target)")
+
+
+def paired_ratio(samples, row, base, other, cost):
+    """The median over rounds of `cost(base) / cost(other)` within each round. The loops
+    of a round run back to back, so a slow stretch of this shared machine weighs on both
+    sides of each ratio, where it would skew a ratio of separate medians."""
+    pairs = zip(samples[(row, base)], samples[(row, other)])
+    return statistics.median(cost(b) / cost(o) for b, o in pairs)
 
 
 def interleave(rounds, rows, name, sample):
@@ -286,22 +297,16 @@ def main():
 
 
 def run_micro(names, rounds, TARGETS, report):
-    samples = {(n, l): [] for n in names for l in LOOPS}
-    for r in range(rounds):
-        order = LOOPS[r % 3:] + LOOPS[:r % 3]
-        for loop_name in order:
-            sys.stderr.write(f"\r  round {r + 1}/{rounds}: {loop_name:<10}")
-            sys.stderr.flush()
-            out = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--worker", loop_name,
-                 "--only", ",".join(names)],
-                capture_output=True, text=True, timeout=900)
-            if out.returncode != 0:
-                sys.stderr.write(out.stderr)
-                raise SystemExit(f"the {loop_name} worker failed")
-            for name, res in json.loads(out.stdout).items():
-                samples[(name, loop_name)].append(res)
-    sys.stderr.write("\r" + " " * 40 + "\r")
+    def sample(loop_name, name):
+        out = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--worker", loop_name, "--only", name],
+            capture_output=True, text=True, timeout=900)
+        if out.returncode != 0:
+            sys.stderr.write(out.stderr)
+            raise SystemExit(f"the {loop_name} worker failed on {name}")
+        return json.loads(out.stdout)[name]
+
+    samples = interleave(rounds, names, str, sample)
 
     def med(name, loop_name, key):
         return statistics.median(s[key] / s["ops"] for s in samples[(name, loop_name)])
@@ -319,8 +324,10 @@ def run_micro(names, rounds, TARGETS, report):
     for name in names:
         rate = {l: 1 / med(name, l, "wall") for l in LOOPS}
         cpu = {l: med(name, l, "cpu") * 1e6 for l in LOOPS}
-        vs_uv = rate["ferroloop"] / rate["uvloop"]
-        vs_aio = rate["ferroloop"] / rate["asyncio"]
+        vs_uv = paired_ratio(samples, name, "uvloop", "ferroloop",
+                             lambda s: s["wall"] / s["ops"])
+        vs_aio = paired_ratio(samples, name, "asyncio", "ferroloop",
+                              lambda s: s["wall"] / s["ops"])
         ratios.append(vs_uv)
         target = TARGETS.get(name, 1.0)
         mark = "" if vs_uv >= target else " *"
@@ -331,7 +338,8 @@ def run_micro(names, rounds, TARGETS, report):
         report[name] = {"rate": rate, "cpu_us_per_op": cpu, "vs_uvloop": vs_uv,
                         "vs_asyncio": vs_aio, "target": target}
     geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
-    print(f"geomean vs uvloop: {geomean:.2f}x   (* = below the issue's target)")
+    print(f"geomean vs uvloop: {geomean:.2f}x   (ratios: median over rounds of each round's "
+          f"ratio; * = below the issue's target)")
     return geomean
 
 
