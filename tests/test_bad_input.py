@@ -225,3 +225,32 @@ def test_call_soon_arguments(loop):
     loop.call_soon(loop.stop)
     loop.run_forever()
     assert seen == [1, (1, 2, 3), 2]
+
+
+@pytest.mark.parametrize("method", ["call_soon_threadsafe", "call_later", "call_at"])
+def test_call_soon_kin_arguments(loop, method):
+    """The same parsing for call_soon_threadsafe, call_later and call_at, whose leading
+    arguments differ."""
+    import contextvars
+
+    call = getattr(loop, method)
+    lead = () if method == "call_soon_threadsafe" else (0,) if method == "call_later" else (
+        loop.time(),)
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'callback'"):
+        call(*lead)
+    if lead:
+        with pytest.raises(TypeError, match="missing 2 required positional arguments: "
+                                            f"'{'delay' if method == 'call_later' else 'when'}'"
+                                            " and 'callback'"):
+            call()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'ctx'"):
+        call(*lead, print, ctx=None)
+    var = contextvars.ContextVar("var", default="outer")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "inner")
+    seen = []
+    call(*lead, lambda *a: seen.append(a), 1, 2)
+    call(*lead, lambda: seen.append(var.get()), context=ctx)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert seen == [(1, 2), "inner"]

@@ -344,6 +344,59 @@ impl LoopCore {
         Ok(handle)
     }
 
+    /// `call_soon_threadsafe`, whose entry point is in `fastcall.rs`.
+    pub(crate) fn schedule_soon_threadsafe(
+        slf: &Bound<'_, Self>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        slf.get().check_closed()?;
+        Self::check_callback(slf, &callback, "call_soon_threadsafe", false)?;
+        let handle = Self::new_handle(slf, callback, args, context)?;
+        let queued = Queued::hidden(handle.bind(slf.py()));
+        let mut core = slf.get().core(slf.py());
+        core.ready.push(Ready::Handle(queued));
+        if let Some(waker) = &core.waker {
+            waker.wake();
+        }
+        Ok(handle)
+    }
+
+    /// `call_later`, whose entry point is in `fastcall.rs`.
+    pub(crate) fn schedule_later(
+        slf: &Bound<'_, Self>,
+        delay: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<TimerHandle>> {
+        if delay.is_none() && pyapi::version_at_least(slf.py(), (3, 11)) {
+            return Err(PyTypeError::new_err("delay must not be None"));
+        }
+        let when = clock::monotonic() + seconds(&delay)?;
+        slf.get().check_closed()?;
+        Self::check_callback(slf, &callback, "call_at", true)?;
+        Self::schedule_at(slf, when, callback, args, context)
+    }
+
+    /// `call_at`, whose entry point is in `fastcall.rs`.
+    pub(crate) fn schedule_at_time(
+        slf: &Bound<'_, Self>,
+        when: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<TimerHandle>> {
+        if when.is_none() {
+            return Err(PyTypeError::new_err("when cannot be None"));
+        }
+        let when = seconds(&when)?;
+        slf.get().check_closed()?;
+        Self::check_callback(slf, &callback, "call_at", true)?;
+        Self::schedule_at(slf, when, callback, args, context)
+    }
+
     fn new_handle(
         slf: &Bound<'_, Self>,
         callback: Bound<'_, PyAny>,
@@ -710,65 +763,6 @@ impl LoopCore {
 
     fn time(&self) -> f64 {
         clock::monotonic()
-    }
-
-    #[pyo3(signature = (callback, *args, context=None))]
-    fn call_soon_threadsafe(
-        slf: &Bound<'_, Self>,
-        callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
-        context: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<Py<Handle>> {
-        shield(|| {
-            slf.get().check_closed()?;
-            Self::check_callback(slf, &callback, "call_soon_threadsafe", false)?;
-            let handle = Self::new_handle(slf, callback, args, context)?;
-            let queued = Queued::hidden(handle.bind(slf.py()));
-            let mut core = slf.get().core(slf.py());
-            core.ready.push(Ready::Handle(queued));
-            if let Some(waker) = &core.waker {
-                waker.wake();
-            }
-            Ok(handle)
-        })
-    }
-
-    #[pyo3(signature = (delay, callback, *args, context=None))]
-    fn call_later(
-        slf: &Bound<'_, Self>,
-        delay: Bound<'_, PyAny>,
-        callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
-        context: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<Py<TimerHandle>> {
-        shield(|| {
-            if delay.is_none() && pyapi::version_at_least(slf.py(), (3, 11)) {
-                return Err(PyTypeError::new_err("delay must not be None"));
-            }
-            let when = clock::monotonic() + seconds(&delay)?;
-            slf.get().check_closed()?;
-            Self::check_callback(slf, &callback, "call_at", true)?;
-            Self::schedule_at(slf, when, callback, args, context)
-        })
-    }
-
-    #[pyo3(signature = (when, callback, *args, context=None))]
-    fn call_at(
-        slf: &Bound<'_, Self>,
-        when: Bound<'_, PyAny>,
-        callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
-        context: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<Py<TimerHandle>> {
-        shield(|| {
-            if when.is_none() {
-                return Err(PyTypeError::new_err("when cannot be None"));
-            }
-            let when = seconds(&when)?;
-            slf.get().check_closed()?;
-            Self::check_callback(slf, &callback, "call_at", true)?;
-            Self::schedule_at(slf, when, callback, args, context)
-        })
     }
 
     fn _timer_handle_cancelled(&self, handle: &Bound<'_, TimerHandle>) -> PyResult<()> {

@@ -1,10 +1,11 @@
-//! `LoopCore.call_soon`'s entry point, parsing its vectorcall arguments by hand.
+//! The entry points of `LoopCore.call_soon` and its kin (`call_soon_threadsafe`,
+//! `call_later`, `call_at`), parsing their vectorcall arguments by hand.
 //!
 //! asyncio's C Task and Future call `loop.call_soon(callback, arg, context=ctx)` for every
 //! step and every done callback. PyO3's generic parser matches a keyword by decoding its
 //! name and comparing strings, and its varargs tuple is built through a second pass: with
-//! its trampoline, about 500 instructions per call, 5 % of a Task step (callgrind). This
-//! entry point takes the arguments as the caller laid them out and recognises `context`
+//! its trampoline, about 500 instructions per call, 5 % of a Task step (callgrind). These
+//! entry points take the arguments as the caller laid them out and recognise `context`
 //! by pointer (it is interned wherever Python code writes it) before comparing text.
 
 use std::ptr;
@@ -24,33 +25,85 @@ struct MethodDef(ffi::PyMethodDef);
 // function), so sharing it between threads is sound.
 unsafe impl Sync for MethodDef {}
 
-static CALL_SOON: MethodDef = MethodDef(ffi::PyMethodDef {
-    ml_name: c"call_soon".as_ptr(),
-    ml_meth: ffi::PyMethodDefPointer {
-        PyCFunctionFastWithKeywords: call_soon,
-    },
-    ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
-    ml_doc: c"call_soon(callback, *args, context=None)\n--\n\nArrange for callback(*args) \
-to be called as soon as possible, in `context` (a copy of the current one by default)."
-        .as_ptr(),
-});
+type FastCall = unsafe extern "C" fn(
+    *mut ffi::PyObject,
+    *const *mut ffi::PyObject,
+    ffi::Py_ssize_t,
+    *mut ffi::PyObject,
+) -> *mut ffi::PyObject;
 
-/// Puts `call_soon` on `LoopCore`'s type, behind a `CallSoonDescriptor`.
+const fn method(
+    name: &'static std::ffi::CStr,
+    meth: FastCall,
+    doc: &'static std::ffi::CStr,
+) -> MethodDef {
+    MethodDef(ffi::PyMethodDef {
+        ml_name: name.as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer {
+            PyCFunctionFastWithKeywords: meth,
+        },
+        ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+        ml_doc: doc.as_ptr(),
+    })
+}
+
+static CALL_SOON: MethodDef = method(
+    c"call_soon",
+    call_soon,
+    c"call_soon(callback, *args, context=None)\n--\n\nArrange for callback(*args) \
+to be called as soon as possible, in `context` (a copy of the current one by default).",
+);
+
+static CALL_SOON_THREADSAFE: MethodDef = method(
+    c"call_soon_threadsafe",
+    call_soon_threadsafe,
+    c"call_soon_threadsafe(callback, *args, context=None)\n--\n\nLike call_soon(), but \
+thread-safe: wakes the loop if it is waiting.",
+);
+
+static CALL_LATER: MethodDef = method(
+    c"call_later",
+    call_later,
+    c"call_later(delay, callback, *args, context=None)\n--\n\nArrange for callback(*args) \
+to be called `delay` seconds from now; returns a TimerHandle.",
+);
+
+static CALL_AT: MethodDef = method(
+    c"call_at",
+    call_at,
+    c"call_at(when, callback, *args, context=None)\n--\n\nLike call_later(), but at the \
+loop.time() `when`.",
+);
+
+/// Puts the four methods on `LoopCore`'s type: `call_soon` behind a `CallSoonDescriptor`,
+/// the others as plain method descriptors.
 pub fn install(loop_type: &Bound<'_, PyType>) -> PyResult<()> {
     let py = loop_type.py();
-    // SAFETY: `loop_type` is a live type object; `CALL_SOON` is 'static, and CPython only
-    // reads a PyMethodDef through the pointer despite its `*mut` type. The call returns a
-    // new reference or NULL with an exception set.
-    let method = unsafe {
-        Bound::from_owned_ptr_or_err(
-            py,
-            ffi::PyDescr_NewMethod(
-                loop_type.as_ptr().cast(),
-                ptr::from_ref(&CALL_SOON.0).cast_mut(),
-            ),
-        )?
+    let descriptor = |def: &'static MethodDef| {
+        // SAFETY: `loop_type` is a live type object; `def` is 'static, and CPython only
+        // reads a PyMethodDef through the pointer despite its `*mut` type. The call
+        // returns a new reference or NULL with an exception set.
+        unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                ffi::PyDescr_NewMethod(loop_type.as_ptr().cast(), ptr::from_ref(&def.0).cast_mut()),
+            )
+        }
     };
-    loop_type.setattr(intern!(py, "call_soon"), CallSoonDescriptor::wrap(method)?)
+    loop_type.setattr(
+        intern!(py, "call_soon"),
+        CallSoonDescriptor::wrap(descriptor(&CALL_SOON)?)?,
+    )?;
+    for def in [&CALL_SOON_THREADSAFE, &CALL_LATER, &CALL_AT] {
+        let method = descriptor(def)?;
+        loop_type.setattr(
+            method
+                .getattr(intern!(py, "__name__"))?
+                .cast::<PyString>()?,
+            method,
+        )?;
+    }
+    Ok(())
 }
 
 /// `call_soon` bound to `loop_`: the object `loop_.call_soon` returns while the loop runs.
@@ -70,21 +123,108 @@ pub fn bind_call_soon(loop_: &Bound<'_, LoopCore>) -> PyResult<Py<PyAny>> {
     .map(Bound::unbind)
 }
 
-/// The METH_FASTCALL | METH_KEYWORDS function behind `LoopCore.call_soon`.
-unsafe extern "C" fn call_soon(
+/// A call's arguments: `N` leading positional ones (`delay`, `callback`, ...), the rest as
+/// the callback's `*args`, and the `context=` keyword.
+struct Arguments<'py, const N: usize> {
+    leading: [Bound<'py, PyAny>; N],
+    rest: Bound<'py, PyTuple>,
+    context: Option<Bound<'py, PyAny>>,
+}
+
+/// Reads a METH_FASTCALL | METH_KEYWORDS call of `name(leading..., *args, context=None)`.
+///
+/// # Safety
+/// The arguments are those CPython passes such a function: `args` holds `nargs`
+/// positional arguments followed by one value per name in `kwnames` (a tuple, or NULL for
+/// none), all borrowed for the duration of the call.
+#[inline(always)]
+unsafe fn parse<'py, const N: usize>(
+    py: Python<'py>,
+    name: &str,
+    leading: [&str; N],
+    args: *const *mut ffi::PyObject,
+    nargsf: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> PyResult<Arguments<'py, N>> {
+    // SAFETY (whole body): per the contract, every pointer read here is a live, borrowed
+    // object, and `args` has `nargs + len(kwnames)` entries.
+    let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf as usize) } as usize;
+    let item = |i: usize| unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
+    if nargs < N {
+        return Err(missing_arguments(name, &leading[nargs..]));
+    }
+    let mut context = None;
+    if !kwnames.is_null() {
+        let names = unsafe { Bound::from_borrowed_ptr(py, kwnames) }.cast_into::<PyTuple>()?;
+        let wanted = intern!(py, "context");
+        for (i, kw) in names.iter().enumerate() {
+            if kw.is(wanted) || kw.cast::<PyString>()?.to_cow()? == "context" {
+                context = Some(item(nargs + i));
+            } else {
+                return Err(unexpected_keyword(name, &kw));
+            }
+        }
+    }
+    Ok(Arguments {
+        leading: std::array::from_fn(item),
+        // Most callbacks take no arguments: the empty tuple is a shared singleton.
+        // Most callbacks take no arguments (the empty tuple is a shared singleton), and the
+        // C Task's and Future's take one.
+        rest: match nargs - N {
+            0 => PyTuple::empty(py),
+            1 => (item(N),).into_pyobject(py)?,
+            _ => PyTuple::new(py, (N..nargs).map(item))?,
+        },
+        context,
+    })
+}
+
+#[cold]
+#[inline(never)]
+fn missing_arguments(name: &str, missing: &[&str]) -> PyErr {
+    let quoted: Vec<String> = missing.iter().map(|m| format!("'{m}'")).collect();
+    PyTypeError::new_err(format!(
+        "{name}() missing {} required positional argument{}: {}",
+        missing.len(),
+        if missing.len() == 1 { "" } else { "s" },
+        quoted.join(" and "),
+    ))
+}
+
+#[cold]
+#[inline(never)]
+fn unexpected_keyword(name: &str, keyword: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!(
+        "{name}() got an unexpected keyword argument '{keyword}'"
+    ))
+}
+
+/// The common body of the entry points: the loop, parsed arguments, `body`, and the result
+/// or the exception handed back to CPython.
+///
+/// # Safety
+/// As `parse`, with `slf` the object the method was called on.
+#[inline(always)]
+unsafe fn enter<const N: usize, T>(
+    name: &str,
+    leading: [&str; N],
     slf: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
     nargsf: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
+    body: impl FnOnce(&Bound<'_, LoopCore>, Arguments<'_, N>) -> PyResult<Py<T>>,
 ) -> *mut ffi::PyObject {
     // SAFETY: CPython calls a method with the GIL held.
     let py = unsafe { Python::assume_attached() };
-    // SAFETY: the vectorcall protocol: `args` holds `nargs` positional arguments followed
-    // by one value per name in `kwnames` (a tuple, or NULL for none), all borrowed for the
-    // duration of the call, and `slf` is the object the descriptor was bound to.
-    let result = shield(|| unsafe { parse_and_call(py, slf, args, nargsf, kwnames) });
+    let result = shield(|| {
+        // SAFETY: per the caller's contract.
+        let slf = unsafe { Bound::from_borrowed_ptr(py, slf) }.cast_into::<LoopCore>()?;
+        // SAFETY: per the caller's contract.
+        let parsed = unsafe { parse(py, name, leading, args, nargsf, kwnames) }?;
+        body(&slf, parsed)
+    });
     match result {
-        Ok(handle) => handle.into_ptr(),
+        Ok(obj) => obj.into_ptr(),
         Err(err) => {
             err.restore(py);
             ptr::null_mut()
@@ -92,42 +232,45 @@ unsafe extern "C" fn call_soon(
     }
 }
 
-/// # Safety
-/// The arguments are those of a vectorcall, as `call_soon` receives them.
-unsafe fn parse_and_call(
-    py: Python<'_>,
-    slf: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargsf: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
-) -> PyResult<Py<super::handles::Handle>> {
-    // SAFETY (whole body): per the caller's contract, every pointer read here is a live,
-    // borrowed object, and `args` has `nargs + len(kwnames)` entries.
-    let slf = unsafe { Bound::from_borrowed_ptr(py, slf) }.cast_into::<LoopCore>()?;
-    let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf as usize) } as usize;
-    let item = |i: usize| unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
-    if nargs == 0 {
-        return Err(PyTypeError::new_err(
-            "call_soon() missing 1 required positional argument: 'callback'",
-        ));
-    }
-    let mut context = None;
-    if !kwnames.is_null() {
-        let names = unsafe { Bound::from_borrowed_ptr(py, kwnames) }.cast_into::<PyTuple>()?;
-        let wanted = intern!(py, "context");
-        for (i, name) in names.iter().enumerate() {
-            if name.is(wanted) || name.cast::<PyString>()?.to_cow()? == "context" {
-                context = Some(item(nargs + i));
-            } else {
-                return Err(PyTypeError::new_err(format!(
-                    "call_soon() got an unexpected keyword argument '{name}'"
-                )));
-            }
+macro_rules! entry_point {
+    ($fn_name:ident, $name:literal, [$($lead:literal),*], $body:expr) => {
+        unsafe extern "C" fn $fn_name(
+            slf: *mut ffi::PyObject,
+            args: *const *mut ffi::PyObject,
+            nargsf: ffi::Py_ssize_t,
+            kwnames: *mut ffi::PyObject,
+        ) -> *mut ffi::PyObject {
+            // SAFETY: CPython calls a METH_FASTCALL | METH_KEYWORDS method with the
+            // arguments `enter` requires.
+            unsafe { enter($name, [$($lead),*], slf, args, nargsf, kwnames, $body) }
         }
-    }
-    let rest = PyTuple::new(py, (1..nargs).map(item))?;
-    LoopCore::schedule_soon(&slf, item(0), rest, context)
+    };
 }
+
+entry_point!(call_soon, "call_soon", ["callback"], |slf, a| {
+    let [callback] = a.leading;
+    LoopCore::schedule_soon(slf, callback, a.rest, a.context)
+});
+
+entry_point!(
+    call_soon_threadsafe,
+    "call_soon_threadsafe",
+    ["callback"],
+    |slf, a| {
+        let [callback] = a.leading;
+        LoopCore::schedule_soon_threadsafe(slf, callback, a.rest, a.context)
+    }
+);
+
+entry_point!(call_later, "call_later", ["delay", "callback"], |slf, a| {
+    let [delay, callback] = a.leading;
+    LoopCore::schedule_later(slf, delay, callback, a.rest, a.context)
+});
+
+entry_point!(call_at, "call_at", ["when", "callback"], |slf, a| {
+    let [when, callback] = a.leading;
+    LoopCore::schedule_at_time(slf, when, callback, a.rest, a.context)
+});
 
 /// What `LoopCore.__dict__['call_soon']` holds: the method descriptor, plus a cache.
 ///

@@ -50,6 +50,7 @@ fn is_shared(obj: *mut ffi::PyObject) -> bool {
 
 /// Untracks a handle the loop has just made, and its context when the handle alone holds
 /// it (a copy made for it, not a context the caller passed).
+#[inline]
 fn hide(handle: &Bound<'_, Handle>) {
     let context = handle.get().context.as_ptr();
     if is_context(context) && !is_shared(context) && is_tracked(context) {
