@@ -837,10 +837,6 @@ impl LoopCore {
         self.closed.load(Relaxed)
     }
 
-    fn get_debug(&self) -> bool {
-        self.debug()
-    }
-
     fn _run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
         shield(|| Self::run_once(slf, &mut VecDeque::new()))
     }

@@ -75,8 +75,39 @@ static CALL_AT: MethodDef = method(
 loop.time() `when`.",
 );
 
-/// Puts the four methods on `LoopCore`'s type: `call_soon` behind a `CallSoonDescriptor`,
-/// the others as plain method descriptors.
+/// `get_debug`, which the C Future and Task call on every construction (`future_init`):
+/// a METH_NOARGS function reading one flag, without PyO3's trampoline around it.
+static GET_DEBUG: MethodDef = MethodDef(ffi::PyMethodDef {
+    ml_name: c"get_debug".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer {
+        PyCFunction: get_debug,
+    },
+    ml_flags: ffi::METH_NOARGS,
+    ml_doc: c"get_debug($self, /)\n--\n\nWhether the loop is in debug mode.".as_ptr(),
+});
+
+unsafe extern "C" fn get_debug(
+    slf: *mut ffi::PyObject,
+    _noargs: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls a method with the GIL held, and a method descriptor checks
+    // that `slf` is an instance of its type (LoopCore) before calling. Reading an atomic
+    // flag cannot panic, so no panic boundary is needed; Py_True/Py_False are returned as
+    // new references.
+    unsafe {
+        let py = Python::assume_attached();
+        let core = Bound::from_borrowed_ptr(py, slf);
+        let debug = core.cast_unchecked::<LoopCore>().get().debug();
+        ffi::Py_NewRef(if debug {
+            ffi::Py_True()
+        } else {
+            ffi::Py_False()
+        })
+    }
+}
+
+/// Puts the methods on `LoopCore`'s type: `call_soon` behind a `CallSoonDescriptor`, the
+/// others as plain method descriptors.
 pub fn install(loop_type: &Bound<'_, PyType>) -> PyResult<()> {
     let py = loop_type.py();
     let descriptor = |def: &'static MethodDef| {
@@ -94,7 +125,7 @@ pub fn install(loop_type: &Bound<'_, PyType>) -> PyResult<()> {
         intern!(py, "call_soon"),
         CallSoonDescriptor::wrap(descriptor(&CALL_SOON)?)?,
     )?;
-    for def in [&CALL_SOON_THREADSAFE, &CALL_LATER, &CALL_AT] {
+    for def in [&CALL_SOON_THREADSAFE, &CALL_LATER, &CALL_AT, &GET_DEBUG] {
         let method = descriptor(def)?;
         loop_type.setattr(
             method
@@ -217,8 +248,10 @@ unsafe fn enter<const N: usize, T>(
     // SAFETY: CPython calls a method with the GIL held.
     let py = unsafe { Python::assume_attached() };
     let result = shield(|| {
-        // SAFETY: per the caller's contract.
-        let slf = unsafe { Bound::from_borrowed_ptr(py, slf) }.cast_into::<LoopCore>()?;
+        // SAFETY: per the caller's contract; and `slf` is a LoopCore: a method descriptor
+        // checks its instance's type before calling, a bound method was bound by one (or
+        // by `bind_call_soon`, to a LoopCore), and `CallSoonDescriptor` checks first.
+        let slf = unsafe { Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<LoopCore>() };
         // SAFETY: per the caller's contract.
         let parsed = unsafe { parse(py, name, leading, args, nargsf, kwnames) }?;
         body(&slf, parsed)
