@@ -336,12 +336,7 @@ impl LoopCore {
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        slf.get().check_closed()?;
-        Self::check_callback(slf, &callback, "call_soon", true)?;
-        let handle = Self::new_handle(slf, callback, args, context)?;
-        let queued = Queued::hidden(handle.bind(slf.py()));
-        slf.get().core(slf.py()).ready.push(Ready::Handle(queued));
-        Ok(handle)
+        Self::queue_soon(slf, false, callback, args, context)
     }
 
     /// `call_soon_threadsafe`, whose entry point is in `fastcall.rs`.
@@ -351,14 +346,35 @@ impl LoopCore {
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
+        Self::queue_soon(slf, true, callback, args, context)
+    }
+
+    /// A Handle at the back of the ready queue. `call_soon` checks the calling thread in
+    /// debug mode; `call_soon_threadsafe` does not, and wakes a loop blocked in its poll.
+    /// Always inlined: left to the compiler it was not, at 40 instructions per `call_soon`.
+    #[inline(always)]
+    fn queue_soon(
+        slf: &Bound<'_, Self>,
+        threadsafe: bool,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        let method = if threadsafe {
+            "call_soon_threadsafe"
+        } else {
+            "call_soon"
+        };
         slf.get().check_closed()?;
-        Self::check_callback(slf, &callback, "call_soon_threadsafe", false)?;
+        Self::check_callback(slf, &callback, method, !threadsafe)?;
         let handle = Self::new_handle(slf, callback, args, context)?;
         let queued = Queued::hidden(handle.bind(slf.py()));
         let mut core = slf.get().core(slf.py());
         core.ready.push(Ready::Handle(queued));
-        if let Some(waker) = &core.waker {
-            waker.wake();
+        if threadsafe {
+            if let Some(waker) = &core.waker {
+                waker.wake();
+            }
         }
         Ok(handle)
     }
