@@ -108,9 +108,10 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         # TCP_NODELAY. Otherwise a plain socket's names are looked up natively where the
         # family allows.
         accepted = sockname is not _UNKNOWN
+        fd = sock.fileno()
         names = None
         if not accepted and type(sock) is socket.socket:
-            names = _ferroloop._socket_names(sock.fileno())
+            names = _ferroloop._socket_names(fd)
         if names is not None:
             extra['sockname'], peername = names
             extra.setdefault('peername', peername)
@@ -127,16 +128,16 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
                 except socket.error:
                     extra['peername'] = None
         self._sock = sock
-        self._sock_fd = sock.fileno()
+        self._sock_fd = fd
         self._loop = loop
         self._server = server
-        core = self._core = _ferroloop.StreamTransport(loop, self._sock_fd, protocol, self)
+        core = self._core = _ferroloop.StreamTransport(loop, fd, protocol, self)
         if server is not None:
             if _SERVER_TRACKS_TRANSPORTS:
                 server._attach(self)
             else:
                 server._attach()
-        loop._transports[self._sock_fd] = self
+        loop._transports[fd] = self
 
         if not accepted:
             # Disable the Nagle algorithm: small writes go out without waiting for an ACK.
