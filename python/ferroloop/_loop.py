@@ -117,6 +117,9 @@ def _stream_ipaddr_info(host, port):
 
 
 _inet_pton = socket.inet_pton
+_connect_stream = _ferroloop._connect_stream
+_socket_error = _ferroloop._socket_error
+_STREAM_NONBLOCK = int(socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
 _AF_INET = int(socket.AF_INET)
 _AF_INET6 = int(socket.AF_INET6)
 
@@ -135,6 +138,17 @@ def _only_defaults(options):
                for name, value in options.items())
 
 
+def _transport_on_fd(loop, fd, sock_args, protocol, waiter=None, extra=None, server=None):
+    """A transport on a bare fd made by a subclass's _make_socket_transport, which takes a
+    socket object. If it raises, the fd is still the caller's to close."""
+    sock = socket.socket(*sock_args, fd)
+    try:
+        return loop._make_socket_transport(sock, protocol, waiter, extra=extra, server=server)
+    except BaseException:
+        sock.detach()
+        raise
+
+
 class _Connecting:
     """A connect in progress on create_connection's short path.
 
@@ -143,13 +157,18 @@ class _Connecting:
     callback makes them as soon as the socket connects, so the caller resumes once, with
     the result: as many steps in the same order, one task wake-up fewer (callgrind: about
     15 % of a client connection). What is created is kept, so a cancelled caller closes it.
+
+    The socket is a bare fd (src/py/connect.rs), handed to the transport, which makes the
+    socket object only if asked for it; until then this object owns the fd.
     """
 
-    __slots__ = ('loop', 'sock', 'address', 'protocol_factory', 'fut', 'transport')
+    __slots__ = ('loop', 'fd', 'sock_args', 'address', 'protocol_factory', 'fut',
+                 'transport')
 
-    def __init__(self, loop, sock, address, protocol_factory):
+    def __init__(self, loop, fd, sock_args, address, protocol_factory):
         self.loop = loop
-        self.sock = sock
+        self.fd = fd
+        self.sock_args = sock_args
         self.address = address
         self.protocol_factory = protocol_factory
         self.fut = loop.create_future()
@@ -157,12 +176,12 @@ class _Connecting:
 
     def connected(self):
         # The writer callback: asyncio's _sock_connect_cb, then what follows it.
-        fut, sock = self.fut, self.sock
+        fut, fd = self.fut, self.fd
         if fut.done():
             # Cancelled, possibly on an earlier pass: the caller cleans up.
             return
         try:
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            err = _socket_error(fd)
             if err != 0:
                 raise OSError(err, f'Connect call failed {self.address}')
         except (BlockingIOError, InterruptedError):
@@ -170,33 +189,38 @@ class _Connecting:
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self.loop._remove_writer(sock.fileno())
+            self.loop._remove_writer(fd)
             fut.set_exception(exc)
             return
-        self.loop._remove_writer(sock.fileno())
+        self.loop._remove_writer(fd)
         self.start()
 
     def start(self):
         # asyncio's _create_connection_transport, less the wait for connection_made: the
         # result is set after it, as asyncio's waiter is.
-        fut = self.fut
+        fut, loop = self.fut, self.loop
         try:
             protocol = self.protocol_factory()
-            self.transport = self.loop._make_socket_transport(self.sock, protocol)
+            if type(loop)._make_socket_transport is Loop._make_socket_transport:
+                transport = SocketTransport(loop, self.fd, protocol, sock_args=self.sock_args)
+            else:
+                transport = _transport_on_fd(loop, self.fd, self.sock_args, protocol)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             fut.set_exception(exc)
             return
-        self.loop.call_soon(futures._set_result_unless_cancelled, fut,
-                            (self.transport, protocol))
+        self.fd = -1  # the transport's now
+        self.transport = transport
+        loop.call_soon(futures._set_result_unless_cancelled, fut, (transport, protocol))
 
     def abandon(self):
         if self.transport is not None:
             self.transport.close()
-        elif self.sock.fileno() != -1:
-            self.loop._remove_writer(self.sock.fileno())
-            self.sock.close()
+        elif self.fd != -1:
+            self.loop._remove_writer(self.fd)
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _run_if_not_cancelled(handle):
@@ -263,18 +287,15 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
             if sock is not None:
                 options['sock'] = sock
             return await super().create_connection(protocol_factory, host, port, **options)
-        family, type_, proto, _, address = info
-        # Non-blocking from the start: no ioctl, and _create_connection_transport's
-        # setblocking(False) is not needed either.
-        sock = socket.socket(family, type_ | socket.SOCK_NONBLOCK, proto)
-        connecting = _Connecting(self, sock, address, protocol_factory)
+        family, _, proto, _, address = info
+        # A bare non-blocking fd (socket.socket() plus connect_ex(), natively): a connect
+        # in progress is the common outcome, and as an exception (BlockingIOError, its
+        # message decoded from strerror) it would cost more than the rest of the call.
+        fd, err = _connect_stream(family, proto, address[0], address[1])
+        connecting = _Connecting(self, fd, (family, _STREAM_NONBLOCK, proto), address,
+                                 protocol_factory)
         try:
-            # connect_ex: a connect in progress is the common outcome, and as an exception
-            # (BlockingIOError, its message decoded from strerror) it costs more than the
-            # rest of the call.
-            err = sock.connect_ex(address)
             if err in _CONNECT_PENDING:
-                fd = sock.fileno()
                 self._ensure_fd_no_transport(fd)
                 self._add_writer(fd, connecting.connected)
             elif err:
@@ -300,9 +321,8 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
         if type(self)._make_socket_transport is Loop._make_socket_transport:
             make_transport = functools.partial(SocketTransport, self)
         else:
-            def make_transport(conn, protocol, waiter, extra, server, sockname):
-                return self._make_socket_transport(conn, protocol, waiter,
-                                                   extra=extra, server=server)
+            def make_transport(fd, protocol, waiter, extra, server, sockname, sock_args):
+                return _transport_on_fd(self, fd, sock_args, protocol, waiter, extra, server)
         self._add_reader(sock.fileno(),
                          _ferroloop.Acceptor(self, serving_args, make_transport))
 

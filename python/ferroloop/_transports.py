@@ -9,6 +9,7 @@ asyncio's ``_SelectorSocketTransport`` does rarely (set-up, ``_fatal_error``,
 """
 
 import _socket
+import os
 import selectors
 import socket
 import sys
@@ -44,12 +45,21 @@ class _Native:
 _SERVER_TRACKS_TRANSPORTS = sys.version_info >= (3, 13)
 
 _UNKNOWN = object()
+_UNMADE = object()
 
 _new_transport_socket = object.__new__
 
 # The raw ints behind socket.py's enum-converting `family` and `type` properties.
 _raw_family = _socket.socket.family.__get__
 _raw_type = _socket.socket.type.__get__
+
+
+def _closed_socket(sock_args):
+    """A closed socket object of the given kind: what a closed transport that never made
+    its socket object answers for get_extra_info('socket'), as asyncio's would."""
+    sock = socket.socket(*sock_args)
+    sock.close()
+    return sock
 
 
 def _set_nodelay(sock):
@@ -92,25 +102,40 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         # 3.12's selector transport buffers each item; earlier ones join them and write().
         writelines = _Native("_writelines_buffered")
 
-    # Read by __del__, which can run even if __init__ failed early.
-    _sock = None
+    # Read by __del__, which can run even if __init__ failed early: the socket object,
+    # _UNMADE while the transport owns a bare fd, None once closed.
+    _socket = None
+    # (family, type, proto) of a transport set up on a bare fd.
+    _sock_args = None
 
     def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None,
-                 sockname=_UNKNOWN):
+                 sockname=_UNKNOWN, sock_args=None):
+        # `sock` is a socket object, or, given `sock_args`, a bare fd: a connection the
+        # loop made or accepted natively, whose socket object is made only if asked for
+        # (see _sock). The transport takes such an fd over at the end of __init__, so a
+        # caller whose transport failed to set up still owns it.
+        #
         # Not the mixin's __init__: the native half owns the flow-control state. What
         # BaseTransport.__init__ and TransportSocket.__init__ do, inline: two Python frames
         # fewer per connection.
         self._extra = extra = {} if extra is None else extra
-        transport_socket = _new_transport_socket(trsock.TransportSocket)
-        transport_socket._sock = sock
-        extra['socket'] = transport_socket
+        if sock_args is None:
+            fd = sock.fileno()
+            transport_socket = _new_transport_socket(trsock.TransportSocket)
+            transport_socket._sock = sock
+            extra['socket'] = transport_socket
+            self._socket = sock
+            native_names = type(sock) is socket.socket
+        else:
+            fd = sock
+            self._sock_args = sock_args
+            native_names = True
         # The native acceptor passes the sockname it looked up, having also set
         # TCP_NODELAY. Otherwise a plain socket's names are looked up natively where the
         # family allows.
         accepted = sockname is not _UNKNOWN
-        fd = sock.fileno()
         names = None
-        if not accepted and type(sock) is socket.socket:
+        if not accepted and native_names:
             names = _ferroloop._socket_names(fd)
         if names is not None:
             extra['sockname'], peername = names
@@ -127,7 +152,6 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
                     extra['peername'] = sock.getpeername()
                 except socket.error:
                     extra['peername'] = None
-        self._sock = sock
         self._sock_fd = fd
         self._loop = loop
         self._server = server
@@ -139,8 +163,9 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
                 server._attach()
         loop._transports[fd] = self
 
-        if not accepted:
+        if not accepted and sock_args is None:
             # Disable the Nagle algorithm: small writes go out without waiting for an ACK.
+            # (A bare fd from the loop has it set already.)
             _set_nodelay(sock)
         loop.call_soon(protocol.connection_made, self)
         # Only start reading once connection_made() has been called.
@@ -148,6 +173,34 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         if waiter is not None:
             # Only wake the waiter once connection_made() has been called.
             loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
+        if sock_args is not None:
+            self._socket = _UNMADE
+
+    @property
+    def _sock(self):
+        """The socket object, as asyncio's transports keep it (None once closed); for a
+        transport set up on a bare fd, made on first request."""
+        sock = self._socket
+        if sock is _UNMADE:
+            sock = self._socket = socket.socket(*self._sock_args, self._sock_fd)
+        return sock
+
+    def get_extra_info(self, name, default=None):
+        extra = self._extra
+        if name == 'socket' and 'socket' not in extra and self._sock_args is not None:
+            sock = self._sock
+            if sock is None:
+                sock = _closed_socket(self._sock_args)
+            extra['socket'] = trsock.TransportSocket(sock)
+        return extra.get(name, default)
+
+    def _close_socket(self):
+        sock = self._socket
+        self._socket = None
+        if sock is _UNMADE:
+            os.close(self._sock_fd)
+        else:
+            sock.close()
 
     # asyncio's transport state, as the attributes its loop and tests read.
     _protocol = property(lambda self: self._core.get_protocol())
@@ -162,7 +215,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
 
     def __repr__(self):
         info = [self.__class__.__name__]
-        if self._sock is None:
+        if self._socket is None:
             info.append('closed')
         elif self._closing:
             info.append('closing')
@@ -182,9 +235,9 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         return '<{}>'.format(' '.join(info))
 
     def __del__(self, _warn=warnings.warn):
-        if self._sock is not None:
+        if self._socket is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._sock.close()
+            self._close_socket()
             if _SERVER_TRACKS_TRANSPORTS and self._server is not None:
                 self._server._detach(self)
 
@@ -217,8 +270,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
             if protocol is not None:
                 protocol.connection_lost(exc)
         finally:
-            self._sock.close()
-            self._sock = None
+            self._close_socket()
             self._loop = None
             server = self._server
             if server is not None:

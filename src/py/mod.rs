@@ -6,6 +6,7 @@
 //! drop a Python object (a drop can run `__del__`, which can call back into the loop), and
 //! every entry point runs under `errors::shield`, so a Rust panic becomes RuntimeError.
 
+pub mod connect;
 pub mod errors;
 pub mod event_loop;
 pub mod fastcall;

@@ -31,15 +31,15 @@ pub struct Acceptor {
     server: Py<PyAny>,
     fd: RawFd,
     backlog: usize,
-    /// `socket.socket` and the listener's (family, type | SOCK_NONBLOCK, proto): what
-    /// `socket.accept()` builds, told up front that the fd is non-blocking.
-    socket_type: Py<PyAny>,
-    socket_args: (i32, i32, i32),
+    /// The listener's (family, type | SOCK_NONBLOCK, proto): the kind of socket object
+    /// `socket.accept()` would build, told up front that the fd is non-blocking.
+    socket_args: Py<PyTuple>,
     /// asyncio's `_set_nodelay` test, on the listener: a TCP socket whose proto is
     /// IPPROTO_TCP (one made by `socket.socket()`, proto 0, keeps Nagle on).
     nodelay: bool,
-    /// `make_transport(conn, protocol, waiter, extra, server, sockname)`; a sockname
-    /// tells the transport its connection is set up (TCP_NODELAY included).
+    /// `make_transport(fd, protocol, waiter, extra, server, sockname, socket_args)`: a
+    /// `SocketTransport` on the bare fd, which it takes over only if it returns. A
+    /// sockname tells the transport its connection is set up (TCP_NODELAY included).
     make_transport: Py<PyAny>,
 }
 
@@ -62,8 +62,9 @@ impl Acceptor {
             server: serving_args.get_item(3)?.unbind(),
             backlog: serving_args.get_item(4)?.extract()?,
             fd: listener.call_method0("fileno")?.extract()?,
-            socket_type: py.import("socket")?.getattr("socket")?.unbind(),
-            socket_args: (family, sock_type | libc::SOCK_NONBLOCK, proto),
+            socket_args: (family, sock_type | libc::SOCK_NONBLOCK, proto)
+                .into_pyobject(py)?
+                .unbind(),
             nodelay: matches!(family, libc::AF_INET | libc::AF_INET6)
                 && sock_type == libc::SOCK_STREAM
                 && proto == libc::IPPROTO_TCP,
@@ -111,7 +112,7 @@ impl Acceptor {
         visit.call(&self.serving_args)?;
         visit.call(&self.protocol_factory)?;
         visit.call(&self.server)?;
-        visit.call(&self.socket_type)?;
+        visit.call(&self.socket_args)?;
         visit.call(&self.make_transport)
     }
 }
@@ -137,23 +138,11 @@ impl Acceptor {
 
     /// `_accept_connection2` for one accepted fd, in a copy of the current context.
     fn serve(&self, py: Python<'_>, fd: RawFd, peer: &sys::SockAddr) -> PyResult<()> {
-        let (family, sock_type, proto) = self.socket_args;
         if self.nodelay && sys::set_nodelay(fd).is_err() {
             // asyncio's transport would fail to set it up and drop the connection.
             sys::close(fd);
             return Ok(());
         }
-        let conn = match self
-            .socket_type
-            .bind(py)
-            .call1((family, sock_type, proto, fd))
-        {
-            Ok(conn) => conn,
-            Err(err) => {
-                sys::close(fd);
-                return Err(err);
-            }
-        };
         // The Task asyncio would start here runs in a copy of the current context.
         let made = copy_current_context(py).and_then(|context| {
             in_context(context.bind(py), || {
@@ -165,21 +154,22 @@ impl Acceptor {
                 };
                 let protocol = self.protocol_factory.bind(py).call0()?;
                 self.make_transport.bind(py).call1((
-                    &conn,
+                    fd,
                     protocol,
                     py.None(),
                     extra,
                     self.server.bind(py),
                     sockname,
+                    self.socket_args.bind(py),
                 ))
             })
         });
         match made {
             Ok(_) => Ok(()),
             Err(err) => {
-                // The connection has no transport to close it; asyncio leaves it to the
+                // No transport took the connection over. asyncio leaves its socket to the
                 // garbage collector, which closes it with a ResourceWarning.
-                conn.call_method0("close")?;
+                sys::close(fd);
                 if is_exit(py, &err) {
                     Err(err)
                 } else {

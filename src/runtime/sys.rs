@@ -179,6 +179,11 @@ pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)
 }
 
+extern "C" {
+    // glibc's, which the libc crate does not declare.
+    fn inet_pton(af: libc::c_int, src: *const libc::c_char, dst: *mut libc::c_void) -> libc::c_int;
+}
+
 /// A socket address as the kernel wrote it: the storage and how much of it is filled.
 pub struct SockAddr {
     pub storage: libc::sockaddr_storage,
@@ -204,9 +209,93 @@ impl SockAddr {
         )
     }
 
+    /// An IPv4 or IPv6 address from its text form, parsed by glibc's `inet_pton` as
+    /// CPython's socket module parses it; None when `host` is not one.
+    pub fn inet(family: libc::c_int, host: &str, port: u16) -> Option<SockAddr> {
+        let text = std::ffi::CString::new(host).ok()?;
+        let mut addr = SockAddr::empty();
+        let base = (&mut addr.storage as *mut libc::sockaddr_storage).cast::<u8>();
+        let (dst, len) = match family {
+            libc::AF_INET => {
+                // SAFETY: sockaddr_storage is aligned and large enough for a sockaddr_in,
+                // and `addr` is zeroed, a valid sockaddr_in.
+                let sin = unsafe { &mut *base.cast::<libc::sockaddr_in>() };
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = port.to_be();
+                (
+                    (&mut sin.sin_addr as *mut libc::in_addr).cast::<libc::c_void>(),
+                    std::mem::size_of::<libc::sockaddr_in>(),
+                )
+            }
+            libc::AF_INET6 => {
+                // SAFETY: as above, for a sockaddr_in6.
+                let sin6 = unsafe { &mut *base.cast::<libc::sockaddr_in6>() };
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = port.to_be();
+                (
+                    (&mut sin6.sin6_addr as *mut libc::in6_addr).cast::<libc::c_void>(),
+                    std::mem::size_of::<libc::sockaddr_in6>(),
+                )
+            }
+            _ => return None,
+        };
+        // SAFETY: `text` is NUL-terminated and `dst` points at the address field of the
+        // family's struct inside `addr`, which is large enough for that family.
+        if unsafe { inet_pton(family, text.as_ptr(), dst) } != 1 {
+            return None;
+        }
+        addr.len = len as libc::socklen_t;
+        Some(addr)
+    }
+
     pub fn family(&self) -> libc::c_int {
         self.storage.ss_family as libc::c_int
     }
+}
+
+/// `socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, proto)`: what
+/// `socket.socket()` makes, already non-blocking.
+pub fn stream_socket(family: libc::c_int, proto: libc::c_int) -> io::Result<RawFd> {
+    // SAFETY: socket takes no pointers.
+    check(unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            proto,
+        )
+    })
+}
+
+/// `connect(fd, addr)`. On a non-blocking socket a connect in progress is
+/// `EINPROGRESS`.
+pub fn connect(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
+    // SAFETY: `addr.storage` holds an address of `addr.len` bytes, alive for the call;
+    // the kernel only reads it.
+    check(unsafe {
+        libc::connect(
+            fd,
+            (&addr.storage as *const libc::sockaddr_storage).cast(),
+            addr.len,
+        )
+    })
+    .map(drop)
+}
+
+/// `getsockopt(fd, SOL_SOCKET, SO_ERROR)`: the outcome of a non-blocking connect.
+pub fn socket_error(fd: RawFd) -> io::Result<libc::c_int> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are live, writable, and `len` holds `err`'s size.
+    check(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(err)
 }
 
 /// `accept4(fd, …, SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new connection comes back ready for
