@@ -25,6 +25,7 @@ fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::transports::StreamTransport>()?;
     m.add_class::<py::server::Acceptor>()?;
     m.add_class::<py::transports::TransportRegistry>()?;
+    m.add_class::<py::transports::NativeMethod>()?;
     m.add_function(wrap_pyfunction!(_check_panic_boundary, m)?)?;
     m.add_function(wrap_pyfunction!(py::sockaddr::_socket_names, m)?)?;
     m.add_function(wrap_pyfunction!(py::connect::_connect_stream, m)?)?;

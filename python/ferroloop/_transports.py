@@ -19,26 +19,9 @@ from asyncio.log import logger
 
 from . import _ferroloop
 
-class _Native:
-    """A method answered by the native half. On first use on an instance it binds the
-    native method and stores it in the instance's ``__dict__``, where later lookups find
-    it first: ``transport.write(data)`` then runs no Python frame, and a connection pays
-    only for the methods it uses."""
-
-    __slots__ = ("name", "native_name")
-
-    def __init__(self, native_name=None):
-        self.native_name = native_name
-
-    def __set_name__(self, owner, name):
-        self.name = name
-        self.native_name = self.native_name or name
-
-    def __get__(self, instance, owner=None):
-        if instance is None:
-            return self
-        method = instance.__dict__[self.name] = getattr(instance._core, self.native_name)
-        return method
+# What the native half answers: bound to an instance on first use, with no Python frame
+# (see src/py/transports/native_method.rs).
+_Native = _ferroloop.NativeMethod
 
 
 # 3.13 tells the server which transport attaches (for close_clients/abort_clients).

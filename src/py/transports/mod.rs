@@ -4,9 +4,11 @@
 //! transport's state and its hot paths, and never calls Python with a lock held.
 
 mod buffer;
+mod native_method;
 mod registry;
 mod stream;
 
+pub use native_method::NativeMethod;
 pub use registry::TransportRegistry;
 
 pub(crate) use stream::{
