@@ -2,14 +2,13 @@
 
 ``SocketTransport`` is an ``asyncio.Transport`` (uvloop's transports are not, and CPython's
 tests notice). Its state and hot paths live in the native ``_ferroloop.StreamTransport``,
-which the loop calls directly when the socket is ready; the native methods are bound onto
-each instance, so ``transport.write(data)`` runs no Python frame. What is left here is what
-asyncio's ``_SelectorSocketTransport`` does rarely (set-up, ``_fatal_error``,
-``_call_connection_lost``, repr, finalization), written as it writes it.
+which the loop calls directly when the socket is ready and which owns the fd; the native
+methods are bound onto each instance, so ``transport.write(data)`` runs no Python frame.
+What is left here is what asyncio's ``_SelectorSocketTransport`` does rarely (set-up,
+``_fatal_error``, repr, finalization), written as it writes it.
 """
 
 import _socket
-import os
 import selectors
 import socket
 import sys
@@ -28,7 +27,6 @@ _Native = _ferroloop.NativeMethod
 _SERVER_TRACKS_TRANSPORTS = sys.version_info >= (3, 13)
 
 _UNKNOWN = object()
-_UNMADE = object()
 
 _new_transport_socket = object.__new__
 
@@ -80,23 +78,21 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
     set_protocol = _Native()
     _force_close = _Native()
     _make_empty_waiter = _Native()
+    _call_connection_lost = _Native()
     _reset_empty_waiter = _Native()
     if sys.version_info >= (3, 12):
         # 3.12's selector transport buffers each item; earlier ones join them and write().
         writelines = _Native("_writelines_buffered")
 
-    # Read by __del__, which can run even if __init__ failed early: the socket object,
-    # _UNMADE while the transport owns a bare fd, None once closed.
-    _socket = None
-    # (family, type, proto) of a transport set up on a bare fd.
-    _sock_args = None
+    # Read by __del__ and repr, which can run even if __init__ failed early.
+    _core = None
 
     def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None,
                  sockname=_UNKNOWN, sock_args=None):
         # `sock` is a socket object, or, given `sock_args`, a bare fd: a connection the
         # loop made or accepted natively, whose socket object is made only if asked for
-        # (see _sock). The transport takes such an fd over at the end of __init__, so a
-        # caller whose transport failed to set up still owns it.
+        # (see _sock). The native half takes such an fd over once it exists; a caller
+        # whose transport failed before that still owns it.
         #
         # Not the mixin's __init__: the native half owns the flow-control state. What
         # BaseTransport.__init__ and TransportSocket.__init__ do, inline: two Python frames
@@ -107,11 +103,9 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
             transport_socket = _new_transport_socket(trsock.TransportSocket)
             transport_socket._sock = sock
             extra['socket'] = transport_socket
-            self._socket = sock
             native_names = type(sock) is socket.socket
         else:
-            fd = sock
-            self._sock_args = sock_args
+            fd, sock = sock, None
             native_names = True
         # The native acceptor passes the sockname it looked up, having also set
         # TCP_NODELAY. Otherwise a plain socket's names are looked up natively where the
@@ -138,7 +132,8 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         self._sock_fd = fd
         self._loop = loop
         self._server = server
-        core = self._core = _ferroloop.StreamTransport(loop, fd, protocol, self)
+        core = self._core = _ferroloop.StreamTransport(loop, fd, protocol, self, sock,
+                                                       sock_args)
         if server is not None:
             if _SERVER_TRACKS_TRANSPORTS:
                 server._attach(self)
@@ -156,34 +151,22 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         if waiter is not None:
             # Only wake the waiter once connection_made() has been called.
             loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
-        if sock_args is not None:
-            self._socket = _UNMADE
 
     @property
     def _sock(self):
         """The socket object, as asyncio's transports keep it (None once closed); for a
         transport set up on a bare fd, made on first request."""
-        sock = self._socket
-        if sock is _UNMADE:
-            sock = self._socket = socket.socket(*self._sock_args, self._sock_fd)
-        return sock
+        return None if self._core is None else self._core._sock
 
     def get_extra_info(self, name, default=None):
         extra = self._extra
-        if name == 'socket' and 'socket' not in extra and self._sock_args is not None:
-            sock = self._sock
+        if name == 'socket' and 'socket' not in extra and self._core is not None:
+            core = self._core
+            sock = core._sock
             if sock is None:
-                sock = _closed_socket(self._sock_args)
+                sock = _closed_socket(core._sock_args)
             extra['socket'] = trsock.TransportSocket(sock)
         return extra.get(name, default)
-
-    def _close_socket(self):
-        sock = self._socket
-        self._socket = None
-        if sock is _UNMADE:
-            os.close(self._sock_fd)
-        else:
-            sock.close()
 
     # asyncio's transport state, as the attributes its loop and tests read.
     _protocol = property(lambda self: self._core.get_protocol())
@@ -198,7 +181,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
 
     def __repr__(self):
         info = [self.__class__.__name__]
-        if self._socket is None:
+        if self._core is None or not self._core._socket_open:
             info.append('closed')
         elif self._closing:
             info.append('closing')
@@ -218,9 +201,10 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         return '<{}>'.format(' '.join(info))
 
     def __del__(self, _warn=warnings.warn):
-        if self._socket is not None:
+        core = self._core
+        if core is not None and core._socket_open:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._close_socket()
+            core._close_socket()
             if _SERVER_TRACKS_TRANSPORTS and self._server is not None:
                 self._server._detach(self)
 
@@ -246,21 +230,3 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
                 'protocol': self._protocol,
             })
         self._force_close(exc)
-
-    def _call_connection_lost(self, exc):
-        protocol, empty_waiter = self._core._release()
-        try:
-            if protocol is not None:
-                protocol.connection_lost(exc)
-        finally:
-            self._close_socket()
-            self._loop = None
-            server = self._server
-            if server is not None:
-                if _SERVER_TRACKS_TRANSPORTS:
-                    server._detach(self)
-                else:
-                    server._detach()
-                self._server = None
-        if empty_waiter is not None:
-            empty_waiter.set_exception(ConnectionError("Connection is closed by peer"))

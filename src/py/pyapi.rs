@@ -17,6 +17,7 @@ static TASKS_MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BASE_CREATE_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BUFFERED_PROTOCOL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static SOCKET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 static VERSION: PyOnceLock<(u8, u8)> = PyOnceLock::new();
 
@@ -150,4 +151,8 @@ pub fn buffered_protocol_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
         "asyncio.protocols",
         &["BufferedProtocol"],
     )
+}
+
+pub fn socket_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    attr(&SOCKET, py, "socket", &["socket"])
 }

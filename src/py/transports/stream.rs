@@ -4,16 +4,17 @@
 //! The loop calls `run_event` when the fd is ready; reading goes through one reusable buffer
 //! into an exact-size `bytes` for `data_received` (or straight into the protocol's buffer
 //! for a BufferedProtocol), and `write` tries the socket before buffering anything. The
-//! Python half (`ferroloop._transports.SocketTransport`, an `asyncio.Transport`) holds the
-//! socket object and does what is rare: set-up, `_fatal_error`, `_call_connection_lost`,
-//! repr and finalization. Each behaviour follows `selector_events.py` line by line; the
-//! comments name the CPython method a function mirrors.
+//! transport owns the fd (or the socket object that owns it) and closes it in
+//! `_call_connection_lost`. The Python half (`ferroloop._transports.SocketTransport`, an
+//! `asyncio.Transport`) does what is rare: set-up, `_fatal_error`, repr and finalization.
+//! Each behaviour follows `selector_events.py` line by line; the comments name the CPython
+//! method a function mirrors.
 
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::sync::{Mutex, MutexGuard};
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyConnectionError, PyRuntimeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -67,7 +68,17 @@ impl Receiver {
     }
 }
 
+/// What holds the transport's fd.
+enum Endpoint {
+    /// A bare fd the transport owns and closes; its socket object is made if asked for.
+    Fd,
+    /// The socket object, which owns the fd: the transport closes it.
+    Socket(Py<PyAny>),
+    Closed,
+}
+
 struct State {
+    endpoint: Endpoint,
     protocol: Option<Py<PyAny>>,
     protocol_connected: bool,
     receiver: Option<Receiver>,
@@ -101,6 +112,8 @@ pub struct StreamTransport {
     state: Mutex<State>,
     loop_: Py<LoopCore>,
     fd: RawFd,
+    /// (family, type, proto) of a transport made on a bare fd: its socket object's kind.
+    sock_args: Option<Py<PyAny>>,
 }
 
 /// Everything a protocol callback needs, taken from the state so no lock is held while
@@ -108,6 +121,24 @@ pub struct StreamTransport {
 struct Callee {
     shell: Py<PyAny>,
     protocol: Py<PyAny>,
+}
+
+/// The rest of `_call_connection_lost`'s `finally`: the Python half lets go of the loop
+/// and of its server, which learns that one connection fewer is open.
+fn release_shell(shell: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = shell.py();
+    shell.setattr(intern!(py, "_loop"), py.None())?;
+    let server = shell.getattr(intern!(py, "_server"))?;
+    if !server.is_none() {
+        if pyapi::version_at_least(py, (3, 13)) {
+            // 3.13's server tracks its transports, for close_clients()/abort_clients().
+            server.call_method1(intern!(py, "_detach"), (shell,))?;
+        } else {
+            server.call_method0(intern!(py, "_detach"))?;
+        }
+        shell.setattr(intern!(py, "_server"), py.None())?;
+    }
+    Ok(())
 }
 
 fn receiver_for(protocol: &Bound<'_, PyAny>) -> PyResult<Option<Receiver>> {
@@ -497,6 +528,18 @@ impl StreamTransport {
         }
     }
 
+    fn close_endpoint(&self, py: Python<'_>) -> PyResult<()> {
+        let endpoint = std::mem::replace(&mut self.state().endpoint, Endpoint::Closed);
+        match endpoint {
+            Endpoint::Fd => {
+                sys::close(self.fd);
+                Ok(())
+            }
+            Endpoint::Socket(sock) => sock.call_method0(py, intern!(py, "close")).map(drop),
+            Endpoint::Closed => Ok(()),
+        }
+    }
+
     /// Schedules `_call_connection_lost(exc)` on the Python half.
     fn schedule_connection_lost(&self, py: Python<'_>, exc: Py<PyAny>) -> PyResult<()> {
         let shell = self.state().shell.as_ref().map(|s| s.clone_ref(py));
@@ -802,14 +845,31 @@ pub(crate) fn event_handle<'py>(
     Bound::new(py, handle)
 }
 
+impl Drop for StreamTransport {
+    fn drop(&mut self) {
+        // A bare fd still owned here was never closed by the Python half (whose __del__
+        // closes it with a ResourceWarning): close it rather than leak it.
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if matches!(state.endpoint, Endpoint::Fd) {
+            sys::close(self.fd);
+        }
+    }
+}
+
 #[pymethods]
 impl StreamTransport {
+    /// The native half of `shell` on `fd`. `sock` is the socket object that owns the fd;
+    /// without one, `sock_args` gives the kind of socket the bare fd is, and the transport
+    /// takes the fd over from the moment it exists.
     #[new]
+    #[pyo3(signature = (r#loop, fd, protocol, shell, sock=None, sock_args=None))]
     fn py_new(
         r#loop: &Bound<'_, PyAny>,
         fd: RawFd,
         protocol: &Bound<'_, PyAny>,
         shell: &Bound<'_, PyAny>,
+        sock: Option<Bound<'_, PyAny>>,
+        sock_args: Option<Bound<'_, PyAny>>,
     ) -> PyResult<StreamTransport> {
         shield(|| {
             let loop_ = r#loop
@@ -817,8 +877,18 @@ impl StreamTransport {
                 .map_err(|_| PyTypeError::new_err("a ferroloop loop is required"))?
                 .clone()
                 .unbind();
+            let endpoint = match (sock, &sock_args) {
+                (Some(sock), _) => Endpoint::Socket(sock.unbind()),
+                (None, Some(_)) => Endpoint::Fd,
+                (None, None) => {
+                    return Err(PyTypeError::new_err(
+                        "a socket object or its kind is required",
+                    ))
+                }
+            };
             Ok(StreamTransport {
                 state: Mutex::new(State {
+                    endpoint,
                     protocol: Some(protocol.clone().unbind()),
                     protocol_connected: true,
                     receiver: receiver_for(protocol)?,
@@ -840,6 +910,7 @@ impl StreamTransport {
                 }),
                 loop_,
                 fd,
+                sock_args: sock_args.map(Bound::unbind),
             })
         })
     }
@@ -1110,27 +1181,100 @@ impl StreamTransport {
         drop(old);
     }
 
-    /// For `_call_connection_lost`: the protocol to tell (if connected) and the pending
-    /// empty waiter; afterwards the transport holds neither, nor its Python half.
-    fn _release(&self, py: Python<'_>) -> (Option<Py<PyAny>>, Option<Py<PyAny>>) {
-        let (protocol, waiter, rest) = {
+    /// `_SelectorSocketTransport._call_connection_lost`: tells the protocol (if it was
+    /// told of the connection), then closes the socket and lets go of the loop and the
+    /// server, whatever the protocol raised; then fails a pending empty waiter.
+    fn _call_connection_lost(&self, py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<()> {
+        shield(|| {
+            let (protocol, waiter, shell, rest) = {
+                let mut st = self.state();
+                let connected = st.protocol_connected;
+                let protocol = st.protocol.take().filter(|_| connected);
+                let rest = (
+                    st.receiver.take(),
+                    st.read_context.take(),
+                    st.write_context.take(),
+                );
+                (
+                    protocol,
+                    st.empty_waiter.as_ref().map(|w| w.clone_ref(py)),
+                    st.shell.take(),
+                    rest,
+                )
+            };
+            drop(rest);
+            let told = match protocol {
+                Some(protocol) => protocol
+                    .call_method1(py, intern!(py, "connection_lost"), (&exc,))
+                    .map(drop),
+                None => Ok(()),
+            };
+            // The `finally` of asyncio's method: its error, if any, is the one raised.
+            self.close_endpoint(py)?;
+            if let Some(shell) = shell {
+                release_shell(shell.bind(py))?;
+            }
+            told?;
+            if let Some(waiter) = waiter {
+                let err = PyConnectionError::new_err("Connection is closed by peer");
+                waiter.call_method1(py, intern!(py, "set_exception"), (err,))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The socket object: the one given, or for a bare fd one made now, which owns the fd
+    /// from then on; None once closed.
+    #[getter]
+    fn _sock(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        shield(|| {
+            let existing = match &self.state().endpoint {
+                Endpoint::Socket(sock) => Some(Some(sock.clone_ref(py))),
+                Endpoint::Closed => Some(None),
+                Endpoint::Fd => None,
+            };
+            if let Some(existing) = existing {
+                return Ok(existing);
+            }
+            let args = self
+                .sock_args
+                .as_ref()
+                .map(|a| a.bind(py).cast::<PyTuple>());
+            let (family, sock_type, proto) = match args {
+                Some(Ok(args)) => (args.get_item(0)?, args.get_item(1)?, args.get_item(2)?),
+                _ => return Err(PyTypeError::new_err("the socket's kind is unknown")),
+            };
+            let sock = pyapi::socket_type(py)?
+                .call1((family, sock_type, proto, self.fd))?
+                .unbind();
             let mut st = self.state();
-            let connected = st.protocol_connected;
-            let protocol = st.protocol.take().filter(|_| connected);
-            let rest = (
-                st.receiver.take(),
-                st.shell.take(),
-                st.read_context.take(),
-                st.write_context.take(),
-            );
-            (
-                protocol,
-                st.empty_waiter.as_ref().map(|w| w.clone_ref(py)),
-                rest,
-            )
-        };
-        drop(rest);
-        (protocol, waiter)
+            if !matches!(st.endpoint, Endpoint::Fd) {
+                // Another thread made one (or closed the transport) while socket.py's
+                // Python code ran: the fd must never get two owners, so this one lets go
+                // of it without closing.
+                drop(st);
+                sock.call_method0(py, intern!(py, "detach"))?;
+                return self._sock(py);
+            }
+            st.endpoint = Endpoint::Socket(sock.clone_ref(py));
+            Ok(Some(sock))
+        })
+    }
+
+    /// Whether the transport still holds an open socket (closed by connection_lost).
+    #[getter]
+    fn _socket_open(&self) -> bool {
+        !matches!(self.state().endpoint, Endpoint::Closed)
+    }
+
+    #[getter]
+    fn _sock_args(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.sock_args.as_ref().map(|a| a.clone_ref(py))
+    }
+
+    /// Closes the socket (the bare fd, or the socket object that owns it), once.
+    fn _close_socket(&self, py: Python<'_>) -> PyResult<()> {
+        shield(|| self.close_endpoint(py))
     }
 
     #[getter]
@@ -1165,7 +1309,11 @@ impl StreamTransport {
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.loop_)?;
+        visit.call(&self.sock_args)?;
         if let Ok(st) = self.state.try_lock() {
+            if let Endpoint::Socket(sock) = &st.endpoint {
+                visit.call(sock)?;
+            }
             visit.call(&st.protocol)?;
             visit.call(&st.shell)?;
             visit.call(&st.read_context)?;
