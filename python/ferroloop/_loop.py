@@ -199,9 +199,10 @@ class _Connecting:
         # asyncio's _create_connection_transport, less the wait for connection_made: the
         # result is set after it, as asyncio's waiter is.
         fut, loop = self.fut, self.loop
+        native = type(loop)._make_socket_transport is Loop._make_socket_transport
         try:
             protocol = self.protocol_factory()
-            if type(loop)._make_socket_transport is Loop._make_socket_transport:
+            if native:
                 transport = SocketTransport(loop, self.fd, protocol, sock_args=self.sock_args)
             else:
                 transport = _transport_on_fd(loop, self.fd, self.sock_args, protocol)
@@ -212,7 +213,10 @@ class _Connecting:
             return
         self.fd = -1  # the transport's now
         self.transport = transport
-        loop.call_soon(futures._set_result_unless_cancelled, fut, (transport, protocol))
+        if native:
+            transport._core._wake_soon(fut, (transport, protocol))
+        else:
+            loop.call_soon(futures._set_result_unless_cancelled, fut, (transport, protocol))
 
     def abandon(self):
         if self.transport is not None:

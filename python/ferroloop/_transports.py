@@ -145,12 +145,9 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
             # Disable the Nagle algorithm: small writes go out without waiting for an ACK.
             # (A bare fd from the loop has it set already.)
             _set_nodelay(sock)
-        loop.call_soon(protocol.connection_made, self)
-        # Only start reading once connection_made() has been called.
-        loop.call_soon(core._start_reading)
-        if waiter is not None:
-            # Only wake the waiter once connection_made() has been called.
-            loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
+        # asyncio's three call_soon: connection_made, then reading, then the waiter (only
+        # once connection_made() has been called); queued natively, without Handles.
+        core._schedule_connection_made(protocol, waiter)
 
     @property
     def _sock(self):

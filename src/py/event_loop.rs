@@ -46,6 +46,9 @@ pub(crate) enum Ready {
     Handle(Queued<Handle>),
     /// A native transport's fd is ready: the transport reads or flushes without a Handle.
     Transport(Py<StreamTransport>, Direction),
+    /// A step of a native transport's set-up or tear-down, which asyncio would queue as a
+    /// Handle (`transports/lifecycle.rs`).
+    Step(Py<StreamTransport>, transports::Step),
 }
 
 impl Ready {
@@ -53,6 +56,10 @@ impl Ready {
         match self {
             Ready::Handle(h) => h.visit(visit),
             Ready::Transport(t, _) => visit.call(t),
+            Ready::Step(t, step) => {
+                visit.call(t)?;
+                step.visit(visit)
+            }
         }
     }
 }
@@ -326,6 +333,19 @@ impl LoopCore {
                 errors::not_callable(method, &callback.repr()?.to_string())
             });
         }
+        Ok(())
+    }
+
+    /// Queues a step of a native transport's life, where `call_soon` would have queued
+    /// its Handle (and, as `call_soon` would, refuses once the loop is closed).
+    pub(crate) fn queue_step(
+        &self,
+        py: Python<'_>,
+        transport: Py<StreamTransport>,
+        step: transports::Step,
+    ) -> PyResult<()> {
+        self.check_closed()?;
+        self.core(py).ready.push(Ready::Step(transport, step));
         Ok(())
     }
 
@@ -682,6 +702,10 @@ impl LoopCore {
                     }
                 }
                 Ready::Transport(t, direction) => transports::run_event(t.bind(py), *direction),
+                Ready::Step(t, step) if debug => step
+                    .handle(t.bind(py))
+                    .and_then(|handle| Self::run_debug(slf, &handle)),
+                Ready::Step(t, step) => step.run(t.bind(py)),
             };
             // Writes the callback made leave now, together: one syscall for a response
             // written in parts, and no wait behind the rest of the batch.
@@ -1047,7 +1071,7 @@ impl LoopCore {
             .iter()
             .filter_map(|entry| match entry {
                 Ready::Handle(h) => Some(h.share(py)),
-                Ready::Transport(..) => None,
+                Ready::Transport(..) | Ready::Step(..) => None,
             })
             .collect();
         PyList::new(py, items)

@@ -278,6 +278,16 @@ pub(crate) fn run(handle: &Bound<'_, Handle>) -> PyResult<bool> {
     }
 }
 
+/// Reports `err`, raised by what `handle` stands for, as `run` would have: for work the
+/// loop does without a Handle, which makes one only when there is an error to report.
+pub(crate) fn report(handle: &Bound<'_, Handle>, err: PyErr) -> PyResult<()> {
+    let py = handle.py();
+    match handle.get().call(py) {
+        Some((callback, args)) => report_error(handle, callback.bind(py), args.bind(py), err),
+        None => Ok(()),
+    }
+}
+
 fn report_error(
     handle: &Bound<'_, Handle>,
     callback: &Bound<'_, PyAny>,

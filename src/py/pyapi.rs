@@ -18,6 +18,7 @@ static BASE_CREATE_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BUFFERED_PROTOCOL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SOCKET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static SET_RESULT_UNLESS_CANCELLED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 static VERSION: PyOnceLock<(u8, u8)> = PyOnceLock::new();
 
@@ -155,4 +156,13 @@ pub fn buffered_protocol_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 
 pub fn socket_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     attr(&SOCKET, py, "socket", &["socket"])
+}
+
+pub fn set_result_unless_cancelled(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    attr(
+        &SET_RESULT_UNLESS_CANCELLED,
+        py,
+        "asyncio.futures",
+        &["_set_result_unless_cancelled"],
+    )
 }

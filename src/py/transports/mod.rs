@@ -4,10 +4,12 @@
 //! transport's state and its hot paths, and never calls Python with a lock held.
 
 mod buffer;
+mod lifecycle;
 mod native_method;
 mod registry;
 mod stream;
 
+pub(crate) use lifecycle::Step;
 pub use native_method::NativeMethod;
 pub use registry::TransportRegistry;
 

@@ -22,6 +22,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::buffer::WriteBuffer;
+use super::lifecycle::Step;
 use crate::py::errors::{os_error, shield};
 use crate::py::event_loop::{lock, LoopCore};
 use crate::py::handles::{self, copy_current_context, in_context, Handle};
@@ -223,6 +224,10 @@ impl StreamTransport {
 
     fn loop_core(&self) -> &LoopCore {
         self.loop_.get()
+    }
+
+    pub(super) fn loop_any<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.loop_.bind(py).clone().into_any()
     }
 
     fn debug(&self) -> bool {
@@ -475,9 +480,7 @@ impl StreamTransport {
             waiter.call_method1(py, intern!(py, "set_result"), (py.None(),))?;
         }
         if closing {
-            if let Some(Callee { shell, .. }) = self.callee(py) {
-                shell.call_method1(py, intern!(py, "_call_connection_lost"), (py.None(),))?;
-            }
+            self.call_connection_lost(py, &py.None().into_bound(py))?;
         } else if eof {
             sys::shutdown_write(self.fd).map_err(os_error)?;
         }
@@ -528,6 +531,52 @@ impl StreamTransport {
         }
     }
 
+    /// `_SelectorSocketTransport._call_connection_lost`: tells the protocol (if it was
+    /// told of the connection), then closes the socket and lets go of the loop and the
+    /// server, whatever the protocol raised; then fails a pending empty waiter.
+    pub(super) fn call_connection_lost(
+        &self,
+        py: Python<'_>,
+        exc: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        {
+            let (protocol, waiter, shell, rest) = {
+                let mut st = self.state();
+                let connected = st.protocol_connected;
+                let protocol = st.protocol.take().filter(|_| connected);
+                let rest = (
+                    st.receiver.take(),
+                    st.read_context.take(),
+                    st.write_context.take(),
+                );
+                (
+                    protocol,
+                    st.empty_waiter.as_ref().map(|w| w.clone_ref(py)),
+                    st.shell.take(),
+                    rest,
+                )
+            };
+            drop(rest);
+            let told = match protocol {
+                Some(protocol) => protocol
+                    .call_method1(py, intern!(py, "connection_lost"), (exc,))
+                    .map(drop),
+                None => Ok(()),
+            };
+            // The `finally` of asyncio's method: its error, if any, is the one raised.
+            self.close_endpoint(py)?;
+            if let Some(shell) = shell {
+                release_shell(shell.bind(py))?;
+            }
+            told?;
+            if let Some(waiter) = waiter {
+                let err = PyConnectionError::new_err("Connection is closed by peer");
+                waiter.call_method1(py, intern!(py, "set_exception"), (err,))?;
+            }
+            Ok(())
+        }
+    }
+
     fn close_endpoint(&self, py: Python<'_>) -> PyResult<()> {
         let endpoint = std::mem::replace(&mut self.state().endpoint, Endpoint::Closed);
         match endpoint {
@@ -540,13 +589,20 @@ impl StreamTransport {
         }
     }
 
-    /// Schedules `_call_connection_lost(exc)` on the Python half.
+    /// Schedules `_call_connection_lost(exc)`, in a copy of the current context as
+    /// `call_soon` would.
     fn schedule_connection_lost(&self, py: Python<'_>, exc: Py<PyAny>) -> PyResult<()> {
         let shell = self.state().shell.as_ref().map(|s| s.clone_ref(py));
         if let Some(shell) = shell {
-            let callback = shell.getattr(py, intern!(py, "_call_connection_lost"))?;
-            self.loop_
-                .call_method1(py, intern!(py, "call_soon"), (callback, exc))?;
+            // The Python half's `_core` is this object, which a `&self` cannot name.
+            let this = shell
+                .bind(py)
+                .getattr(intern!(py, "_core"))?
+                .cast_into::<StreamTransport>()?
+                .unbind();
+            let context = copy_current_context(py)?;
+            self.loop_core()
+                .queue_step(py, this, Step::Lost { exc, context })?;
         }
         Ok(())
     }
@@ -604,14 +660,17 @@ impl StreamTransport {
 
     /// `_SelectorTransport._add_reader`: reads only while not closing and not paused.
     fn start_reading(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let py = slf.py();
+        Self::start_reading_in(slf, copy_current_context(slf.py())?)
+    }
+
+    /// `start_reading`, with the context the reader's callbacks run in.
+    pub(super) fn start_reading_in(slf: &Bound<'_, Self>, context: Py<PyAny>) -> PyResult<()> {
         {
             let st = slf.get().state();
             if st.closing || st.paused {
                 return Ok(());
             }
         }
-        let context = copy_current_context(py)?;
         let old = slf.get().state().read_context.replace(context);
         drop(old);
         Self::watch(slf, Direction::Read)
@@ -1181,45 +1240,58 @@ impl StreamTransport {
         drop(old);
     }
 
-    /// `_SelectorSocketTransport._call_connection_lost`: tells the protocol (if it was
-    /// told of the connection), then closes the socket and lets go of the loop and the
-    /// server, whatever the protocol raised; then fails a pending empty waiter.
     fn _call_connection_lost(&self, py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<()> {
+        shield(|| self.call_connection_lost(py, &exc))
+    }
+
+    /// asyncio's transport `__init__` scheduling what follows it: the protocol's
+    /// `connection_made`, then reading, then (given a waiter) waking the waiter; each in a
+    /// copy of the current context, as `call_soon` would.
+    #[pyo3(signature = (protocol, waiter=None))]
+    fn _schedule_connection_made(
+        slf: &Bound<'_, Self>,
+        protocol: &Bound<'_, PyAny>,
+        waiter: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         shield(|| {
-            let (protocol, waiter, shell, rest) = {
-                let mut st = self.state();
-                let connected = st.protocol_connected;
-                let protocol = st.protocol.take().filter(|_| connected);
-                let rest = (
-                    st.receiver.take(),
-                    st.read_context.take(),
-                    st.write_context.take(),
-                );
-                (
-                    protocol,
-                    st.empty_waiter.as_ref().map(|w| w.clone_ref(py)),
-                    st.shell.take(),
-                    rest,
-                )
+            let py = slf.py();
+            let this = slf.get();
+            let shell = this.state().shell.as_ref().map(|s| s.clone_ref(py));
+            let Some(shell) = shell else {
+                return Err(PyRuntimeError::new_err("the transport is already closed"));
             };
-            drop(rest);
-            let told = match protocol {
-                Some(protocol) => protocol
-                    .call_method1(py, intern!(py, "connection_lost"), (&exc,))
-                    .map(drop),
-                None => Ok(()),
+            let made = Step::Made {
+                callback: protocol.getattr(intern!(py, "connection_made"))?.unbind(),
+                shell,
+                context: copy_current_context(py)?,
             };
-            // The `finally` of asyncio's method: its error, if any, is the one raised.
-            self.close_endpoint(py)?;
-            if let Some(shell) = shell {
-                release_shell(shell.bind(py))?;
-            }
-            told?;
+            let loop_ = this.loop_core();
+            loop_.queue_step(py, slf.clone().unbind(), made)?;
+            let context = copy_current_context(py)?;
+            loop_.queue_step(py, slf.clone().unbind(), Step::StartReading { context })?;
             if let Some(waiter) = waiter {
-                let err = PyConnectionError::new_err("Connection is closed by peer");
-                waiter.call_method1(py, intern!(py, "set_exception"), (err,))?;
+                Self::_wake_soon(slf, waiter, py.None().into_bound(py))?;
             }
             Ok(())
+        })
+    }
+
+    /// `call_soon(futures._set_result_unless_cancelled, waiter, result)`.
+    fn _wake_soon(
+        slf: &Bound<'_, Self>,
+        waiter: Bound<'_, PyAny>,
+        result: Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        shield(|| {
+            let py = slf.py();
+            let step = Step::Wake {
+                waiter: waiter.unbind(),
+                result: result.unbind(),
+                context: copy_current_context(py)?,
+            };
+            slf.get()
+                .loop_core()
+                .queue_step(py, slf.clone().unbind(), step)
         })
     }
 
