@@ -161,3 +161,14 @@ def test_failing_make_socket_transport_leaves_nothing_open(loop_factory, side):
     assert (side == "server") in made
     gc.collect()
     assert open_fds() <= fds_before
+
+
+def test_sock_calls_refuse_a_live_transports_fd(loop):
+    async def main():
+        server, srv, client = await connected_pair(loop)
+        sock = client.transport._sock
+        with pytest.raises(RuntimeError, match="is used by transport"):
+            await loop.sock_recv(sock, 1)
+        await shut(server, srv, client)
+
+    run(loop, main())

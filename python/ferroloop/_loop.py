@@ -258,6 +258,14 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
         self._transports = _ferroloop.TransportRegistry()
         _open_loops.add(self)
 
+    def _ensure_fd_no_transport(self, fd):
+        # An fd no transport holds, the usual case, is answered here: asyncio's own check
+        # raises and catches a KeyError for it, which costs more than the sock_* call or
+        # the connect it guards. Anything else gets asyncio's check and its error.
+        if type(fd) is int and self._transports.get(fd) is None:
+            return
+        super()._ensure_fd_no_transport(fd)
+
     def _make_self_pipe(self):
         super()._make_self_pipe()
         # The self-pipe only carries signal wake-ups (call_soon_threadsafe has an eventfd),

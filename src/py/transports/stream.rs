@@ -152,7 +152,7 @@ fn receiver_for(protocol: &Bound<'_, PyAny>) -> PyResult<Option<Receiver>> {
     } else {
         // A protocol without data_received fails when data arrives, as asyncio's does.
         Ok(protocol
-            .getattr("data_received")
+            .getattr(intern!(py, "data_received"))
             .ok()
             .map(|m| Receiver::Data(m.unbind())))
     }
