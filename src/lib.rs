@@ -30,6 +30,7 @@ fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py::sockaddr::_socket_names, m)?)?;
     m.add_function(wrap_pyfunction!(py::connect::_connect_stream, m)?)?;
     m.add_function(wrap_pyfunction!(py::connect::_socket_error, m)?)?;
+    m.add_function(wrap_pyfunction!(py::connect::_numeric_family, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "build_profile",

@@ -95,33 +95,16 @@ def _is_numeric(host, port):
 _CONNECT_PENDING = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY,
                               errno.EWOULDBLOCK, errno.EINTR})
 
-_STREAM_INFO = (socket.SOCK_STREAM, socket.IPPROTO_TCP, '')
-
-
-def _stream_ipaddr_info(host, port):
-    """``base_events._ipaddr_info(host, port, 0, SOCK_STREAM, 0)``. For the usual types (a
-    str host, an int port) it answers with fewer steps; the same inet_pton calls, in the
-    same order, decide."""
-    if type(host) is not str or type(port) is not int or '%' in host:
-        return base_events._ipaddr_info(host, port, 0, socket.SOCK_STREAM, 0)
-    try:
-        _inet_pton(_AF_INET, host)
-        return (socket.AF_INET, *_STREAM_INFO, (host, port))
-    except OSError:
-        pass
-    try:
-        _inet_pton(_AF_INET6, host)
-        return (socket.AF_INET6, *_STREAM_INFO, (host, port, 0, 0))
-    except OSError:
-        return None
-
-
-_inet_pton = socket.inet_pton
+_AF_INET = int(socket.AF_INET)
+_STREAM_NONBLOCK = int(socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+# The (family, type, proto) of the sockets create_connection's short path makes.
+_STREAM_KINDS = {
+    family: (family, _STREAM_NONBLOCK, socket.IPPROTO_TCP)
+    for family in (socket.AF_INET, socket.AF_INET6)
+}
 _connect_stream = _ferroloop._connect_stream
 _socket_error = _ferroloop._socket_error
-_STREAM_NONBLOCK = int(socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
-_AF_INET = int(socket.AF_INET)
-_AF_INET6 = int(socket.AF_INET6)
+_numeric_family = _ferroloop._numeric_family
 
 
 # create_connection's keyword-only options on the running CPython, with their defaults.
@@ -286,29 +269,37 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
         # and keeps per-address bookkeeping); they do what it does for them, step for
         # step. Anything else, and debug mode (which logs), is asyncio's own code.
         sock = options.pop('sock', None)
-        info = None
+        family = None
         if not self._debug and (not options or _only_defaults(options)):
             if sock is None:
-                info = _stream_ipaddr_info(host, port)
+                if type(host) is str and type(port) is int and '%' not in host:
+                    # asyncio's _ipaddr_info for the usual types, natively: inet_pton
+                    # decides, IPv4 first.
+                    family = _numeric_family(host)
+                else:
+                    info = base_events._ipaddr_info(host, port, 0, socket.SOCK_STREAM, 0)
+                    if info is not None:
+                        family, (host, port) = info[0], info[4][:2]
             elif (host is None and port is None and isinstance(sock, socket.socket)
                   and _raw_type(sock) == socket.SOCK_STREAM):
                 base_events._check_ssl_socket(sock)
                 return await self._create_connection_transport(
                     sock, protocol_factory, None, None)
-        if info is None:
+        if family is None:
             if sock is not None:
                 options['sock'] = sock
             return await super().create_connection(protocol_factory, host, port, **options)
-        family, _, proto, _, address = info
         # A bare non-blocking fd (socket.socket() plus connect_ex(), natively): a connect
         # in progress is the common outcome, and as an exception (BlockingIOError, its
         # message decoded from strerror) it would cost more than the rest of the call.
-        fd, err = _connect_stream(family, proto, address[0], address[1])
-        connecting = _Connecting(self, fd, (family, _STREAM_NONBLOCK, proto), address,
-                                 protocol_factory)
+        kind = _STREAM_KINDS[family]
+        fd, err = _connect_stream(family, kind[2], host, port)
+        address = (host, port) if family == _AF_INET else (host, port, 0, 0)
+        connecting = _Connecting(self, fd, kind, address, protocol_factory)
         try:
             if err in _CONNECT_PENDING:
-                self._ensure_fd_no_transport(fd)
+                if self._transports.get(fd) is not None:
+                    self._ensure_fd_no_transport(fd)  # raises, as sock_connect's would
                 self._add_writer(fd, connecting.connected)
             elif err:
                 raise OSError(err, os.strerror(err))

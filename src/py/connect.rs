@@ -58,6 +58,15 @@ fn start_connect(
     })
 }
 
+/// The family of a numeric host, as asyncio's `_ipaddr_info` decides it (`inet_pton`,
+/// IPv4 first, then IPv6); None for anything else (a name to resolve).
+#[pyfunction]
+pub fn _numeric_family(host: &str) -> Option<i32> {
+    [libc::AF_INET, libc::AF_INET6]
+        .into_iter()
+        .find(|&family| SockAddr::inet(family, host, 0).is_some())
+}
+
 /// `sock.getsockopt(SOL_SOCKET, SO_ERROR)` on a bare fd.
 #[pyfunction]
 pub fn _socket_error(fd: RawFd) -> PyResult<i32> {
