@@ -37,6 +37,10 @@ pub struct Acceptor {
     /// asyncio's `_set_nodelay` test, on the listener: a TCP socket whose proto is
     /// IPPROTO_TCP (one made by `socket.socket()`, proto 0, keeps Nagle on).
     nodelay: bool,
+    /// The sockname every accepted connection shares when the listener is bound to one
+    /// specific address (`SockAddr::is_specific`): made once, where asyncio asks each
+    /// connection's socket (a `getsockname` and a conversion per connection).
+    shared_sockname: Option<Py<PyAny>>,
     /// `make_transport(fd, protocol, waiter, extra, server, sockname, socket_args)`: a
     /// `SocketTransport` on the bare fd, which it takes over only if it returns. A
     /// sockname tells the transport its connection is set up (TCP_NODELAY included).
@@ -56,12 +60,18 @@ impl Acceptor {
         let family: i32 = listener.getattr("family")?.extract()?;
         let sock_type: i32 = listener.getattr("type")?.extract()?;
         let proto: i32 = listener.getattr("proto")?.extract()?;
+        let fd: RawFd = listener.call_method0("fileno")?.extract()?;
+        let shared_sockname = match sys::local_address(fd) {
+            Ok(addr) if addr.is_specific() => Some(sockaddr::to_python(py, &addr)?.unbind()),
+            _ => None,
+        };
         Ok(Acceptor {
             loop_: loop_.unbind(),
             protocol_factory: serving_args.get_item(0)?.unbind(),
             server: serving_args.get_item(3)?.unbind(),
             backlog: serving_args.get_item(4)?.extract()?,
-            fd: listener.call_method0("fileno")?.extract()?,
+            fd,
+            shared_sockname,
             socket_args: (family, sock_type | libc::SOCK_NONBLOCK, proto)
                 .into_pyobject(py)?
                 .unbind(),
@@ -113,6 +123,7 @@ impl Acceptor {
         visit.call(&self.protocol_factory)?;
         visit.call(&self.server)?;
         visit.call(&self.socket_args)?;
+        visit.call(&self.shared_sockname)?;
         visit.call(&self.make_transport)
     }
 }
@@ -148,9 +159,12 @@ impl Acceptor {
             in_context(context.bind(py), || {
                 let extra = PyDict::new(py);
                 extra.set_item(intern!(py, "peername"), sockaddr::to_python(py, peer)?)?;
-                let sockname = match sys::local_address(fd) {
-                    Ok(addr) => sockaddr::to_python(py, &addr)?,
-                    Err(_) => py.None().into_bound(py),
+                let sockname = match &self.shared_sockname {
+                    Some(shared) => shared.bind(py).clone(),
+                    None => match sys::local_address(fd) {
+                        Ok(addr) => sockaddr::to_python(py, &addr)?,
+                        Err(_) => py.None().into_bound(py),
+                    },
                 };
                 let protocol = self.protocol_factory.bind(py).call0()?;
                 self.make_transport.bind(py).call1((

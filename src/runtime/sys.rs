@@ -248,6 +248,27 @@ impl SockAddr {
         Some(addr)
     }
 
+    /// Whether this is one particular address rather than a wildcard (INADDR_ANY, `::`):
+    /// a listener bound to one gives every connection it accepts that same local
+    /// address. Unix addresses always are.
+    pub fn is_specific(&self) -> bool {
+        let base = (&self.storage as *const libc::sockaddr_storage).cast::<u8>();
+        match self.family() {
+            libc::AF_INET => {
+                // SAFETY: an AF_INET address in the (aligned, large enough) storage.
+                let sin = unsafe { &*base.cast::<libc::sockaddr_in>() };
+                sin.sin_addr.s_addr != 0
+            }
+            libc::AF_INET6 => {
+                // SAFETY: as above, for AF_INET6.
+                let sin6 = unsafe { &*base.cast::<libc::sockaddr_in6>() };
+                sin6.sin6_addr.s6_addr != [0; 16]
+            }
+            libc::AF_UNIX => true,
+            _ => false,
+        }
+    }
+
     pub fn family(&self) -> libc::c_int {
         self.storage.ss_family as libc::c_int
     }
@@ -343,4 +364,35 @@ pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
         )
     })
     .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inet_parses_as_inet_pton_does() {
+        assert!(SockAddr::inet(libc::AF_INET, "127.0.0.1", 80).is_some());
+        assert!(SockAddr::inet(libc::AF_INET, "::1", 80).is_none());
+        assert!(SockAddr::inet(libc::AF_INET6, "::1", 80).is_some());
+        assert!(SockAddr::inet(libc::AF_INET, "1.2.3", 80).is_none());
+        assert!(SockAddr::inet(libc::AF_INET, "1.2.3.4\0", 80).is_none());
+        let addr = SockAddr::inet(libc::AF_INET6, "fe80::1", 443).unwrap();
+        assert_eq!(addr.family(), libc::AF_INET6);
+        assert_eq!(addr.len as usize, std::mem::size_of::<libc::sockaddr_in6>());
+    }
+
+    #[test]
+    fn wildcard_addresses_are_not_specific() {
+        for (family, host, specific) in [
+            (libc::AF_INET, "127.0.0.1", true),
+            (libc::AF_INET, "0.0.0.0", false),
+            (libc::AF_INET6, "::1", true),
+            (libc::AF_INET6, "::", false),
+            (libc::AF_INET6, "::ffff:127.0.0.1", true),
+        ] {
+            let addr = SockAddr::inet(family, host, 8080).unwrap();
+            assert_eq!(addr.is_specific(), specific, "{host}");
+        }
+    }
 }
