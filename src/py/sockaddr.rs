@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 
 use crate::runtime::sys::{self, SockAddr};
 
@@ -23,7 +23,7 @@ pub fn to_python<'py>(py: Python<'py>, addr: &SockAddr) -> PyResult<Bound<'py, P
             // SAFETY: the kernel wrote an AF_INET address, so the storage (aligned and
             // large enough for any address) holds a sockaddr_in.
             let a = unsafe { &*base.cast::<libc::sockaddr_in>() };
-            let host = ipv4_text(a.sin_addr.s_addr.to_ne_bytes());
+            let host = ascii_str(py, &ipv4_text(a.sin_addr.s_addr.to_ne_bytes()))?;
             Ok((host, u16::from_be(a.sin_port))
                 .into_pyobject(py)?
                 .into_any())
@@ -31,7 +31,7 @@ pub fn to_python<'py>(py: Python<'py>, addr: &SockAddr) -> PyResult<Bound<'py, P
         libc::AF_INET6 => {
             // SAFETY: as above, for an AF_INET6 address and sockaddr_in6.
             let a = unsafe { &*base.cast::<libc::sockaddr_in6>() };
-            let host = ipv6_text(Ipv6Addr::from(a.sin6_addr.s6_addr));
+            let host = ascii_str(py, &ipv6_text(Ipv6Addr::from(a.sin6_addr.s6_addr)))?;
             Ok((
                 host,
                 u16::from_be(a.sin6_port),
@@ -84,6 +84,25 @@ pub fn _socket_names(py: Python<'_>, fd: i32) -> PyResult<Option<(Py<PyAny>, Py<
         return Ok(None);
     };
     Ok(Some((local, peer)))
+}
+
+/// A `str` of ASCII text, built directly: `PyString::new` first decodes the text as UTF-8,
+/// twice the cost of the rest of a peername.
+fn ascii_str<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyString>> {
+    debug_assert!(text.is_ascii());
+    let len = text.len() as pyo3::ffi::Py_ssize_t;
+    // SAFETY: PyUnicode_New returns a new compact string of `len` one-byte (ASCII, max
+    // char 127) characters, or NULL with an exception set. Its data is filled with exactly
+    // `len` ASCII bytes before the object is handed to anyone.
+    unsafe {
+        let obj = pyo3::ffi::PyUnicode_New(len, 127);
+        if obj.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let data = pyo3::ffi::PyUnicode_DATA(obj).cast::<u8>();
+        std::ptr::copy_nonoverlapping(text.as_ptr(), data, text.len());
+        Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked())
+    }
 }
 
 /// Dotted decimal, written directly: `Ipv4Addr`'s Display goes through the formatting

@@ -212,7 +212,13 @@ impl SockAddr {
     /// An IPv4 or IPv6 address from its text form, parsed by glibc's `inet_pton` as
     /// CPython's socket module parses it; None when `host` is not one.
     pub fn inet(family: libc::c_int, host: &str, port: u16) -> Option<SockAddr> {
-        let text = std::ffi::CString::new(host).ok()?;
+        // NUL-terminated on the stack: the longest numeric address (an IPv6 one with an
+        // embedded IPv4 part) is 45 characters, and anything with a NUL is no address.
+        let mut text = [0u8; 64];
+        if host.len() >= text.len() || host.as_bytes().contains(&0) {
+            return None;
+        }
+        text[..host.len()].copy_from_slice(host.as_bytes());
         let mut addr = SockAddr::empty();
         let base = (&mut addr.storage as *mut libc::sockaddr_storage).cast::<u8>();
         let (dst, len) = match family {
@@ -241,7 +247,7 @@ impl SockAddr {
         };
         // SAFETY: `text` is NUL-terminated and `dst` points at the address field of the
         // family's struct inside `addr`, which is large enough for that family.
-        if unsafe { inet_pton(family, text.as_ptr(), dst) } != 1 {
+        if unsafe { inet_pton(family, text.as_ptr().cast(), dst) } != 1 {
             return None;
         }
         addr.len = len as libc::socklen_t;
