@@ -24,12 +24,12 @@ fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::handles::TimerHandle>()?;
     m.add_class::<py::transports::StreamTransport>()?;
     m.add_class::<py::server::Acceptor>()?;
+    m.add_class::<py::connect::Connector>()?;
     m.add_class::<py::transports::TransportRegistry>()?;
     m.add_class::<py::transports::NativeMethod>()?;
     m.add_function(wrap_pyfunction!(_check_panic_boundary, m)?)?;
     m.add_function(wrap_pyfunction!(py::sockaddr::_socket_names, m)?)?;
     m.add_function(wrap_pyfunction!(py::connect::_connect_stream, m)?)?;
-    m.add_function(wrap_pyfunction!(py::connect::_socket_error, m)?)?;
     m.add_function(wrap_pyfunction!(py::connect::_numeric_family, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(

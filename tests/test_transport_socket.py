@@ -172,3 +172,32 @@ def test_sock_calls_refuse_a_live_transports_fd(loop):
         await shut(server, srv, client)
 
     run(loop, main())
+
+
+class NotAProtocol:
+    """Has data_received but no connection_made: the transport fails to set up."""
+
+    def data_received(self, data):
+        pass
+
+
+def test_transport_failing_to_set_up_closes_its_fd_once(loop):
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(AttributeError, match="connection_made"):
+            await loop.create_connection(NotAProtocol, "127.0.0.1", port)
+        # Had the fd been closed twice, the second close could have hit this socket.
+        probe = socket.socket()
+        try:
+            gc.collect()
+            probe.getsockname()
+        finally:
+            probe.close()
+        server.close()
+        await server.wait_closed()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        run(loop, main())
+        gc.collect()

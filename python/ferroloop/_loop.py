@@ -18,7 +18,7 @@ import socket
 import sys
 import threading
 import weakref
-from asyncio import base_events, constants, events, futures, trsock
+from asyncio import base_events, constants, events, trsock
 from asyncio import unix_events
 
 from . import _ferroloop
@@ -103,7 +103,6 @@ _STREAM_KINDS = {
     for family in (socket.AF_INET, socket.AF_INET6)
 }
 _connect_stream = _ferroloop._connect_stream
-_socket_error = _ferroloop._socket_error
 _numeric_family = _ferroloop._numeric_family
 
 
@@ -121,7 +120,8 @@ def _only_defaults(options):
                for name, value in options.items())
 
 
-def _transport_on_fd(loop, fd, sock_args, protocol, waiter=None, extra=None, server=None):
+def _transport_on_fd(loop, fd, protocol, waiter=None, extra=None, server=None, *,
+                     sock_args):
     """A transport on a bare fd made by a subclass's _make_socket_transport, which takes a
     socket object. If it raises, the fd is still the caller's to close."""
     sock = socket.socket(*sock_args, fd)
@@ -130,84 +130,6 @@ def _transport_on_fd(loop, fd, sock_args, protocol, waiter=None, extra=None, ser
     except BaseException:
         sock.detach()
         raise
-
-
-class _Connecting:
-    """A connect in progress on create_connection's short path.
-
-    asyncio waits for the socket to connect (sock_connect), then resumes the caller to make
-    the protocol and transport, and waits again for connection_made. Here the writer
-    callback makes them as soon as the socket connects, so the caller resumes once, with
-    the result: as many steps in the same order, one task wake-up fewer (callgrind: about
-    15 % of a client connection). What is created is kept, so a cancelled caller closes it.
-
-    The socket is a bare fd (src/py/connect.rs), handed to the transport, which makes the
-    socket object only if asked for it; until then this object owns the fd.
-    """
-
-    __slots__ = ('loop', 'fd', 'sock_args', 'address', 'protocol_factory', 'fut',
-                 'transport')
-
-    def __init__(self, loop, fd, sock_args, address, protocol_factory):
-        self.loop = loop
-        self.fd = fd
-        self.sock_args = sock_args
-        self.address = address
-        self.protocol_factory = protocol_factory
-        self.fut = loop.create_future()
-        self.transport = None
-
-    def connected(self):
-        # The writer callback: asyncio's _sock_connect_cb, then what follows it.
-        fut, fd = self.fut, self.fd
-        if fut.done():
-            # Cancelled, possibly on an earlier pass: the caller cleans up.
-            return
-        try:
-            err = _socket_error(fd)
-            if err != 0:
-                raise OSError(err, f'Connect call failed {self.address}')
-        except (BlockingIOError, InterruptedError):
-            return  # still connecting: the writer stays registered
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.loop._remove_writer(fd)
-            fut.set_exception(exc)
-            return
-        self.loop._remove_writer(fd)
-        self.start()
-
-    def start(self):
-        # asyncio's _create_connection_transport, less the wait for connection_made: the
-        # result is set after it, as asyncio's waiter is.
-        fut, loop = self.fut, self.loop
-        native = type(loop)._make_socket_transport is Loop._make_socket_transport
-        try:
-            protocol = self.protocol_factory()
-            if native:
-                transport = SocketTransport(loop, self.fd, protocol, sock_args=self.sock_args)
-            else:
-                transport = _transport_on_fd(loop, self.fd, self.sock_args, protocol)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-            return
-        self.fd = -1  # the transport's now
-        self.transport = transport
-        if native:
-            transport._core._wake_soon(fut, (transport, protocol))
-        else:
-            loop.call_soon(futures._set_result_unless_cancelled, fut, (transport, protocol))
-
-    def abandon(self):
-        if self.transport is not None:
-            self.transport.close()
-        elif self.fd != -1:
-            self.loop._remove_writer(self.fd)
-            os.close(self.fd)
-            self.fd = -1
 
 
 def _run_if_not_cancelled(handle):
@@ -295,12 +217,16 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
         kind = _STREAM_KINDS[family]
         fd, err = _connect_stream(family, kind[2], host, port)
         address = (host, port) if family == _AF_INET else (host, port, 0, 0)
-        connecting = _Connecting(self, fd, kind, address, protocol_factory)
+        # The writer callback makes the protocol and transport as soon as the socket
+        # connects and wakes the caller once, with both (src/py/connect.rs).
+        native = type(self)._make_socket_transport is Loop._make_socket_transport
+        connecting = _ferroloop.Connector(self, fd, kind, address, protocol_factory,
+                                          SocketTransport if native else _transport_on_fd)
         try:
             if err in _CONNECT_PENDING:
                 if self._transports.get(fd) is not None:
                     self._ensure_fd_no_transport(fd)  # raises, as sock_connect's would
-                self._add_writer(fd, connecting.connected)
+                self._add_writer(fd, connecting)
             elif err:
                 raise OSError(err, os.strerror(err))
             else:
@@ -325,7 +251,8 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
             make_transport = functools.partial(SocketTransport, self)
         else:
             def make_transport(fd, protocol, waiter, extra, server, sockname, sock_args):
-                return _transport_on_fd(self, fd, sock_args, protocol, waiter, extra, server)
+                return _transport_on_fd(self, fd, protocol, waiter, extra, server,
+                                        sock_args=sock_args)
         self._add_reader(sock.fileno(),
                          _ferroloop.Acceptor(self, serving_args, make_transport))
 

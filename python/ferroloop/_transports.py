@@ -91,8 +91,8 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
                  sockname=_UNKNOWN, sock_args=None):
         # `sock` is a socket object, or, given `sock_args`, a bare fd: a connection the
         # loop made or accepted natively, whose socket object is made only if asked for
-        # (see _sock). The native half takes such an fd over once it exists; a caller
-        # whose transport failed before that still owns it.
+        # (see _sock). The native half takes such an fd over at the end of set-up; a
+        # caller whose transport failed before that still owns it.
         #
         # Not the mixin's __init__: the native half owns the flow-control state. What
         # BaseTransport.__init__ and TransportSocket.__init__ do, inline: two Python frames

@@ -7,11 +7,21 @@
 //! `socket.socket()`, `connect_ex()` and `getsockopt(SO_ERROR)` did there, natively.
 
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
+use std::sync::Mutex;
 
-use pyo3::exceptions::{PyOSError, PyOverflowError};
+use pyo3::exceptions::{PyBlockingIOError, PyInterruptedError, PyOSError, PyOverflowError};
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use super::errors::{os_error, shield};
+use super::event_loop::LoopCore;
+use super::handles::is_exit;
+use super::io::Direction;
+use super::pyapi;
+use super::transports::StreamTransport;
 use crate::runtime::sys::{self, SockAddr};
 
 /// A non-blocking stream socket of `family`/`proto`, connecting to `(host, port)`:
@@ -67,8 +77,186 @@ pub fn _numeric_family(host: &str) -> Option<i32> {
         .find(|&family| SockAddr::inet(family, host, 0).is_some())
 }
 
-/// `sock.getsockopt(SOL_SOCKET, SO_ERROR)` on a bare fd.
-#[pyfunction]
-pub fn _socket_error(fd: RawFd) -> PyResult<i32> {
-    shield(|| sys::socket_error(fd).map_err(os_error))
+/// A connect in progress, and the writer callback that finishes it.
+///
+/// asyncio waits for the socket to connect (`sock_connect`), then resumes the caller to
+/// make the protocol and transport, and waits again for `connection_made`. Here the writer
+/// callback makes them as soon as the socket connects and wakes the caller once, with the
+/// result: as many steps in the same order, one task wake-up fewer. What it made is kept,
+/// so a cancelled caller closes it (`abandon`). Until a transport takes the fd over, the
+/// connector owns it.
+#[pyclass(frozen, module = "ferroloop._ferroloop")]
+pub struct Connector {
+    loop_: Py<LoopCore>,
+    /// The bare fd; -1 once a transport has it or it is closed.
+    fd: AtomicI32,
+    /// The socket's (family, type, proto), for the transport.
+    kind: Py<PyAny>,
+    /// The address, as asyncio's error message names it.
+    address: Py<PyAny>,
+    protocol_factory: Py<PyAny>,
+    /// `make_transport(loop, fd, protocol, sock_args=kind)`.
+    make_transport: Py<PyAny>,
+    fut: Py<PyAny>,
+    transport: Mutex<Option<Py<PyAny>>>,
+}
+
+#[pymethods]
+impl Connector {
+    #[new]
+    fn new(
+        r#loop: Bound<'_, LoopCore>,
+        fd: RawFd,
+        kind: Bound<'_, PyAny>,
+        address: Bound<'_, PyAny>,
+        protocol_factory: Bound<'_, PyAny>,
+        make_transport: Bound<'_, PyAny>,
+    ) -> PyResult<Connector> {
+        shield(|| {
+            let fut = r#loop.call_method0(intern!(r#loop.py(), "create_future"))?;
+            Ok(Connector {
+                loop_: r#loop.unbind(),
+                fd: AtomicI32::new(fd),
+                kind: kind.unbind(),
+                address: address.unbind(),
+                protocol_factory: protocol_factory.unbind(),
+                make_transport: make_transport.unbind(),
+                fut: fut.unbind(),
+                transport: Mutex::new(None),
+            })
+        })
+    }
+
+    /// What the caller awaits: `(transport, protocol)`.
+    #[getter]
+    fn fut(&self, py: Python<'_>) -> Py<PyAny> {
+        self.fut.clone_ref(py)
+    }
+
+    /// The writer callback: asyncio's `_sock_connect_cb`, then what follows it.
+    fn __call__(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| {
+            let py = slf.py();
+            let this = slf.get();
+            let fut = this.fut.bind(py);
+            let fd = this.fd.load(Relaxed);
+            if fd < 0 || fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+                // Cancelled, possibly on an earlier pass: the caller cleans up.
+                return Ok(());
+            }
+            let failed = match sys::socket_error(fd) {
+                Ok(0) => None,
+                Ok(err) => {
+                    let message = format!("Connect call failed {}", this.address.bind(py));
+                    Some(PyOSError::new_err((err, message)))
+                }
+                Err(err) => Some(os_error(err)),
+            };
+            if let Some(err) = failed {
+                if err.is_instance_of::<PyBlockingIOError>(py)
+                    || err.is_instance_of::<PyInterruptedError>(py)
+                {
+                    return Ok(()); // still connecting: the writer stays registered
+                }
+                this.loop_.get().unregister(py, fd, Direction::Write)?;
+                return fut
+                    .call_method1(intern!(py, "set_exception"), (err,))
+                    .map(drop);
+            }
+            this.loop_.get().unregister(py, fd, Direction::Write)?;
+            Self::start(slf)
+        })
+    }
+
+    /// asyncio's `_create_connection_transport`, less the wait for `connection_made`: the
+    /// result is set after it, as asyncio's waiter is.
+    fn start(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| {
+            let py = slf.py();
+            let this = slf.get();
+            let fut = this.fut.bind(py);
+            let made = this.protocol_factory.bind(py).call0().and_then(|protocol| {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item(intern!(py, "sock_args"), this.kind.bind(py))?;
+                let transport = this.make_transport.bind(py).call(
+                    (this.loop_.bind(py), this.fd.load(Relaxed), &protocol),
+                    Some(&kwargs),
+                )?;
+                Ok((transport, protocol))
+            });
+            let (transport, protocol) = match made {
+                Ok(made) => made,
+                Err(err) if is_exit(py, &err) => return Err(err),
+                Err(err) => {
+                    return fut
+                        .call_method1(intern!(py, "set_exception"), (err.value(py),))
+                        .map(drop)
+                }
+            };
+            this.fd.store(-1, Relaxed); // the transport's now
+            *lock(&this.transport) = Some(transport.clone().unbind());
+            let result = PyTuple::new(py, [&transport, &protocol])?;
+            match transport
+                .getattr(intern!(py, "_core"))
+                .ok()
+                .and_then(|core| core.cast_into::<StreamTransport>().ok())
+            {
+                Some(core) => StreamTransport::wake_soon(&core, fut, &result),
+                None => this
+                    .loop_
+                    .bind(py)
+                    .call_method1(
+                        intern!(py, "call_soon"),
+                        (pyapi::set_result_unless_cancelled(py)?, fut, result),
+                    )
+                    .map(drop),
+            }
+        })
+    }
+
+    /// The caller gave up (cancelled, or failed): close what exists.
+    fn abandon(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| {
+            let py = slf.py();
+            let this = slf.get();
+            let transport = lock(&this.transport).take();
+            if let Some(transport) = transport {
+                return transport.call_method0(py, intern!(py, "close")).map(drop);
+            }
+            let fd = this.fd.swap(-1, Relaxed);
+            if fd >= 0 {
+                this.loop_.get().unregister(py, fd, Direction::Write)?;
+                sys::close(fd);
+            }
+            Ok(())
+        })
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.loop_)?;
+        visit.call(&self.kind)?;
+        visit.call(&self.address)?;
+        visit.call(&self.protocol_factory)?;
+        visit.call(&self.make_transport)?;
+        visit.call(&self.fut)?;
+        if let Ok(transport) = self.transport.try_lock() {
+            visit.call(&*transport)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Connector {
+    fn drop(&mut self) {
+        // Never handed over nor abandoned (the caller's frame vanished): close it rather
+        // than leak it.
+        let fd = *self.fd.get_mut();
+        if fd >= 0 {
+            sys::close(fd);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

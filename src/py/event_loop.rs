@@ -527,7 +527,12 @@ impl LoopCore {
     }
 
     /// Clears the reader or writer of `fd`, cancelling a Handle; whether there was one.
-    fn unregister(&self, py: Python<'_>, fd: RawFd, direction: Direction) -> PyResult<bool> {
+    pub(crate) fn unregister(
+        &self,
+        py: Python<'_>,
+        fd: RawFd,
+        direction: Direction,
+    ) -> PyResult<bool> {
         let old = {
             let mut core = self.core(py);
             let core = &mut *core;

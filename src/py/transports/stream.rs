@@ -71,6 +71,9 @@ impl Receiver {
 
 /// What holds the transport's fd.
 enum Endpoint {
+    /// A bare fd still its caller's, until set-up succeeds (`_schedule_connection_made`):
+    /// a transport that fails to set up leaves the caller to close it.
+    Lent,
     /// A bare fd the transport owns and closes; its socket object is made if asked for.
     Fd,
     /// The socket object, which owns the fd: the transport closes it.
@@ -577,6 +580,23 @@ impl StreamTransport {
         }
     }
 
+    /// `call_soon(futures._set_result_unless_cancelled, waiter, result)`, queued as a step.
+    pub(crate) fn wake_soon(
+        slf: &Bound<'_, Self>,
+        waiter: &Bound<'_, PyAny>,
+        result: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let step = Step::Wake {
+            waiter: waiter.clone().unbind(),
+            result: result.clone().unbind(),
+            context: copy_current_context(py)?,
+        };
+        slf.get()
+            .loop_core()
+            .queue_step(py, slf.clone().unbind(), step)
+    }
+
     fn close_endpoint(&self, py: Python<'_>) -> PyResult<()> {
         let endpoint = std::mem::replace(&mut self.state().endpoint, Endpoint::Closed);
         match endpoint {
@@ -585,7 +605,7 @@ impl StreamTransport {
                 Ok(())
             }
             Endpoint::Socket(sock) => sock.call_method0(py, intern!(py, "close")).map(drop),
-            Endpoint::Closed => Ok(()),
+            Endpoint::Lent | Endpoint::Closed => Ok(()),
         }
     }
 
@@ -919,7 +939,7 @@ impl Drop for StreamTransport {
 impl StreamTransport {
     /// The native half of `shell` on `fd`. `sock` is the socket object that owns the fd;
     /// without one, `sock_args` gives the kind of socket the bare fd is, and the transport
-    /// takes the fd over from the moment it exists.
+    /// takes the fd over once set up (`_schedule_connection_made`).
     #[new]
     #[pyo3(signature = (r#loop, fd, protocol, shell, sock=None, sock_args=None))]
     fn py_new(
@@ -938,7 +958,7 @@ impl StreamTransport {
                 .unbind();
             let endpoint = match (sock, &sock_args) {
                 (Some(sock), _) => Endpoint::Socket(sock.unbind()),
-                (None, Some(_)) => Endpoint::Fd,
+                (None, Some(_)) => Endpoint::Lent,
                 (None, None) => {
                     return Err(PyTypeError::new_err(
                         "a socket object or its kind is required",
@@ -1270,28 +1290,14 @@ impl StreamTransport {
             let context = copy_current_context(py)?;
             loop_.queue_step(py, slf.clone().unbind(), Step::StartReading { context })?;
             if let Some(waiter) = waiter {
-                Self::_wake_soon(slf, waiter, py.None().into_bound(py))?;
+                Self::wake_soon(slf, &waiter, &py.None().into_bound(py))?;
+            }
+            // Set up: a bare fd is the transport's from here on.
+            let mut st = this.state();
+            if matches!(st.endpoint, Endpoint::Lent) {
+                st.endpoint = Endpoint::Fd;
             }
             Ok(())
-        })
-    }
-
-    /// `call_soon(futures._set_result_unless_cancelled, waiter, result)`.
-    fn _wake_soon(
-        slf: &Bound<'_, Self>,
-        waiter: Bound<'_, PyAny>,
-        result: Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        shield(|| {
-            let py = slf.py();
-            let step = Step::Wake {
-                waiter: waiter.unbind(),
-                result: result.unbind(),
-                context: copy_current_context(py)?,
-            };
-            slf.get()
-                .loop_core()
-                .queue_step(py, slf.clone().unbind(), step)
         })
     }
 
@@ -1302,7 +1308,7 @@ impl StreamTransport {
         shield(|| {
             let existing = match &self.state().endpoint {
                 Endpoint::Socket(sock) => Some(Some(sock.clone_ref(py))),
-                Endpoint::Closed => Some(None),
+                Endpoint::Lent | Endpoint::Closed => Some(None),
                 Endpoint::Fd => None,
             };
             if let Some(existing) = existing {
@@ -1336,7 +1342,7 @@ impl StreamTransport {
     /// Whether the transport still holds an open socket (closed by connection_lost).
     #[getter]
     fn _socket_open(&self) -> bool {
-        !matches!(self.state().endpoint, Endpoint::Closed)
+        !matches!(self.state().endpoint, Endpoint::Lent | Endpoint::Closed)
     }
 
     #[getter]
