@@ -6,10 +6,13 @@ handler (tests that expect one take it from `loop.handler_calls`) or leaked an f
 """
 
 import asyncio
+import contextlib
 import gc
 import os
+import socket
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -26,6 +29,27 @@ LOOP_FACTORIES = {
 
 def open_fds():
     return set(os.listdir("/proc/self/fd"))
+
+
+@contextlib.contextmanager
+def resource_warnings_collected():
+    """Runs the block, then collects garbage, ignoring ResourceWarnings: for tests of
+    connections asyncio leaves to the garbage collector."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        yield
+        gc.collect()
+
+
+def check_fd_reuse_is_safe():
+    """Had an fd been closed twice, the second close (in a finalizer the collection runs)
+    could hit the socket that now has its number."""
+    probe = socket.socket()
+    try:
+        gc.collect()
+        probe.getsockname()
+    finally:
+        probe.close()
 
 
 @pytest.fixture(params=sorted(LOOP_FACTORIES))

@@ -10,6 +10,8 @@ import warnings
 
 import pytest
 
+from conftest import resource_warnings_collected
+
 TIMEOUT = 30
 
 
@@ -203,10 +205,8 @@ def test_debug_mode_reports_a_failing_protocol_factory(loop):
         server.close()
         await server.wait_closed()
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
+    with resource_warnings_collected():
         run(loop, main())
-        gc.collect()
     calls, loop.handler_calls = loop.handler_calls, []
     assert [c["message"] for c in calls] == [
         "Error on transport creation for incoming connection"]

@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 
-from conftest import open_fds
+from conftest import check_fd_reuse_is_safe, open_fds, resource_warnings_collected
 from test_transports import Peer, connected_pair, run, shut
 
 
@@ -67,14 +67,7 @@ def test_socket_object_made_mid_connection_is_closed_with_the_transport(loop):
         fd = raw.fileno()
         await shut(server, srv, client)
         assert raw.fileno() == -1
-        # The fd number is free for reuse, and reusing it is safe.
-        probe = socket.socket()
-        try:
-            gc.collect()
-            assert probe.fileno() >= 0
-            probe.getsockname()
-        finally:
-            probe.close()
+        check_fd_reuse_is_safe()
         return fd
 
     run(loop, main())
@@ -152,10 +145,8 @@ def test_failing_make_socket_transport_leaves_nothing_open(loop_factory, side):
             server.close()
             await server.wait_closed()
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
+        with resource_warnings_collected():
             run(loop, main())
-            gc.collect()
     finally:
         loop.close()
     assert (side == "server") in made
@@ -187,17 +178,9 @@ def test_transport_failing_to_set_up_closes_its_fd_once(loop):
         port = server.sockets[0].getsockname()[1]
         with pytest.raises(AttributeError, match="connection_made"):
             await loop.create_connection(NotAProtocol, "127.0.0.1", port)
-        # Had the fd been closed twice, the second close could have hit this socket.
-        probe = socket.socket()
-        try:
-            gc.collect()
-            probe.getsockname()
-        finally:
-            probe.close()
+        check_fd_reuse_is_safe()
         server.close()
         await server.wait_closed()
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
+    with resource_warnings_collected():
         run(loop, main())
-        gc.collect()
