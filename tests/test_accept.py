@@ -264,8 +264,9 @@ def test_a_subclass_make_socket_transport_is_used(loop_factory, loop_name):
 
 
 def test_transport_registry_behaves_as_a_weak_value_dictionary():
-    """loop._transports is native on ferroloop; for the operations asyncio performs it
-    must answer exactly as the stdlib's WeakValueDictionary does."""
+    """loop._transports is native on ferroloop; for the operations asyncio performs, and
+    the views a debugging tool reads, it must answer as the stdlib's WeakValueDictionary
+    does."""
     import weakref
 
     from ferroloop import _ferroloop
@@ -297,6 +298,12 @@ def test_transport_registry_behaves_as_a_weak_value_dictionary():
         mapping[7] = a
         del mapping[7]
         out.append((7 in mapping, sorted(mapping), len(mapping)))
+        c = T()
+        mapping[5] = a
+        mapping[1] = c
+        names = {id(a): "a", id(c): "c"}
+        out.append((sorted(mapping.keys()), sorted(names[id(v)] for v in mapping.values()),
+                    sorted((k, names[id(v)]) for k, v in mapping.items())))
         return out
 
     assert script(_ferroloop.TransportRegistry()) == script(weakref.WeakValueDictionary())

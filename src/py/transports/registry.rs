@@ -3,8 +3,10 @@
 //!
 //! asyncio keeps a `weakref.WeakValueDictionary`, whose set and removal run four Python
 //! frames per connection. This is the same mapping for the operations asyncio performs
-//! (`[fd]`, `get`, `[fd] = t`, `del [fd]`, `in`, `len`): values are held weakly, through
-//! callback-free weak references, and an entry whose transport is gone reads as absent.
+//! (`[fd]`, `get`, `[fd] = t`, `del [fd]`, `in`, `len`), and for the views a debugging
+//! tool reads (`keys`, `values`, `items`, iteration, in fd order): values are held
+//! weakly, through callback-free weak references, and an entry whose transport is gone
+//! reads as absent.
 
 use std::collections::HashMap;
 
@@ -99,6 +101,19 @@ impl TransportRegistry {
         fds.retain(|&fd| self.lookup(py, fd).is_some());
         fds.sort_unstable();
         fds
+    }
+
+    /// The live transports, in fd order.
+    fn values<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyAny>> {
+        self.items(py).into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// `(fd, transport)` for each live transport, in fd order.
+    fn items<'py>(&self, py: Python<'py>) -> Vec<(i64, Bound<'py, PyAny>)> {
+        self.keys(py)
+            .into_iter()
+            .filter_map(|fd| self.lookup(py, fd).map(|t| (fd, t)))
+            .collect()
     }
 
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
