@@ -224,8 +224,7 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
                                           SocketTransport if native else _transport_on_fd)
         try:
             if err in _CONNECT_PENDING:
-                if self._transports.get(fd) is not None:
-                    self._ensure_fd_no_transport(fd)  # raises, as sock_connect's would
+                self._ensure_fd_no_transport(fd)  # as sock_connect does
                 self._add_writer(fd, connecting)
             elif err:
                 raise OSError(err, os.strerror(err))

@@ -411,9 +411,7 @@ impl LoopCore {
             return Err(PyTypeError::new_err("delay must not be None"));
         }
         let when = clock::monotonic() + seconds(&delay)?;
-        slf.get().check_closed()?;
-        Self::check_callback(slf, &callback, "call_at", true)?;
-        Self::schedule_at(slf, when, callback, args, context)
+        Self::schedule_checked_at(slf, when, callback, args, context)
     }
 
     /// `call_at`, whose entry point is in `fastcall.rs`.
@@ -428,6 +426,19 @@ impl LoopCore {
             return Err(PyTypeError::new_err("when cannot be None"));
         }
         let when = seconds(&when)?;
+        Self::schedule_checked_at(slf, when, callback, args, context)
+    }
+
+    /// What `call_later` and `call_at` share once `when` is known: asyncio's checks (both
+    /// name `call_at` in their errors, as asyncio's `call_later` calls `call_at`), then
+    /// the TimerHandle.
+    fn schedule_checked_at(
+        slf: &Bound<'_, Self>,
+        when: f64,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<TimerHandle>> {
         slf.get().check_closed()?;
         Self::check_callback(slf, &callback, "call_at", true)?;
         Self::schedule_at(slf, when, callback, args, context)

@@ -198,7 +198,6 @@ unsafe fn parse<'py, const N: usize>(
     }
     Ok(Arguments {
         leading: std::array::from_fn(item),
-        // Most callbacks take no arguments: the empty tuple is a shared singleton.
         // Most callbacks take no arguments (the empty tuple is a shared singleton), and the
         // C Task's and Future's take one.
         rest: match nargs - N {

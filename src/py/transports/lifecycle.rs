@@ -37,6 +37,17 @@ pub(crate) enum Step {
     Lost { exc: Py<PyAny>, context: Py<PyAny> },
 }
 
+/// `futures._set_result_unless_cancelled`.
+fn set_result_unless_cancelled(waiter: &Bound<'_, PyAny>, result: &Py<PyAny>) -> PyResult<()> {
+    let py = waiter.py();
+    if waiter.call_method0(intern!(py, "cancelled"))?.is_truthy()? {
+        return Ok(());
+    }
+    waiter
+        .call_method1(intern!(py, "set_result"), (result,))
+        .map(drop)
+}
+
 impl Step {
     pub(crate) fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         match self {
@@ -82,14 +93,7 @@ impl Step {
                 StreamTransport::start_reading_in(transport, context.clone_ref(py))
             }
             Step::Wake { waiter, result, .. } => {
-                let waiter = waiter.bind(py);
-                if waiter.call_method0(intern!(py, "cancelled"))?.is_truthy()? {
-                    Ok(())
-                } else {
-                    waiter
-                        .call_method1(intern!(py, "set_result"), (result,))
-                        .map(drop)
-                }
+                set_result_unless_cancelled(waiter.bind(py), result)
             }
             Step::Lost { exc, context } => in_context(context.bind(py), || {
                 transport.get().call_connection_lost(py, exc.bind(py))

@@ -542,42 +542,40 @@ impl StreamTransport {
         py: Python<'_>,
         exc: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        {
-            let (protocol, waiter, shell, rest) = {
-                let mut st = self.state();
-                let connected = st.protocol_connected;
-                let protocol = st.protocol.take().filter(|_| connected);
-                let rest = (
-                    st.receiver.take(),
-                    st.read_context.take(),
-                    st.write_context.take(),
-                );
-                (
-                    protocol,
-                    st.empty_waiter.as_ref().map(|w| w.clone_ref(py)),
-                    st.shell.take(),
-                    rest,
-                )
-            };
-            drop(rest);
-            let told = match protocol {
-                Some(protocol) => protocol
-                    .call_method1(py, intern!(py, "connection_lost"), (exc,))
-                    .map(drop),
-                None => Ok(()),
-            };
-            // The `finally` of asyncio's method: its error, if any, is the one raised.
-            self.close_endpoint(py)?;
-            if let Some(shell) = shell {
-                release_shell(shell.bind(py))?;
-            }
-            told?;
-            if let Some(waiter) = waiter {
-                let err = PyConnectionError::new_err("Connection is closed by peer");
-                waiter.call_method1(py, intern!(py, "set_exception"), (err,))?;
-            }
-            Ok(())
+        let (protocol, waiter, shell, rest) = {
+            let mut st = self.state();
+            let connected = st.protocol_connected;
+            let protocol = st.protocol.take().filter(|_| connected);
+            let rest = (
+                st.receiver.take(),
+                st.read_context.take(),
+                st.write_context.take(),
+            );
+            (
+                protocol,
+                st.empty_waiter.as_ref().map(|w| w.clone_ref(py)),
+                st.shell.take(),
+                rest,
+            )
+        };
+        drop(rest);
+        let told = match protocol {
+            Some(protocol) => protocol
+                .call_method1(py, intern!(py, "connection_lost"), (exc,))
+                .map(drop),
+            None => Ok(()),
+        };
+        // The `finally` of asyncio's method: its error, if any, is the one raised.
+        self.close_endpoint(py)?;
+        if let Some(shell) = shell {
+            release_shell(shell.bind(py))?;
         }
+        told?;
+        if let Some(waiter) = waiter {
+            let err = PyConnectionError::new_err("Connection is closed by peer");
+            waiter.call_method1(py, intern!(py, "set_exception"), (err,))?;
+        }
+        Ok(())
     }
 
     /// `call_soon(futures._set_result_unless_cancelled, waiter, result)`, queued as a step.
@@ -908,12 +906,7 @@ pub(crate) fn event_handle<'py>(
         }
     };
     let callback = transport.getattr(name)?;
-    let loop_ = transport
-        .get()
-        .loop_
-        .clone_ref(py)
-        .into_bound(py)
-        .into_any();
+    let loop_ = transport.get().loop_any(py);
     let handle = Handle::create(
         callback,
         PyTuple::empty(py),
