@@ -26,6 +26,20 @@ def test_unclosed_loop_is_collected(loop_factory):
     assert open_fds() == before
 
 
+def test_unclosed_loop_that_ran_callbacks_is_collected(loop_factory):
+    # ferroloop keeps the objects of handles that have run, to refill them: they refer
+    # to the loop, which must still be found to be garbage.
+    def make():
+        loop = loop_factory()
+        for _ in range(100):
+            loop.call_soon(int)
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        return weakref.ref(loop)
+
+    collect(make())
+
+
 def test_unclosed_loop_in_a_cycle_with_its_handles_is_collected(loop_factory):
     gc.collect()
     before = open_fds()

@@ -5,6 +5,7 @@ import contextvars
 import sys
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -159,6 +160,53 @@ def test_cancelled_handles_do_not_run(loop):
     assert h1._callback is None and h1._args is None
     loop.run_until_complete(asyncio.sleep(0.01))
     assert out == []
+
+
+def test_each_call_soon_returns_a_fresh_handle(loop):
+    # ferroloop refills the objects of handles that have run and that nothing else holds;
+    # across passes, every new handle must start as a new one would: not cancelled, with
+    # its own callback, arguments and context.
+    var = contextvars.ContextVar("var", default=None)
+    seen = []
+
+    def record(tag):
+        seen.append((tag, var.get()))
+
+    for pass_no in range(3):
+        expected = []
+        for i in range(100):
+            tag = (pass_no, i)
+            if i % 3:
+                ctx = contextvars.copy_context()
+                ctx.run(var.set, tag)
+                h = loop.call_soon(record, tag, context=ctx)
+                assert h._context is ctx
+            else:
+                h = loop.call_soon(record, tag)
+            assert not h.cancelled()
+            assert h._callback is record and h._args == (tag,)
+            if i % 2:
+                h.cancel()
+            else:
+                expected.append((tag, tag if i % 3 else None))
+            del h
+        seen.clear()
+        loop.run_until_complete(asyncio.sleep(0))
+        assert seen == expected
+
+
+def test_handles_held_past_their_run_stay_themselves(loop):
+    def f(*args):
+        pass
+
+    kept = loop.call_soon(f, "kept")
+    watched = weakref.ref(loop.call_soon(f, "watched"))
+    loop.run_until_complete(asyncio.sleep(0))
+    assert watched() is None, "a handle only a weak reference points to outlived its run"
+    later = [loop.call_soon(f, "later") for _ in range(5)]
+    loop.run_until_complete(asyncio.sleep(0))
+    assert kept._args == ("kept",) and kept._callback is f
+    assert all(h is not kept and h._args == ("later",) for h in later)
 
 
 def test_many_cancelled_timers_are_compacted(loop):

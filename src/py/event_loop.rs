@@ -21,6 +21,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use super::errors::{self, loop_closed, os_error, shield};
 use super::fastcall;
 use super::gil_cell::GilCell;
+use super::handle_pool::HandlePool;
 use super::handles::{self, Handle, TimerHandle};
 use super::io::{Direction, IoCallback, IoRegistry, Registration, Released};
 use super::pyapi;
@@ -73,6 +74,7 @@ struct Core {
     waker: Option<Waker>,
     passes_since_poll: u32,
     stats: Stats,
+    spare: HandlePool,
 }
 
 #[pyclass(frozen, subclass, weakref, module = "ferroloop._ferroloop")]
@@ -444,14 +446,28 @@ impl LoopCore {
         Self::schedule_at(slf, when, callback, args, context)
     }
 
+    /// A spare handle refilled, or a new one.
     fn new_handle(
         slf: &Bound<'_, Self>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        let handle = Handle::create(callback, args, context, slf.as_any(), slf.get().debug())?;
-        Py::new(slf.py(), handle)
+        let py = slf.py();
+        let this = slf.get();
+        let debug = this.debug();
+        let spare = if debug {
+            None
+        } else {
+            this.core(py).spare.take()
+        };
+        if let Some(spare) = spare {
+            let handle = spare.into_inner();
+            handle.get().refill(callback, args, context)?;
+            return Ok(handle);
+        }
+        let handle = Handle::create(callback, args, context, slf.as_any(), debug)?;
+        Py::new(py, handle)
     }
 
     fn schedule_at(
@@ -733,7 +749,7 @@ impl LoopCore {
                 Ok(did_run) => {
                     ran += u64::from(did_run);
                     if let Ready::Handle(queued) = entry {
-                        queued.release(py);
+                        Self::retire(slf, queued, debug);
                     }
                 }
                 Err(err) => {
@@ -749,6 +765,19 @@ impl LoopCore {
         drop(in_pass);
         let flushed = Self::flush_deferred_writes(slf);
         outcome.and(flushed)
+    }
+
+    /// Lets go of a handle that has run: into the pool of spare ones if it may go there.
+    fn retire(slf: &Bound<'_, Self>, handle: Queued<Handle>, debug: bool) {
+        let py = slf.py();
+        if debug {
+            return handle.release(py);
+        }
+        let kept = slf.get().core(py).spare.keep(handle, slf.as_any());
+        match kept {
+            Ok(held) => drop(held),
+            Err(handle) => handle.release(py),
+        }
     }
 
     /// Runs a handle timing it, and warns when it took `slow_callback_duration` or more.
@@ -800,6 +829,7 @@ impl LoopCore {
                     waker: Some(waker),
                     passes_since_poll: 0,
                     stats: Stats::default(),
+                    spare: HandlePool::default(),
                 }),
                 events: Mutex::new((EventBuffer::default(), Vec::new())),
                 closed: AtomicBool::new(false),
@@ -961,7 +991,7 @@ impl LoopCore {
                 let poller = core.poller.take();
                 core.io.drain(poller.as_ref(), &mut released);
                 (
-                    core.ready.drain(),
+                    (core.ready.drain(), core.spare.drain()),
                     core.timers.drain(),
                     poller,
                     core.waker.take(),
@@ -1142,6 +1172,7 @@ impl LoopCore {
             for t in core.timers.iter() {
                 t.visit(&visit)?;
             }
+            core.spare.visit(&visit)?;
             let mut result = Ok(());
             core.io.visit(|h| {
                 if result.is_ok() {
@@ -1166,7 +1197,7 @@ impl LoopCore {
             self.core.try_borrow_mut(py).ok().map(|mut core| {
                 let core = &mut *core;
                 core.io.drain(core.poller.as_ref(), &mut released);
-                (core.ready.drain(), core.timers.drain())
+                (core.ready.drain(), core.spare.drain(), core.timers.drain())
             })
         });
         let bound = Python::attach(|py| {

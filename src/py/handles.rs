@@ -27,13 +27,15 @@ use super::queued;
 #[pyclass(frozen, module = "ferroloop._ferroloop", subclass, weakref)]
 pub struct Handle {
     /// Released by `Drop`, without PyO3's check for an attached thread (`release`).
-    pub(crate) context: ManuallyDrop<Py<PyAny>>,
     pub(crate) loop_: ManuallyDrop<Py<PyAny>>,
     cancelled: AtomicBool,
     state: GilCell<HandleState>,
 }
 
 struct HandleState {
+    /// Replaced only while the handle is spare (`HandlePool`), when nothing else holds it.
+    /// Released by `Drop`, like `Handle::loop_`.
+    context: ManuallyDrop<Py<PyAny>>,
     /// Both None once the handle is cancelled (or cleared by the collector).
     callback: Option<Py<PyAny>>,
     args: Option<Py<PyTuple>>,
@@ -78,10 +80,10 @@ impl Handle {
             None
         };
         Ok(Handle {
-            context: ManuallyDrop::new(context),
             loop_: ManuallyDrop::new(loop_.clone().unbind()),
             cancelled: AtomicBool::new(false),
             state: GilCell::new(HandleState {
+                context: ManuallyDrop::new(context),
                 callback: Some(callback.unbind()),
                 args: Some(args.unbind()),
                 source_traceback,
@@ -103,6 +105,61 @@ impl Handle {
         }
     }
 
+    /// The callback, its arguments and its context, unless cancelled.
+    fn call_in(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>, Py<PyAny>)> {
+        let state = self.state.borrow_mut(py);
+        match (&state.callback, &state.args) {
+            (Some(cb), Some(args)) => Some((
+                cb.clone_ref(py),
+                args.clone_ref(py),
+                state.context.clone_ref(py),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Readies a spare handle (`HandlePool`) for `callback(*args)`, as `create` would.
+    pub(crate) fn refill(
+        &self,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let py = callback.py();
+        let context = match context {
+            Some(ctx) if !ctx.is_none() => ctx.unbind(),
+            _ => copy_current_context(py)?,
+        };
+        let mut state = self.state.borrow_mut(py);
+        let spare_context = std::mem::replace(&mut *state.context, context);
+        state.callback = Some(callback.unbind());
+        state.args = Some(args.unbind());
+        drop(state);
+        self.cancelled.store(false, Relaxed);
+        // A spare handle's context is None.
+        release(spare_context);
+        Ok(())
+    }
+
+    /// Empties a handle that has run, for `HandlePool` to keep. What it held is returned,
+    /// to be released with no borrow held: finalizers may run arbitrary code.
+    pub(crate) fn empty(&self, py: Python<'_>) -> [Option<Py<PyAny>>; 5] {
+        let mut state = self.state.borrow_mut(py);
+        queued::reveal_context(&state.context);
+        [
+            Some(std::mem::replace(&mut *state.context, py.None())),
+            state.callback.take(),
+            state.args.take().map(Py::into_any),
+            state.source_traceback.take(),
+            state.repr.take(),
+        ]
+    }
+
+    /// The context's address, for the collector bookkeeping in `queued`.
+    pub(crate) fn context_ptr(&self, py: Python<'_>) -> *mut ffi::PyObject {
+        self.state.borrow_mut(py).context.as_ptr()
+    }
+
     fn source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         let state = self.state.borrow_mut(py);
         state.source_traceback.as_ref().map(|t| t.clone_ref(py))
@@ -120,12 +177,12 @@ impl Handle {
     ///
     /// Call only from a `__traverse__` implementation.
     pub(crate) fn visit_references(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&*self.context)?;
         visit.call(&*self.loop_)?;
         // SAFETY: callers are `__traverse__` implementations (documented above).
         // Held by this thread (being cancelled or run): its references count as external
         // for this collection, which keeps them alive; never unsound.
         if let Ok(state) = unsafe { self.state.try_borrow_in_traverse() } {
+            visit.call(&*state.context)?;
             visit.call(&state.callback)?;
             visit.call(&state.args)?;
             visit.call(&state.source_traceback)?;
@@ -136,29 +193,30 @@ impl Handle {
 
     /// The context, tracked first: once Python code holds it, the collector must see it.
     fn shared_context(&self, py: Python<'_>) -> Py<PyAny> {
-        queued::reveal_context(&self.context);
-        self.context.clone_ref(py)
+        let state = self.state.borrow_mut(py);
+        queued::reveal_context(&state.context);
+        state.context.clone_ref(py)
+    }
+
+    /// Tracks the context again if it was hidden with the handle.
+    pub(crate) fn reveal_context(&self, py: Python<'_>) {
+        queued::reveal_context(&self.state.borrow_mut(py).context);
     }
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        // A context copy hidden with its handle must be tracked again before it is freed.
-        queued::reveal_context(&self.context);
-        // SAFETY: each field is taken once, here, and never used again.
-        let (context, loop_) = unsafe {
-            (
-                ManuallyDrop::take(&mut self.context),
-                ManuallyDrop::take(&mut self.loop_),
-            )
-        };
-        release(context);
-        release(loop_);
+        // SAFETY: the field is taken once, here, and never used again.
+        release(unsafe { ManuallyDrop::take(&mut self.loop_) });
     }
 }
 
 impl Drop for HandleState {
     fn drop(&mut self) {
+        // A context copy hidden with its handle must be tracked again before it is freed.
+        queued::reveal_context(&self.context);
+        // SAFETY: the field is taken once, here, and never used again.
+        release(unsafe { ManuallyDrop::take(&mut self.context) });
         let held = [
             self.callback.take(),
             self.args.take().map(Py::into_any),
@@ -267,11 +325,15 @@ pub(crate) fn is_exit(py: Python<'_>, err: &PyErr) -> bool {
 pub(crate) fn run(handle: &Bound<'_, Handle>) -> PyResult<bool> {
     let py = handle.py();
     let h = handle.get();
-    let Some((callback, args)) = h.call(py) else {
+    let Some((callback, args, context)) = h.call_in(py) else {
         return Ok(false);
     };
-    let (callback, args) = (callback.into_bound(py), args.into_bound(py));
-    match call_in_context(h.context.bind(py), &callback, &args) {
+    let (callback, args, context) = (
+        callback.into_bound(py),
+        args.into_bound(py),
+        context.into_bound(py),
+    );
+    match call_in_context(&context, &callback, &args) {
         Ok(()) => Ok(true),
         Err(err) if is_exit(py, &err) => Err(err),
         Err(err) => report_error(handle, &callback, &args, err).map(|()| true),

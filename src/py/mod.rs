@@ -11,6 +11,7 @@ pub mod errors;
 pub mod event_loop;
 pub mod fastcall;
 mod gil_cell;
+mod handle_pool;
 pub mod handles;
 mod io;
 mod pyapi;

@@ -52,7 +52,7 @@ fn is_shared(obj: *mut ffi::PyObject) -> bool {
 /// it (a copy made for it, not a context the caller passed).
 #[inline]
 fn hide(handle: &Bound<'_, Handle>) {
-    let context = handle.get().context.as_ptr();
+    let context = handle.get().context_ptr(handle.py());
     if is_context(context) && !is_shared(context) && is_tracked(context) {
         // SAFETY: the context is live, tracked, and only this handle refers to it;
         // `Handle`'s Drop (and `reveal_context`) track it again before anyone else can
@@ -75,7 +75,7 @@ pub(crate) fn reveal_context(context: &Py<PyAny>) {
 
 /// Tracks a handle and its context again: someone besides the loop holds it now.
 fn reveal(handle: &Bound<'_, Handle>) {
-    reveal_context(&handle.get().context);
+    handle.get().reveal_context(handle.py());
     track(handle.as_ptr());
 }
 
@@ -125,6 +125,13 @@ impl<T: PyClass> Queued<T> {
 
     pub(crate) fn get(&self) -> &Py<T> {
         &self.0
+    }
+
+    /// The reference itself, for a handle leaving the loop's keeping to be queued again.
+    pub(crate) fn into_inner(self) -> Py<T> {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the Py is moved out once.
+        unsafe { ManuallyDrop::take(&mut this.0) }
     }
 
     /// A reference for Python code (`_ready`, `_scheduled`): the handle is shared from now.
