@@ -430,6 +430,32 @@ def test_create_future_and_tasks(loop):
     assert loop.run_until_complete(task) == "my-task"
 
 
+def test_futures_and_tasks_belong_to_the_loop_asked_whether_it_runs_or_not(loop, loop_factory):
+    # While it runs, ferroloop makes them without `loop=` (the running loop is taken);
+    # asked of another loop from inside this one, they must still be that loop's.
+    other = loop_factory()
+
+    async def leaf():
+        return asyncio.get_running_loop()
+
+    async def main():
+        mine = (loop.create_future(), loop.create_task(leaf()), loop.create_task(leaf(), name="n"))
+        theirs = (other.create_future(), other.create_task(leaf()), other.create_task(leaf(), name="n"))
+        assert all(x.get_loop() is loop for x in mine)
+        assert all(x.get_loop() is other for x in theirs)
+        mine[0].set_result(None)
+        theirs[0].cancel()
+        assert await mine[1] is loop and await mine[2] is loop
+        return theirs
+
+    try:
+        theirs = loop.run_until_complete(main())
+        assert other.run_until_complete(asyncio.gather(*theirs[1:])) == [other, other]
+        assert theirs[2].get_name() == "n"
+    finally:
+        other.close()
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="create_task(context=) is 3.11+")
 def test_create_task_with_context(loop):
     ctx = contextvars.copy_context()

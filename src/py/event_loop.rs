@@ -861,6 +861,11 @@ impl LoopCore {
     fn create_future(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         shield(|| {
             let py = slf.py();
+            // A Future made without `loop=` takes the running loop: the same future,
+            // without the keyword parsing (250 instructions in CPython's `Future.__init__`).
+            if pyapi::is_running_loop(slf.as_any())? {
+                return Ok(pyapi::future_type(py)?.call0()?.unbind());
+            }
             let kwargs = PyDict::new(py);
             kwargs.set_item(pyo3::intern!(py, "loop"), slf)?;
             Ok(pyapi::future_type(py)?.call((), Some(&kwargs))?.unbind())
@@ -897,17 +902,26 @@ impl LoopCore {
                     .unbind());
             }
             this.check_closed()?;
+            let name = name.filter(|n| !n.is_none());
+            let context = context.filter(|c| !c.is_none());
+            let task = pyapi::task_type(py)?;
+            // As in `create_future`: the running loop needs no `loop=`, and a call without
+            // keywords skips their parsing.
+            let running = pyapi::is_running_loop(slf.as_any())?;
+            if running && name.is_none() && context.is_none() {
+                return Ok(task.call1((coro,))?.unbind());
+            }
             let task_kwargs = PyDict::new(py);
-            task_kwargs.set_item(pyo3::intern!(py, "loop"), slf)?;
-            if let Some(name) = name.filter(|n| !n.is_none()) {
+            if !running {
+                task_kwargs.set_item(pyo3::intern!(py, "loop"), slf)?;
+            }
+            if let Some(name) = name {
                 task_kwargs.set_item(pyo3::intern!(py, "name"), name)?;
             }
-            if let Some(context) = context.filter(|c| !c.is_none()) {
+            if let Some(context) = context {
                 task_kwargs.set_item(pyo3::intern!(py, "context"), context)?;
             }
-            Ok(pyapi::task_type(py)?
-                .call((coro,), Some(&task_kwargs))?
-                .unbind())
+            Ok(task.call((coro,), Some(&task_kwargs))?.unbind())
         })
     }
 

@@ -16,6 +16,7 @@ static ITERCOROUTINE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static TASKS_MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BASE_CREATE_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BUFFERED_PROTOCOL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SOCKET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SET_RESULT_UNLESS_CANCELLED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -143,6 +144,19 @@ pub fn base_create_task(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 
 pub fn future_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     attr(&FUTURE, py, "asyncio.futures", &["Future"])
+}
+
+/// Whether `loop_` is this thread's running loop (`events._get_running_loop()`, C in
+/// CPython's `_asyncio`).
+pub fn is_running_loop(loop_: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = loop_.py();
+    let get = attr(
+        &GET_RUNNING_LOOP,
+        py,
+        "asyncio.events",
+        &["_get_running_loop"],
+    )?;
+    Ok(get.call0()?.is(loop_))
 }
 
 pub fn buffered_protocol_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
