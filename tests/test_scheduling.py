@@ -43,7 +43,15 @@ def test_call_soon_attribute_while_running(loop, loop_name):
         with pytest.raises(TypeError, match="doesn't apply to a 'int' object"):
             type(loop).call_soon(1, print)
     other = type(loop)()
-    other.run_until_complete(asyncio.sleep(0))
+
+    async def uses_the_loop():
+        # Futures and tasks made while running: ferroloop keeps their `loop=` keywords
+        # for the run, another cycle to break when it ends.
+        running = asyncio.get_running_loop()
+        running.create_future().cancel()
+        await running.create_task(asyncio.sleep(0))
+
+    other.run_until_complete(uses_the_loop())
     other.close()
     ref = weakref.ref(other)
     del other

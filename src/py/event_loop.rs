@@ -97,10 +97,19 @@ pub struct LoopCore {
     /// whether there are any (checked after every callback, so kept lock-free).
     deferred_writes: GilCell<Vec<Py<StreamTransport>>>,
     has_deferred_writes: AtomicBool,
-    /// `call_soon` bound to this loop while it runs, handed out by `getattr(loop,
-    /// 'call_soon')` (`fastcall::CallSoonDescriptor`). Set only while running: it is a
-    /// reference cycle, and an idle loop must stay free-able by reference counting.
-    bound_call_soon: GilCell<Option<Py<PyAny>>>,
+    /// Objects that refer to the loop, made once per run rather than once per use. Set
+    /// only while running: each is a reference cycle, and an idle loop must stay
+    /// free-able by reference counting.
+    while_running: GilCell<Option<WhileRunning>>,
+}
+
+struct WhileRunning {
+    /// `call_soon` bound to this loop, handed out by `getattr(loop, 'call_soon')`
+    /// (`fastcall::CallSoonDescriptor`).
+    call_soon: Py<PyAny>,
+    /// `{'loop': loop}`, the keywords of a Future or Task made for this loop. A callee
+    /// gets its own copy of a keywords dict, so one can serve every call.
+    loop_kwargs: Py<PyDict>,
 }
 
 /// A Python object, or None, behind a lock: `_thread_id` and `_current_handle`, which other
@@ -126,21 +135,27 @@ impl ObjectSlot {
     }
 }
 
-/// Keeps `call_soon` bound to the loop for as long as it lives (a run), and drops it
-/// after, even if a panic unwinds through: the loop and the bound method form a cycle.
-struct BoundCallSoon<'a, 'py>(&'a Bound<'py, LoopCore>);
+/// Keeps the `WhileRunning` objects for as long as it lives (a run), and drops them
+/// after, even if a panic unwinds through: each forms a cycle with the loop.
+struct KeepWhileRunning<'a, 'py>(&'a Bound<'py, LoopCore>);
 
-impl<'a, 'py> BoundCallSoon<'a, 'py> {
+impl<'a, 'py> KeepWhileRunning<'a, 'py> {
     fn keep(slf: &'a Bound<'py, LoopCore>) -> PyResult<Self> {
-        let bound = fastcall::bind_call_soon(slf)?;
-        *slf.get().bound_call_soon.borrow_mut(slf.py()) = Some(bound);
-        Ok(BoundCallSoon(slf))
+        let py = slf.py();
+        let loop_kwargs = PyDict::new(py);
+        loop_kwargs.set_item(pyo3::intern!(py, "loop"), slf)?;
+        let kept = WhileRunning {
+            call_soon: fastcall::bind_call_soon(slf)?,
+            loop_kwargs: loop_kwargs.unbind(),
+        };
+        *slf.get().while_running.borrow_mut(py) = Some(kept);
+        Ok(KeepWhileRunning(slf))
     }
 }
 
-impl Drop for BoundCallSoon<'_, '_> {
+impl Drop for KeepWhileRunning<'_, '_> {
     fn drop(&mut self) {
-        let taken = self.0.get().bound_call_soon.borrow_mut(self.0.py()).take();
+        let taken = self.0.get().while_running.borrow_mut(self.0.py()).take();
         drop(taken);
     }
 }
@@ -246,10 +261,21 @@ impl LoopCore {
 
     /// `call_soon` bound to this loop, while it runs.
     pub(crate) fn bound_call_soon(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.bound_call_soon
+        self.while_running
             .borrow_mut(py)
             .as_ref()
-            .map(|m| m.clone_ref(py))
+            .map(|w| w.call_soon.clone_ref(py))
+    }
+
+    /// `{'loop': self}`: kept while the loop runs, made anew otherwise.
+    fn loop_kwargs<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        let py = slf.py();
+        if let Some(w) = slf.get().while_running.borrow_mut(py).as_ref() {
+            return Ok(w.loop_kwargs.bind(py).clone());
+        }
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(pyo3::intern!(py, "loop"), slf)?;
+        Ok(kwargs)
     }
 
     pub(crate) fn debug(&self) -> bool {
@@ -842,7 +868,7 @@ impl LoopCore {
                 in_pass: AtomicBool::new(false),
                 deferred_writes: GilCell::new(Vec::new()),
                 has_deferred_writes: AtomicBool::new(false),
-                bound_call_soon: GilCell::new(None),
+                while_running: GilCell::new(None),
             })
         })
     }
@@ -866,8 +892,7 @@ impl LoopCore {
             if pyapi::is_running_loop(slf.as_any())? {
                 return Ok(pyapi::future_type(py)?.call0()?.unbind());
             }
-            let kwargs = PyDict::new(py);
-            kwargs.set_item(pyo3::intern!(py, "loop"), slf)?;
+            let kwargs = Self::loop_kwargs(slf)?;
             Ok(pyapi::future_type(py)?.call((), Some(&kwargs))?.unbind())
         })
     }
@@ -908,8 +933,12 @@ impl LoopCore {
             // As in `create_future`: the running loop needs no `loop=`, and a call without
             // keywords skips their parsing.
             let running = pyapi::is_running_loop(slf.as_any())?;
-            if running && name.is_none() && context.is_none() {
-                return Ok(task.call1((coro,))?.unbind());
+            if name.is_none() && context.is_none() {
+                if running {
+                    return Ok(task.call1((coro,))?.unbind());
+                }
+                let kwargs = Self::loop_kwargs(slf)?;
+                return Ok(task.call((coro,), Some(&kwargs))?.unbind());
             }
             let task_kwargs = PyDict::new(py);
             if !running {
@@ -945,7 +974,7 @@ impl LoopCore {
     fn _run_until_stopped(slf: &Bound<'_, Self>) -> PyResult<()> {
         let mut batch = VecDeque::new();
         shield(|| {
-            let _bound = BoundCallSoon::keep(slf)?;
+            let _kept = KeepWhileRunning::keep(slf)?;
             loop {
                 Self::run_once(slf, &mut batch)?;
                 if slf.get().stopping.load(Relaxed) {
@@ -1199,8 +1228,11 @@ impl LoopCore {
             visit.call(h.as_ref())?;
         }
         // SAFETY: this is `__traverse__`.
-        if let Ok(bound) = unsafe { self.bound_call_soon.try_borrow_in_traverse() } {
-            visit.call(bound.as_ref())?;
+        if let Ok(kept) = unsafe { self.while_running.try_borrow_in_traverse() } {
+            if let Some(w) = kept.as_ref() {
+                visit.call(&w.call_soon)?;
+                visit.call(&w.loop_kwargs)?;
+            }
         }
         Ok(())
     }
@@ -1215,7 +1247,7 @@ impl LoopCore {
             })
         });
         let bound = Python::attach(|py| {
-            self.bound_call_soon
+            self.while_running
                 .try_borrow_mut(py)
                 .ok()
                 .and_then(|mut b| b.take())
