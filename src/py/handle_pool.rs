@@ -15,7 +15,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyTypeInfo, PyVisit};
 
-use super::handles::Handle;
+use super::handles::{Emptied, Handle};
 use super::queued::Queued;
 
 /// Enough for steady traffic, where each callback's handle is refilled by the next one's
@@ -39,7 +39,7 @@ impl HandlePool {
         &mut self,
         handle: Queued<Handle>,
         owner: &Bound<'_, PyAny>,
-    ) -> Result<[Option<Py<PyAny>>; 5], Queued<Handle>> {
+    ) -> Result<Emptied, Queued<Handle>> {
         let py = owner.py();
         if self.spare.len() >= SPARE_HANDLES || !unobserved(handle.get().bind(py), owner) {
             return Err(handle);

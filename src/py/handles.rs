@@ -143,16 +143,16 @@ impl Handle {
 
     /// Empties a handle that has run, for `HandlePool` to keep. What it held is returned,
     /// to be released with no borrow held: finalizers may run arbitrary code.
-    pub(crate) fn empty(&self, py: Python<'_>) -> [Option<Py<PyAny>>; 5] {
+    pub(crate) fn empty(&self, py: Python<'_>) -> Emptied {
         let mut state = self.state.borrow_mut(py);
         queued::reveal_context(&state.context);
-        [
+        Emptied([
             Some(std::mem::replace(&mut *state.context, py.None())),
             state.callback.take(),
             state.args.take().map(Py::into_any),
             state.source_traceback.take(),
             state.repr.take(),
-        ]
+        ])
     }
 
     /// The context's address, for the collector bookkeeping in `queued`.
@@ -224,6 +224,15 @@ impl Drop for HandleState {
             self.repr.take(),
         ];
         held.into_iter().flatten().for_each(release);
+    }
+}
+
+/// What `Handle::empty` took out, released when dropped.
+pub(crate) struct Emptied([Option<Py<PyAny>>; 5]);
+
+impl Drop for Emptied {
+    fn drop(&mut self) {
+        self.0.iter_mut().filter_map(Option::take).for_each(release);
     }
 }
 
