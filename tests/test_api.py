@@ -71,6 +71,34 @@ def test_stats_count_the_loops_work():
         loop.close()
 
 
+def test_handles_that_have_run_are_refilled():
+    # A callback rescheduling itself: from the second pass on, each call_soon refills the
+    # handle that ran before it (on every supported CPython; the check that a handle is
+    # unobserved reads the weak-reference list, whose layout is the type's).
+    loop = ferroloop.new_event_loop()
+    try:
+        left = [100]
+
+        def again():
+            left[0] -= 1
+            if left[0]:
+                loop.call_soon(again)
+            else:
+                loop.stop()
+
+        loop.call_soon(again)
+        loop.run_forever()
+        assert loop.stats()["handles_reused"] >= 98
+        loop.set_debug(True)
+        before = loop.stats()["handles_reused"]
+        left[0] = 10
+        loop.call_soon(again)
+        loop.run_forever()
+        assert loop.stats()["handles_reused"] == before, "debug handles record their origin"
+    finally:
+        loop.close()
+
+
 def test_ready_and_scheduled_are_visible_to_debuggers():
     loop = ferroloop.new_event_loop()
     try:

@@ -485,7 +485,10 @@ impl LoopCore {
         let spare = if debug {
             None
         } else {
-            this.core(py).spare.take()
+            let mut core = this.core(py);
+            let spare = core.spare.take();
+            core.stats.handles_reused += u64::from(spare.is_some());
+            spare
         };
         if let Some(spare) = spare {
             let handle = spare.into_inner();
@@ -1079,6 +1082,7 @@ impl LoopCore {
         d.set_item("blocking_polls", s.blocking_polls)?;
         d.set_item("nonblocking_polls", s.nonblocking_polls)?;
         d.set_item("io_events", s.io_events)?;
+        d.set_item("handles_reused", s.handles_reused)?;
         d.set_item("ready", ready)?;
         d.set_item("timers", timers)?;
         d.set_item("timers_cancelled", cancelled)?;

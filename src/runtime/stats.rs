@@ -11,4 +11,6 @@ pub struct Stats {
     pub nonblocking_polls: u64,
     /// Readiness events delivered by the poller.
     pub io_events: u64,
+    /// Handles `call_soon` refilled rather than made (the loop's spare handles).
+    pub handles_reused: u64,
 }
