@@ -464,6 +464,25 @@ def test_futures_and_tasks_belong_to_the_loop_asked_whether_it_runs_or_not(loop,
         other.close()
 
 
+def test_a_task_class_patched_in_is_given_loop(loop, monkeypatch):
+    # BaseEventLoop.create_task calls `tasks.Task(coro, loop=self, ...)`; a replacement
+    # class may rely on that keyword even while the loop runs.
+    given = []
+
+    class Recording(asyncio.Task):
+        def __init__(self, coro, *, loop, **kwargs):
+            given.append(loop)
+            super().__init__(coro, loop=loop, **kwargs)
+
+    monkeypatch.setattr(asyncio.tasks, "Task", Recording)
+
+    async def main():
+        await loop.create_task(asyncio.sleep(0))
+
+    loop.run_until_complete(main())
+    assert given == [loop, loop]
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="create_task(context=) is 3.11+")
 def test_create_task_with_context(loop):
     ctx = contextvars.copy_context()

@@ -934,8 +934,9 @@ impl LoopCore {
             let context = context.filter(|c| !c.is_none());
             let task = pyapi::task_type(py)?;
             // As in `create_future`: the running loop needs no `loop=`, and a call without
-            // keywords skips their parsing.
-            let running = pyapi::is_running_loop(slf.as_any())?;
+            // keywords skips their parsing. A Task class patched in gets `loop=` as
+            // `BaseEventLoop.create_task` gives it.
+            let running = pyapi::is_asyncio_task(&task)? && pyapi::is_running_loop(slf.as_any())?;
             if name.is_none() && context.is_none() {
                 if running {
                     return Ok(task.call1((coro,))?.unbind());

@@ -17,6 +17,7 @@ static TASKS_MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BASE_CREATE_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ASYNCIO_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BUFFERED_PROTOCOL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SOCKET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SET_RESULT_UNLESS_CANCELLED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -129,6 +130,18 @@ pub fn task_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
         })?
         .bind(py)
         .getattr("Task")
+}
+
+/// Whether `task_type` is asyncio's own Task (C or Python), not one patched in.
+pub fn is_asyncio_task(task_type: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let own = ASYNCIO_TASK.get_or_try_init(task_type.py(), || {
+        task_type
+            .py()
+            .import("asyncio")
+            .and_then(|m| m.getattr("Task"))
+            .map(Bound::unbind)
+    })?;
+    Ok(task_type.is(own))
 }
 
 /// `BaseEventLoop.create_task` of the running CPython: the general case (task factories,
