@@ -186,13 +186,21 @@ unsafe fn parse<'py, const N: usize>(
     }
     let mut context = None;
     if !kwnames.is_null() {
-        let names = unsafe { Bound::from_borrowed_ptr(py, kwnames) }.cast_into::<PyTuple>()?;
         let wanted = intern!(py, "context");
-        for (i, kw) in names.iter().enumerate() {
-            if kw.is(wanted) || kw.cast::<PyString>()?.to_cow()? == "context" {
-                context = Some(item(nargs + i));
-            } else {
-                return Err(unexpected_keyword(name, &kw));
+        // The C Task and Future pass `context=` alone, under the interned name: checked
+        // first, without iterating (70 instructions of each Task step otherwise).
+        if unsafe { ffi::PyTuple_GET_SIZE(kwnames) } == 1
+            && unsafe { ffi::PyTuple_GET_ITEM(kwnames, 0) } == wanted.as_ptr()
+        {
+            context = Some(item(nargs));
+        } else {
+            let names = unsafe { Bound::from_borrowed_ptr(py, kwnames) }.cast_into::<PyTuple>()?;
+            for (i, kw) in names.iter().enumerate() {
+                if kw.is(wanted) || kw.cast::<PyString>()?.to_cow()? == "context" {
+                    context = Some(item(nargs + i));
+                } else {
+                    return Err(unexpected_keyword(name, &kw));
+                }
             }
         }
     }
