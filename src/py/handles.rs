@@ -51,6 +51,14 @@ pub(crate) fn copy_current_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
     unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent()) }.map(Bound::unbind)
 }
 
+/// The context a handle runs in: the one given (`context=`), or a copy of the current one.
+fn given_or_current(py: Python<'_>, context: Option<Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    match context {
+        Some(ctx) if !ctx.is_none() => Ok(ctx.unbind()),
+        _ => copy_current_context(py),
+    }
+}
+
 /// Whether `loop_` is in debug mode: natively for our loop, by asking otherwise.
 fn loop_debug(loop_: &Bound<'_, PyAny>) -> PyResult<bool> {
     match loop_.cast::<LoopCore>() {
@@ -70,10 +78,7 @@ impl Handle {
         debug: bool,
     ) -> PyResult<Handle> {
         let py = callback.py();
-        let context = match context {
-            Some(ctx) if !ctx.is_none() => ctx.unbind(),
-            _ => copy_current_context(py)?,
-        };
+        let context = given_or_current(py, context)?;
         let source_traceback = if debug {
             Some(pyapi::extract_stack(py)?.unbind())
         } else {
@@ -98,11 +103,7 @@ impl Handle {
 
     /// The callback and its arguments, unless cancelled.
     fn call(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>)> {
-        let state = self.state.borrow_mut(py);
-        match (&state.callback, &state.args) {
-            (Some(cb), Some(args)) => Some((cb.clone_ref(py), args.clone_ref(py))),
-            _ => None,
-        }
+        self.call_in(py).map(|(callback, args, _)| (callback, args))
     }
 
     /// The callback, its arguments and its context, unless cancelled.
@@ -126,10 +127,7 @@ impl Handle {
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let py = callback.py();
-        let context = match context {
-            Some(ctx) if !ctx.is_none() => ctx.unbind(),
-            _ => copy_current_context(py)?,
-        };
+        let context = given_or_current(py, context)?;
         let mut state = self.state.borrow_mut(py);
         let spare_context = std::mem::replace(&mut *state.context, context);
         state.callback = Some(callback.unbind());
