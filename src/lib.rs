@@ -28,6 +28,10 @@ fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::transports::TransportRegistry>()?;
     m.add_class::<py::transports::NativeMethod>()?;
     m.add_function(wrap_pyfunction!(_check_panic_boundary, m)?)?;
+    m.add_function(wrap_pyfunction!(
+        py::transports::_install_transport_finalizer,
+        m
+    )?)?;
     m.add_function(wrap_pyfunction!(py::sockaddr::_socket_names, m)?)?;
     m.add_function(wrap_pyfunction!(py::connect::_connect_stream, m)?)?;
     m.add_function(wrap_pyfunction!(py::connect::_numeric_family, m)?)?;

@@ -12,7 +12,6 @@ import _socket
 import selectors
 import socket
 import sys
-import warnings
 from asyncio import base_events, constants, futures, transports, trsock
 from asyncio.log import logger
 
@@ -197,14 +196,6 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
                     info.append(f'write=<{state}, bufsize={self.get_write_buffer_size()}>')
         return '<{}>'.format(' '.join(info))
 
-    def __del__(self, _warn=warnings.warn):
-        core = self._core
-        if core is not None and core._socket_open:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            core._close_socket()
-            if _SERVER_TRACKS_TRANSPORTS and self._server is not None:
-                self._server._detach(self)
-
     def set_write_buffer_limits(self, high=None, low=None):
         if high is None:
             high = 64 * 1024 if low is None else 4 * low
@@ -227,3 +218,8 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
                 'protocol': self._protocol,
             })
         self._force_close(exc)
+
+
+# `__del__`: the native method warns about, and closes, a transport dropped unclosed, as
+# asyncio's transports do, without a Python frame at every transport's death.
+_ferroloop._install_transport_finalizer(SocketTransport)

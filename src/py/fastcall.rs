@@ -19,7 +19,7 @@ use pyo3::types::{PyString, PyTuple, PyType};
 use super::errors::shield;
 use super::event_loop::LoopCore;
 
-struct MethodDef(ffi::PyMethodDef);
+pub(crate) struct MethodDef(pub(crate) ffi::PyMethodDef);
 
 // SAFETY: the definition is never mutated and points only at 'static data (C strings and a
 // function), so sharing it between threads is sound.

@@ -4,11 +4,13 @@
 //! transport's state and its hot paths, and never calls Python with a lock held.
 
 mod buffer;
+mod finalizer;
 mod lifecycle;
 mod native_method;
 mod registry;
 mod stream;
 
+pub use finalizer::_install_transport_finalizer;
 pub(crate) use lifecycle::Step;
 pub use native_method::NativeMethod;
 pub use registry::TransportRegistry;

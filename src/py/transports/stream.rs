@@ -595,7 +595,7 @@ impl StreamTransport {
             .queue_step(py, slf.clone().unbind(), step)
     }
 
-    fn close_endpoint(&self, py: Python<'_>) -> PyResult<()> {
+    pub(crate) fn close_endpoint(&self, py: Python<'_>) -> PyResult<()> {
         let endpoint = std::mem::replace(&mut self.state().endpoint, Endpoint::Closed);
         match endpoint {
             Endpoint::Fd => {
@@ -1334,7 +1334,7 @@ impl StreamTransport {
 
     /// Whether the transport still holds an open socket (closed by connection_lost).
     #[getter]
-    fn _socket_open(&self) -> bool {
+    pub(crate) fn _socket_open(&self) -> bool {
         !matches!(self.state().endpoint, Endpoint::Lent | Endpoint::Closed)
     }
 

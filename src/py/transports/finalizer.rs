@@ -1,0 +1,101 @@
+//! `SocketTransport.__del__`, natively: the `ResourceWarning` for a transport dropped
+//! unclosed, as asyncio's transports give it.
+//!
+//! Written in Python, `__del__` runs a frame at the death of every transport, about 1k
+//! instructions, twice per connection (callgrind). CPython's finalizer slot calls a
+//! method descriptor found on the type as an unbound method, so a C method installed as
+//! the class's `__del__` runs with no frame at all.
+
+use std::ptr;
+
+use pyo3::exceptions::PyResourceWarning;
+use pyo3::ffi;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyType};
+
+use super::StreamTransport;
+use crate::py::errors::shield;
+use crate::py::fastcall::MethodDef;
+use crate::py::pyapi;
+
+static TRANSPORT_DEL: MethodDef = MethodDef(ffi::PyMethodDef {
+    ml_name: c"__del__".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer {
+        PyCFunction: transport_del,
+    },
+    ml_flags: ffi::METH_NOARGS,
+    ml_doc: c"__del__($self, /)\n--\n\nWarns about, and closes, a transport dropped unclosed."
+        .as_ptr(),
+});
+
+unsafe extern "C" fn transport_del(
+    slf: *mut ffi::PyObject,
+    _noargs: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls a method with the GIL held and `slf` a live object (an
+    // instance of the class the descriptor was made for, which it checks first).
+    let py = unsafe { Python::assume_attached() };
+    // SAFETY: as above; the reference is borrowed for the call.
+    let shell = unsafe { Bound::from_borrowed_ptr(py, slf) };
+    match shield(|| warn_if_unclosed(&shell)) {
+        // SAFETY: Py_None is a live object; the caller receives a new reference to it.
+        Ok(()) => unsafe { ffi::Py_NewRef(ffi::Py_None()) },
+        Err(err) => {
+            err.restore(py);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// What the Python half's `__del__` did: warn, close the socket, and on 3.13+ leave the
+/// server (which tracks its transports there).
+fn warn_if_unclosed(shell: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = shell.py();
+    // The class default `_core = None` stands until `__init__` sets it.
+    let core = shell.getattr(intern!(py, "_core"))?;
+    let Ok(core) = core.cast::<StreamTransport>() else {
+        return Ok(());
+    };
+    if !core.get()._socket_open() {
+        return Ok(());
+    }
+    let kwargs = PyDict::new(py);
+    kwargs.set_item(intern!(py, "source"), shell)?;
+    py.import(intern!(py, "warnings"))?
+        .getattr(intern!(py, "warn"))?
+        .call(
+            (
+                format!("unclosed transport {}", shell.repr()?),
+                py.get_type::<PyResourceWarning>(),
+            ),
+            Some(&kwargs),
+        )?;
+    core.get().close_endpoint(py)?;
+    if pyapi::version_at_least(py, (3, 13)) {
+        let server = shell.getattr(intern!(py, "_server"))?;
+        if !server.is_none() {
+            server.call_method1(intern!(py, "_detach"), (shell,))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes the native `__del__` the finalizer of `cls` (`SocketTransport`).
+#[pyfunction]
+pub fn _install_transport_finalizer(cls: &Bound<'_, PyType>) -> PyResult<()> {
+    let py = cls.py();
+    // SAFETY: `cls` is a live type object; `TRANSPORT_DEL` is 'static, and CPython only
+    // reads a PyMethodDef through the pointer despite its `*mut` type. The call returns a
+    // new reference or NULL with an exception set.
+    let descriptor = unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyDescr_NewMethod(
+                cls.as_ptr().cast(),
+                ptr::from_ref(&TRANSPORT_DEL.0).cast_mut(),
+            ),
+        )
+    }?;
+    cls.setattr(intern!(py, "__del__"), descriptor)
+}
