@@ -142,11 +142,9 @@ struct KeepWhileRunning<'a, 'py>(&'a Bound<'py, LoopCore>);
 impl<'a, 'py> KeepWhileRunning<'a, 'py> {
     fn keep(slf: &'a Bound<'py, LoopCore>) -> PyResult<Self> {
         let py = slf.py();
-        let loop_kwargs = PyDict::new(py);
-        loop_kwargs.set_item(pyo3::intern!(py, "loop"), slf)?;
         let kept = WhileRunning {
             call_soon: fastcall::bind_call_soon(slf)?,
-            loop_kwargs: loop_kwargs.unbind(),
+            loop_kwargs: LoopCore::new_loop_kwargs(slf)?.unbind(),
         };
         *slf.get().while_running.borrow_mut(py) = Some(kept);
         Ok(KeepWhileRunning(slf))
@@ -273,8 +271,12 @@ impl LoopCore {
         if let Some(w) = slf.get().while_running.borrow_mut(py).as_ref() {
             return Ok(w.loop_kwargs.bind(py).clone());
         }
-        let kwargs = PyDict::new(py);
-        kwargs.set_item(pyo3::intern!(py, "loop"), slf)?;
+        Self::new_loop_kwargs(slf)
+    }
+
+    fn new_loop_kwargs<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        let kwargs = PyDict::new(slf.py());
+        kwargs.set_item(pyo3::intern!(slf.py(), "loop"), slf)?;
         Ok(kwargs)
     }
 
@@ -944,10 +946,11 @@ impl LoopCore {
                 let kwargs = Self::loop_kwargs(slf)?;
                 return Ok(task.call((coro,), Some(&kwargs))?.unbind());
             }
-            let task_kwargs = PyDict::new(py);
-            if !running {
-                task_kwargs.set_item(pyo3::intern!(py, "loop"), slf)?;
-            }
+            let task_kwargs = if running {
+                PyDict::new(py)
+            } else {
+                Self::new_loop_kwargs(slf)?
+            };
             if let Some(name) = name {
                 task_kwargs.set_item(pyo3::intern!(py, "name"), name)?;
             }

@@ -106,21 +106,28 @@ unsafe extern "C" fn get_debug(
     }
 }
 
+/// A method descriptor for `def` on `ty`, as a C type's methods are: called on an
+/// instance, it runs `def`'s function with no bound object made and no Python frame.
+pub(crate) fn method_descriptor<'py>(
+    ty: &Bound<'py, PyType>,
+    def: &'static MethodDef,
+) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: `ty` is a live type object; `def` is 'static, and CPython only reads a
+    // PyMethodDef through the pointer despite its `*mut` type. The call returns a new
+    // reference or NULL with an exception set.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            ty.py(),
+            ffi::PyDescr_NewMethod(ty.as_ptr().cast(), ptr::from_ref(&def.0).cast_mut()),
+        )
+    }
+}
+
 /// Puts the methods on `LoopCore`'s type: `call_soon` behind a `CallSoonDescriptor`, the
 /// others as plain method descriptors.
 pub fn install(loop_type: &Bound<'_, PyType>) -> PyResult<()> {
     let py = loop_type.py();
-    let descriptor = |def: &'static MethodDef| {
-        // SAFETY: `loop_type` is a live type object; `def` is 'static, and CPython only
-        // reads a PyMethodDef through the pointer despite its `*mut` type. The call
-        // returns a new reference or NULL with an exception set.
-        unsafe {
-            Bound::from_owned_ptr_or_err(
-                py,
-                ffi::PyDescr_NewMethod(loop_type.as_ptr().cast(), ptr::from_ref(&def.0).cast_mut()),
-            )
-        }
-    };
+    let descriptor = |def: &'static MethodDef| method_descriptor(loop_type, def);
     loop_type.setattr(
         intern!(py, "call_soon"),
         CallSoonDescriptor::wrap(descriptor(&CALL_SOON)?)?,

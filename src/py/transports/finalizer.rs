@@ -16,7 +16,7 @@ use pyo3::types::{PyDict, PyType};
 
 use super::StreamTransport;
 use crate::py::errors::shield;
-use crate::py::fastcall::MethodDef;
+use crate::py::fastcall::{method_descriptor, MethodDef};
 use crate::py::pyapi;
 
 static TRANSPORT_DEL: MethodDef = MethodDef(ffi::PyMethodDef {
@@ -84,18 +84,6 @@ fn warn_if_unclosed(shell: &Bound<'_, PyAny>) -> PyResult<()> {
 /// Makes the native `__del__` the finalizer of `cls` (`SocketTransport`).
 #[pyfunction]
 pub fn _install_transport_finalizer(cls: &Bound<'_, PyType>) -> PyResult<()> {
-    let py = cls.py();
-    // SAFETY: `cls` is a live type object; `TRANSPORT_DEL` is 'static, and CPython only
-    // reads a PyMethodDef through the pointer despite its `*mut` type. The call returns a
-    // new reference or NULL with an exception set.
-    let descriptor = unsafe {
-        Bound::from_owned_ptr_or_err(
-            py,
-            ffi::PyDescr_NewMethod(
-                cls.as_ptr().cast(),
-                ptr::from_ref(&TRANSPORT_DEL.0).cast_mut(),
-            ),
-        )
-    }?;
-    cls.setattr(intern!(py, "__del__"), descriptor)
+    let descriptor = method_descriptor(cls, &TRANSPORT_DEL)?;
+    cls.setattr(intern!(cls.py(), "__del__"), descriptor)
 }
