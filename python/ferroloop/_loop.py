@@ -173,9 +173,23 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
 
     def _make_self_pipe(self):
         super()._make_self_pipe()
-        # The self-pipe only carries signal wake-ups (call_soon_threadsafe has an eventfd),
-        # so a busy loop need not poll it on every pass.
-        self._mark_internal_fd(self._ssock.fileno())
+        # The self-pipe carries only signal wake-ups (call_soon_threadsafe has an eventfd),
+        # and only once a signal handler is added; until then a busy loop need not poll it
+        # on every pass.
+        self._set_internal_fd(self._ssock.fileno(), True)
+
+    def add_signal_handler(self, sig, callback, *args):
+        super().add_signal_handler(sig, callback, *args)
+        # With a handler, a signal is seen on the pass after it arrived, as asyncio sees
+        # it: a program that signals itself may count the passes until its handler runs.
+        self._set_internal_fd(self._ssock.fileno(), False)
+
+    def remove_signal_handler(self, sig):
+        removed = super().remove_signal_handler(sig)
+        # close() removes the handlers after closing the self-pipe.
+        if not self._signal_handlers and self._ssock is not None:
+            self._set_internal_fd(self._ssock.fileno(), True)
+        return removed
 
     async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
         # A numeric host resolves without a lookup, so it skips the executor round trip.

@@ -38,8 +38,9 @@ use crate::runtime::waker::Waker;
 /// The waker's token; fds use their own number, which is never this.
 const WAKER_TOKEN: u64 = u64::MAX;
 
-/// While busy, the loop polls its internal fds (the signal self-pipe) once in this many
-/// passes, and every fd on every pass once the user has registered one.
+/// While busy, the loop polls its internal fds (the signal self-pipe while no signal
+/// handler is set) once in this many passes, and every fd on every pass once the user has
+/// registered one.
 const INTERNAL_POLL_EVERY: u32 = 32;
 
 /// One entry of the ready queue.
@@ -1020,9 +1021,10 @@ impl LoopCore {
     }
 
     /// Marks one of the loop's own fds (the signal self-pipe), which a busy loop polls
-    /// only every INTERNAL_POLL_EVERY passes rather than on every pass.
-    fn _mark_internal_fd(&self, py: Python<'_>, fd: RawFd) {
-        self.core(py).io.mark_internal(fd);
+    /// only every INTERNAL_POLL_EVERY passes rather than on every pass; or, with
+    /// `internal` false, has it polled on every pass as the user's fds are.
+    fn _set_internal_fd(&self, py: Python<'_>, fd: RawFd, internal: bool) {
+        self.core(py).io.set_internal(fd, internal);
     }
 
     /// `(fd, reader, writer)` for every registered fd.

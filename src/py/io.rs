@@ -149,15 +149,19 @@ impl IoRegistry {
         Some(old)
     }
 
-    /// Marks a registered fd as one of the loop's own.
-    pub fn mark_internal(&mut self, fd: RawFd) {
+    /// Marks a registered fd as one of the loop's own (`internal`), or as the user's again.
+    pub fn set_internal(&mut self, fd: RawFd, internal: bool) {
         if let Some(entry) = usize::try_from(fd)
             .ok()
             .and_then(|i| self.entries.get_mut(i))
         {
-            if !entry.internal && !entry.interest().is_empty() {
-                entry.internal = true;
-                self.user -= 1;
+            if entry.internal != internal && !entry.interest().is_empty() {
+                entry.internal = internal;
+                if internal {
+                    self.user -= 1;
+                } else {
+                    self.user += 1;
+                }
             }
         }
     }
