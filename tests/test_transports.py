@@ -465,9 +465,7 @@ def test_no_data_received_after_pause_reading_in_the_same_pass(loop):
     assert run(loop, main()) == (0, 1)
 
 
-def test_writes_in_one_pass_arrive_in_order_and_buffer_size_reads_as_sent(loop):
-    # ferroloop sends a pass's writes together at its end; whoever looks at the buffer
-    # first sees what asyncio's immediate send would have left (nothing, for small writes).
+def test_small_writes_arrive_in_order_and_leave_nothing_buffered(loop):
     async def main():
         server, srv, client = await connected_pair(loop)
         t = srv.transport
@@ -501,6 +499,35 @@ def test_write_then_abort_in_one_callback_delivers_the_write(loop):
     assert run(loop, main()) == b"last words"
 
 
+def test_each_write_is_on_the_wire_when_it_returns(loop):
+    # asyncio's write sends at once when nothing is buffered, so a peer read in the same
+    # callback, before it returns, sees each part: a test that talks to a blocking socket
+    # this way works on the stdlib loop (uvloop, which sends at the end of the loop's
+    # iteration, times out here).
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    async def main():
+        transport, _ = await loop.create_connection(asyncio.Protocol, *listener.getsockname())
+        peer, _ = listener.accept()
+        peer.settimeout(5)
+        try:
+            seen = []
+            for part in (b"head ", b"body ", b"tail"):
+                transport.write(part)
+                seen.append(peer.recv(100))
+            transport.writelines([b"more ", b"lines"])
+            seen.append(peer.recv(100))
+            return seen
+        finally:
+            transport.close()
+            peer.close()
+
+    try:
+        assert run(loop, main()) == [b"head ", b"body ", b"tail", b"more lines"]
+    finally:
+        listener.close()
+
+
 def test_write_while_the_loop_is_not_running_is_sent_at_once(loop):
     async def setup():
         server, srv, client = await connected_pair(loop)
@@ -508,7 +535,7 @@ def test_write_while_the_loop_is_not_running_is_sent_at_once(loop):
 
     server, srv, client = run(loop, setup())
     peer = srv.transport.get_extra_info("socket")
-    # The loop is stopped: nothing would ever flush a deferred write.
+    # The loop is stopped, and the write is on the wire when write() returns.
     client.transport.write(b"outside")
     raw = socket.socket(fileno=peer.fileno())
     try:

@@ -92,12 +92,6 @@ pub struct LoopCore {
     clock_resolution: AtomicU64,
     thread_id: ObjectSlot,
     current_handle: ObjectSlot,
-    /// Running a pass's batch: transports defer their writes to the end of the callback.
-    in_pass: AtomicBool,
-    /// Transports with deferred writes, flushed when the running callback returns, and
-    /// whether there are any (checked after every callback, so kept lock-free).
-    deferred_writes: GilCell<Vec<Py<StreamTransport>>>,
-    has_deferred_writes: AtomicBool,
     /// Objects that refer to the loop, made once per run rather than once per use. Set
     /// only while running: each is a reference cycle, and an idle loop must stay
     /// free-able by reference counting.
@@ -156,23 +150,6 @@ impl Drop for KeepWhileRunning<'_, '_> {
     fn drop(&mut self) {
         let taken = self.0.get().while_running.borrow_mut(self.0.py()).take();
         drop(taken);
-    }
-}
-
-/// Marks a batch as running for as long as it lives, even if a panic unwinds through it:
-/// a flag left set would defer writes made outside the loop forever.
-struct InPass<'a>(&'a AtomicBool);
-
-impl<'a> InPass<'a> {
-    fn enter(flag: &'a AtomicBool) -> Self {
-        flag.store(true, Relaxed);
-        InPass(flag)
-    }
-}
-
-impl Drop for InPass<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Relaxed);
     }
 }
 
@@ -283,53 +260,6 @@ impl LoopCore {
 
     pub(crate) fn debug(&self) -> bool {
         self.debug.load(Relaxed)
-    }
-
-    /// Whether a batch is running, so a transport's write may wait for the end of the
-    /// callback that made it.
-    pub(crate) fn in_pass(&self) -> bool {
-        self.in_pass.load(Relaxed)
-    }
-
-    /// Flushes `transport`'s deferred writes when the running callback returns.
-    pub(crate) fn defer_flush(&self, transport: &Bound<'_, StreamTransport>) {
-        self.deferred_writes
-            .borrow_mut(transport.py())
-            .push(transport.clone().unbind());
-        self.has_deferred_writes.store(true, Relaxed);
-    }
-
-    /// Sends every deferred write. A callback this runs (`pause_writing`, say) may defer
-    /// more; those go after the next callback, or at the end of the batch.
-    #[inline]
-    fn flush_deferred_writes(slf: &Bound<'_, Self>) -> PyResult<()> {
-        // Checked after every callback: a plain load, inlined; the flush only when set.
-        if slf.get().has_deferred_writes.load(Relaxed) {
-            Self::flush_pending_writes(slf)
-        } else {
-            Ok(())
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn flush_pending_writes(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let py = slf.py();
-        let this = slf.get();
-        this.has_deferred_writes.store(false, Relaxed);
-        let pending = std::mem::take(&mut *this.deferred_writes.borrow_mut(py));
-        let mut outcome = Ok(());
-        for transport in pending {
-            let transport = transport.into_bound(py);
-            if let Err(err) = transports::flush_deferred(&transport) {
-                if handles::is_exit(py, &err) {
-                    outcome = outcome.and(Err(err));
-                } else {
-                    transports::report_error(&transport, Direction::Write, err)?;
-                }
-            }
-        }
-        outcome
     }
 
     fn check_closed(&self) -> PyResult<()> {
@@ -750,7 +680,6 @@ impl LoopCore {
         let debug = this.debug();
         let mut ran = 0u64;
         let mut outcome = Ok(());
-        let in_pass = InPass::enter(&this.in_pass);
         while let Some(entry) = batch.pop_front() {
             let result = match &entry {
                 Ready::Handle(queued) if debug => Self::run_debug(slf, queued.get().bind(py)),
@@ -771,12 +700,6 @@ impl LoopCore {
                     .and_then(|handle| Self::run_debug(slf, &handle)),
                 Ready::Step(t, step) => step.run(t.bind(py)),
             };
-            // Writes the callback made leave now, together: one syscall for a response
-            // written in parts, and no wait behind the rest of the batch.
-            let result = result.and_then(|did_run| {
-                Self::flush_deferred_writes(slf)?;
-                Ok(did_run)
-            });
             match result {
                 Ok(did_run) => {
                     ran += u64::from(did_run);
@@ -794,9 +717,7 @@ impl LoopCore {
         // A load and a store rather than an atomic add: only the GIL holder gets here.
         let before = this.callbacks_run.load(Relaxed);
         this.callbacks_run.store(before + ran, Relaxed);
-        drop(in_pass);
-        let flushed = Self::flush_deferred_writes(slf);
-        outcome.and(flushed)
+        outcome
     }
 
     /// Lets go of a handle that has run: into the pool of spare ones if it may go there.
@@ -871,9 +792,6 @@ impl LoopCore {
                 clock_resolution: AtomicU64::new(clock::resolution().to_bits()),
                 thread_id: ObjectSlot::default(),
                 current_handle: ObjectSlot::default(),
-                in_pass: AtomicBool::new(false),
-                deferred_writes: GilCell::new(Vec::new()),
-                has_deferred_writes: AtomicBool::new(false),
                 while_running: GilCell::new(None),
             })
         })

@@ -15,6 +15,4 @@ pub(crate) use lifecycle::Step;
 pub use native_method::NativeMethod;
 pub use registry::TransportRegistry;
 
-pub(crate) use stream::{
-    event_handle, flush_deferred, is_watching, report_error, run_event, StreamTransport,
-};
+pub(crate) use stream::{event_handle, is_watching, run_event, StreamTransport};

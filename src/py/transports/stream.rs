@@ -98,10 +98,6 @@ struct State {
     /// when the transport stops watching is dropped, as asyncio cancels the Handle.
     reading: bool,
     writing: bool,
-    /// The buffer holds writes not yet tried on the socket: inside a pass of the loop,
-    /// writes wait for the end of the callback that made them (or for someone to look at
-    /// the buffer), so a response written in parts leaves in one `sendmsg`.
-    deferred: bool,
     closing: bool,
     paused: bool,
     eof: bool,
@@ -627,7 +623,6 @@ impl StreamTransport {
 
     /// `_SelectorTransport.close`.
     fn close_transport(&self, py: Python<'_>) -> PyResult<()> {
-        self.attempt_deferred(py)?;
         let flushed = {
             let mut st = self.state();
             if st.closing {
@@ -652,15 +647,12 @@ impl StreamTransport {
         if self.state().conn_lost > 0 {
             return Ok(());
         }
-        self.attempt_deferred(py)?;
         let (had_buffer, was_closing) = {
             let mut st = self.state();
             if st.conn_lost > 0 {
                 return Ok(());
             }
-            // A deferred write was never armed, so there is no writer to remove.
-            let had_buffer = !st.buffer.is_empty() && !st.deferred;
-            st.deferred = false;
+            let had_buffer = !st.buffer.is_empty();
             st.buffer.clear();
             let was_closing = st.closing;
             st.closing = true;
@@ -735,86 +727,9 @@ impl StreamTransport {
         Ok(())
     }
 
-    /// Queues a write for the end of the callback; one past the high-water mark goes now.
-    fn defer(
-        slf: &Bound<'_, Self>,
-        data: &Bound<'_, PyAny>,
-        len: usize,
-        first: bool,
-    ) -> PyResult<()> {
-        let py = slf.py();
-        let this = slf.get();
-        if first {
-            // The context the writer gets, should the deferred write be refused.
-            this.set_write_context(py)?;
-            this.loop_core().defer_flush(slf);
-        }
-        this.push_data(data, len, 0)?;
-        let over = {
-            let mut st = this.state();
-            st.deferred = true;
-            st.buffer.len() > st.high_water
-        };
-        if over {
-            Self::flush_deferred(slf)?;
-        }
-        Ok(())
-    }
-
-    /// Tries deferred writes on the socket now, as asyncio's `write` would already have:
-    /// called wherever the buffer is looked at. What the kernel refuses stays deferred,
-    /// for the end of the callback to arm the writer.
-    fn attempt_deferred(&self, py: Python<'_>) -> PyResult<()> {
-        let failed = {
-            let mut st = self.state();
-            if !st.deferred {
-                return Ok(());
-            }
-            match st.buffer.flush(py, self.fd) {
-                Ok(_) => {
-                    st.deferred = !st.buffer.is_empty();
-                    None
-                }
-                Err(err) if would_block(&err) => None,
-                Err(err) => {
-                    st.deferred = false;
-                    st.buffer.clear();
-                    Some(err)
-                }
-            }
-        };
-        match failed {
-            Some(err) => {
-                self.fatal_error(py, os_error(err), "Fatal write error on socket transport")
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Sends deferred writes and arms the writer for what is left (`write`'s slow path).
-    fn flush_deferred(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let this = slf.get();
-        this.attempt_deferred(slf.py())?;
-        let rest = {
-            let mut st = this.state();
-            std::mem::replace(&mut st.deferred, false) && !st.buffer.is_empty()
-        };
-        if rest {
-            Self::watch(slf, Direction::Write)?;
-            this.maybe_pause_protocol(slf.py())?;
-        }
-        Ok(())
-    }
-
     fn is_reading_state(st: &State) -> bool {
         !st.closing && !st.paused
     }
-}
-
-/// The end of a callback: sends the transport's deferred writes and arms its writer for what
-/// the kernel refused.
-pub(crate) fn flush_deferred(transport: &Bound<'_, StreamTransport>) -> PyResult<()> {
-    StreamTransport::flush_deferred(transport)
 }
 
 /// Whether an event queued for the transport still counts: one queued before the
@@ -864,7 +779,7 @@ pub(crate) fn run_event(
 
 /// An exception escaping the transport's own code (a failing `_fatal_error`, say) reaches
 /// the exception handler as one escaping asyncio's reader Handle would.
-pub(crate) fn report_error(
+fn report_error(
     transport: &Bound<'_, StreamTransport>,
     direction: Direction,
     err: PyErr,
@@ -971,7 +886,6 @@ impl StreamTransport {
                     conn_lost: 0,
                     reading: false,
                     writing: false,
-                    deferred: false,
                     closing: false,
                     paused: false,
                     eof: false,
@@ -1026,15 +940,8 @@ impl StreamTransport {
                     }
                     return Ok(());
                 }
-                if st.deferred {
-                    drop(st);
-                    return Self::defer(slf, data, len, false);
-                }
                 if !st.buffer.is_empty() {
                     (len, 0)
-                } else if this.loop_core().in_pass() {
-                    drop(st);
-                    return Self::defer(slf, data, len, true);
                 } else {
                     // Optimization, as asyncio's: try to send now.
                     match with_bytes(data, |bytes| sys::send(this.fd, bytes))? {
@@ -1077,7 +984,6 @@ impl StreamTransport {
                     ));
                 }
             }
-            this.attempt_deferred(py)?;
             let chunks: Vec<Bound<'_, PyAny>> =
                 list_of_data.try_iter()?.collect::<PyResult<_>>()?;
             if chunks.is_empty() {
@@ -1104,9 +1010,8 @@ impl StreamTransport {
         })
     }
 
-    fn write_eof(&self, py: Python<'_>) -> PyResult<()> {
+    fn write_eof(&self) -> PyResult<()> {
         shield(|| {
-            self.attempt_deferred(py)?;
             let mut st = self.state();
             if st.closing || st.eof {
                 return Ok(());
@@ -1184,11 +1089,8 @@ impl StreamTransport {
         shield(|| self.write_ready(py))
     }
 
-    fn get_write_buffer_size(&self, py: Python<'_>) -> PyResult<usize> {
-        shield(|| {
-            self.attempt_deferred(py)?;
-            Ok(self.state().buffer.len())
-        })
+    fn get_write_buffer_size(&self) -> usize {
+        self.state().buffer.len()
     }
 
     fn get_write_buffer_limits(&self) -> (usize, usize) {
@@ -1199,7 +1101,6 @@ impl StreamTransport {
     /// Sets limits the Python half validated, then pauses the protocol if now above them.
     fn _set_write_buffer_limits(&self, py: Python<'_>, high: usize, low: usize) -> PyResult<()> {
         shield(|| {
-            self.attempt_deferred(py)?;
             {
                 let mut st = self.state();
                 st.high_water = high;
@@ -1231,7 +1132,6 @@ impl StreamTransport {
 
     fn _make_empty_waiter(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         shield(|| {
-            self.attempt_deferred(py)?;
             if self.state().empty_waiter.is_some() {
                 return Err(PyRuntimeError::new_err("Empty waiter is already set"));
             }
