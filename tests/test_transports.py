@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import logging
 import socket
+import unittest.mock
 
 import pytest
 
@@ -544,3 +545,54 @@ def test_write_while_the_loop_is_not_running_is_sent_at_once(loop):
     finally:
         raw.detach()
     run(loop, shut(server, srv, client))
+
+
+def test_pause_and_resume_in_one_pass_drop_the_read_already_queued(loop):
+    # asyncio's pause_reading cancels the reader Handle a poll may already have queued
+    # for this pass, and resume_reading registers a new one: the data is read on the
+    # next pass, not by the event queued before the pause.
+    async def main():
+        server, srv, client = await connected_pair(loop)
+        log = []
+        srv.data_received = lambda data: log.append(("data", len(data)))
+
+        def pause_then_resume():
+            srv.transport.pause_reading()
+            srv.transport.resume_reading()
+
+        def mark(n):
+            log.append(n)
+            if n < 3:
+                loop.call_soon(mark, n + 1)
+
+        client.transport.write(b"12345")  # readable when the next pass polls
+        loop.call_soon(pause_then_resume)  # runs before that pass's I/O events
+        loop.call_soon(mark, 0)
+        while len(log) < 5:
+            await asyncio.sleep(0)
+        await shut(server, srv, client)
+        return log
+
+    assert run(loop, main()) == [0, 1, ("data", 5), 2, 3]
+
+
+def test_protocol_methods_are_looked_up_at_each_call(loop):
+    # asyncio's transport calls `self._protocol.data_received(data)` each time: a protocol
+    # may swap its methods while connected, or a test patch its class.
+    async def main():
+        server, srv, client = await connected_pair(loop)
+        got = []
+        srv.data_received = lambda data: got.append(("instance", data))
+        client.transport.write(b"one")
+        while not got:
+            await asyncio.sleep(0)
+        del srv.data_received
+        patched = lambda self, data: got.append(("class", data))  # noqa: E731
+        with unittest.mock.patch.object(Peer, "data_received", patched):
+            client.transport.write(b"two")
+            while len(got) < 2:
+                await asyncio.sleep(0)
+        await shut(server, srv, client)
+        return got
+
+    assert run(loop, main()) == [("instance", b"one"), ("class", b"two")]

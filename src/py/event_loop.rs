@@ -23,7 +23,7 @@ use super::fastcall;
 use super::gil_cell::GilCell;
 use super::handle_pool::HandlePool;
 use super::handles::{self, Handle, TimerHandle};
-use super::io::{Direction, IoCallback, IoRegistry, Registration, Released};
+use super::io::{Direction, IoCallback, IoRegistry, Registration, Released, WatchId};
 use super::pyapi;
 use super::queued::Queued;
 use super::transports::{self, StreamTransport};
@@ -47,7 +47,7 @@ const INTERNAL_POLL_EVERY: u32 = 32;
 pub(crate) enum Ready {
     Handle(Queued<Handle>),
     /// A native transport's fd is ready: the transport reads or flushes without a Handle.
-    Transport(Py<StreamTransport>, Direction),
+    Transport(Py<StreamTransport>, Direction, WatchId),
     /// A step of a native transport's set-up or tear-down, which asyncio would queue as a
     /// Handle (`transports/lifecycle.rs`).
     Step(Py<StreamTransport>, transports::Step),
@@ -57,7 +57,7 @@ impl Ready {
     fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         match self {
             Ready::Handle(h) => h.visit(visit),
-            Ready::Transport(t, _) => visit.call(t),
+            Ready::Transport(t, ..) => visit.call(t),
             Ready::Step(t, step) => {
                 visit.call(t)?;
                 step.visit(visit)
@@ -541,8 +541,9 @@ impl LoopCore {
         transport: &Bound<'_, StreamTransport>,
         fd: RawFd,
         direction: Direction,
+        id: WatchId,
     ) -> PyResult<()> {
-        let callback = IoCallback::Transport(transport.clone().unbind());
+        let callback = IoCallback::Transport(transport.clone().unbind(), id);
         self.register(transport.py(), fd, direction, callback)
     }
 
@@ -686,15 +687,17 @@ impl LoopCore {
                 Ready::Handle(queued) => handles::run(queued.get().bind(py)),
                 // In debug mode a transport's event runs as the Handle asyncio would have
                 // made, so slow-callback warnings and `_current_handle` see it.
-                Ready::Transport(t, direction) if debug => {
-                    if transports::is_watching(t.bind(py), *direction) {
+                Ready::Transport(t, direction, id) if debug => {
+                    if transports::is_watching(t.bind(py), *direction, *id) {
                         transports::event_handle(t.bind(py), *direction)
                             .and_then(|handle| Self::run_debug(slf, &handle))
                     } else {
                         Ok(false)
                     }
                 }
-                Ready::Transport(t, direction) => transports::run_event(t.bind(py), *direction),
+                Ready::Transport(t, direction, id) => {
+                    transports::run_event(t.bind(py), *direction, *id)
+                }
                 Ready::Step(t, step) if debug => step
                     .handle(t.bind(py))
                     .and_then(|handle| Self::run_debug(slf, &handle)),

@@ -24,15 +24,22 @@ pub enum Direction {
 /// the run loop calls directly, with no Handle and no Python frame in between.
 pub enum IoCallback {
     Handle(Py<Handle>),
-    Transport(Py<StreamTransport>),
+    Transport(Py<StreamTransport>, WatchId),
 }
+
+/// Which of a transport's registrations of its reader or writer an event came from.
+/// asyncio cancels a removed reader's Handle, so an event queued for it is dropped even
+/// when a new reader was added since (a `pause_reading` then `resume_reading` in one
+/// pass); a transport numbers its registrations to do the same.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct WatchId(pub u32);
 
 impl IoCallback {
     /// The object to show Python code (the selector view) and the collector.
     pub fn as_any(&self) -> &Py<PyAny> {
         match self {
             IoCallback::Handle(h) => h.as_any(),
-            IoCallback::Transport(t) => t.as_any(),
+            IoCallback::Transport(t, _) => t.as_any(),
         }
     }
 }
@@ -198,8 +205,8 @@ impl IoRegistry {
             };
             match entry.slot(direction).as_ref() {
                 None => {}
-                Some(IoCallback::Transport(t)) => {
-                    ready.push(Ready::Transport(t.clone_ref(py), direction));
+                Some(IoCallback::Transport(t, id)) => {
+                    ready.push(Ready::Transport(t.clone_ref(py), direction, *id));
                 }
                 Some(IoCallback::Handle(handle)) => {
                     if handle.get().is_cancelled() {

@@ -26,7 +26,7 @@ use super::lifecycle::Step;
 use crate::py::errors::{os_error, shield};
 use crate::py::event_loop::{lock, LoopCore};
 use crate::py::handles::{self, copy_current_context, in_context, Handle};
-use crate::py::io::Direction;
+use crate::py::io::{Direction, WatchId};
 use crate::py::pyapi;
 use crate::runtime::sys;
 
@@ -45,28 +45,13 @@ thread_local! {
     static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// How the protocol takes data: its bound methods, looked up when it is set.
+/// How the protocol takes data, decided when it is set, as asyncio decides it. Its methods
+/// are looked up at each call, as asyncio's transport looks them up: a protocol may
+/// replace them, or a test patch them, while connected.
+#[derive(Clone, Copy)]
 enum Receiver {
-    Data(Py<PyAny>),
-    Buffered {
-        get_buffer: Py<PyAny>,
-        buffer_updated: Py<PyAny>,
-    },
-}
-
-impl Receiver {
-    fn clone_ref(&self, py: Python<'_>) -> Receiver {
-        match self {
-            Receiver::Data(m) => Receiver::Data(m.clone_ref(py)),
-            Receiver::Buffered {
-                get_buffer,
-                buffer_updated,
-            } => Receiver::Buffered {
-                get_buffer: get_buffer.clone_ref(py),
-                buffer_updated: buffer_updated.clone_ref(py),
-            },
-        }
-    }
+    Data,
+    Buffered,
 }
 
 /// What holds the transport's fd.
@@ -85,7 +70,7 @@ struct State {
     endpoint: Endpoint,
     protocol: Option<Py<PyAny>>,
     protocol_connected: bool,
-    receiver: Option<Receiver>,
+    receiver: Receiver,
     /// The Python half, until connection_lost has run.
     shell: Option<Py<PyAny>>,
     /// The contexts asyncio's reader and writer Handles would run in: copies of the
@@ -94,10 +79,12 @@ struct State {
     write_context: Option<Py<PyAny>>,
     buffer: WriteBuffer,
     conn_lost: u64,
-    /// Whether the loop watches the fd for reading / writing. An event already queued
-    /// when the transport stops watching is dropped, as asyncio cancels the Handle.
-    reading: bool,
-    writing: bool,
+    /// The registration through which the loop watches the fd for reading / writing,
+    /// if it does: an event counts only if it came through the current one.
+    reading: Option<WatchId>,
+    writing: Option<WatchId>,
+    /// How many registrations there have been, to number the next.
+    watches: u32,
     closing: bool,
     paused: bool,
     eof: bool,
@@ -141,20 +128,14 @@ fn release_shell(shell: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
-fn receiver_for(protocol: &Bound<'_, PyAny>) -> PyResult<Option<Receiver>> {
-    let py = protocol.py();
-    if protocol.is_instance(&pyapi::buffered_protocol_type(py)?)? {
-        Ok(Some(Receiver::Buffered {
-            get_buffer: protocol.getattr(intern!(py, "get_buffer"))?.unbind(),
-            buffer_updated: protocol.getattr(intern!(py, "buffer_updated"))?.unbind(),
-        }))
-    } else {
-        // A protocol without data_received fails when data arrives, as asyncio's does.
-        Ok(protocol
-            .getattr(intern!(py, "data_received"))
-            .ok()
-            .map(|m| Receiver::Data(m.unbind())))
-    }
+fn receiver_for(protocol: &Bound<'_, PyAny>) -> PyResult<Receiver> {
+    Ok(
+        if protocol.is_instance(&pyapi::buffered_protocol_type(protocol.py())?)? {
+            Receiver::Buffered
+        } else {
+            Receiver::Data
+        },
+    )
 }
 
 /// Calls `f` with the address and length of `obj`'s buffer, exported with `flags` and
@@ -241,7 +222,7 @@ impl StreamTransport {
         })
     }
 
-    fn watching(st: &mut State, direction: Direction) -> &mut bool {
+    fn watching(st: &mut State, direction: Direction) -> &mut Option<WatchId> {
         match direction {
             Direction::Read => &mut st.reading,
             Direction::Write => &mut st.writing,
@@ -250,13 +231,19 @@ impl StreamTransport {
 
     fn watch(slf: &Bound<'_, Self>, direction: Direction) -> PyResult<()> {
         let this = slf.get();
-        this.loop_core().watch_transport(slf, this.fd, direction)?;
-        *Self::watching(&mut this.state(), direction) = true;
+        let id = {
+            let mut st = this.state();
+            st.watches = st.watches.wrapping_add(1);
+            WatchId(st.watches)
+        };
+        this.loop_core()
+            .watch_transport(slf, this.fd, direction, id)?;
+        *Self::watching(&mut this.state(), direction) = Some(id);
         Ok(())
     }
 
     fn unwatch(&self, py: Python<'_>, direction: Direction) -> PyResult<()> {
-        *Self::watching(&mut self.state(), direction) = false;
+        *Self::watching(&mut self.state(), direction) = None;
         self.loop_core().unwatch(py, self.fd, direction)
     }
 
@@ -304,25 +291,22 @@ impl StreamTransport {
             if st.conn_lost > 0 {
                 return Ok(());
             }
-            st.receiver.as_ref().map(|r| r.clone_ref(py))
+            st.protocol.as_ref().map(|p| (p.clone_ref(py), st.receiver))
         };
         this.receive(py, receiver)
     }
 
-    /// Reads once and hands the data to the protocol the way `receiver` says.
-    fn receive(&self, py: Python<'_>, receiver: Option<Receiver>) -> PyResult<()> {
+    /// Reads once and hands the data to `protocol` the way it takes it.
+    fn receive(&self, py: Python<'_>, receiver: Option<(Py<PyAny>, Receiver)>) -> PyResult<()> {
         match receiver {
-            Some(Receiver::Buffered {
-                get_buffer,
-                buffer_updated,
-            }) => self.read_into_protocol(py, get_buffer.bind(py), buffer_updated.bind(py)),
-            Some(Receiver::Data(data_received)) => self.read_data(py, Some(data_received.bind(py))),
-            None => self.read_data(py, None),
+            Some((protocol, Receiver::Buffered)) => self.read_into_protocol(py, protocol.bind(py)),
+            Some((protocol, Receiver::Data)) => self.read_data(py, protocol.bind(py)),
+            None => Ok(()),
         }
     }
 
     /// `_read_ready__data_received`.
-    fn read_data(&self, py: Python<'_>, data_received: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn read_data(&self, py: Python<'_>, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
         let read = READ_BUFFER.with(|cell| match cell.try_borrow_mut() {
             Ok(mut buf) => {
                 if buf.len() < MAX_READ + PAGE {
@@ -350,18 +334,7 @@ impl StreamTransport {
         if data.as_bytes().is_empty() {
             return self.read_eof(py);
         }
-        let result = match data_received {
-            Some(m) => m.call1((data,)).map(drop),
-            None => self
-                .state()
-                .protocol
-                .as_ref()
-                .map(|p| p.clone_ref(py))
-                .map_or(Ok(()), |p| {
-                    p.call_method1(py, intern!(py, "data_received"), (data,))
-                        .map(drop)
-                }),
-        };
+        let result = protocol.call_method1(intern!(py, "data_received"), (data,));
         self.protocol_outcome(
             py,
             result,
@@ -371,22 +344,19 @@ impl StreamTransport {
     }
 
     /// `_read_ready__get_buffer`.
-    fn read_into_protocol(
-        &self,
-        py: Python<'_>,
-        get_buffer: &Bound<'_, PyAny>,
-        buffer_updated: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
+    fn read_into_protocol(&self, py: Python<'_>, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
         const GET_BUFFER_FAILED: &str = "Fatal error: protocol.get_buffer() call failed.";
-        let buf = get_buffer.call1((-1,)).and_then(|buf| {
-            if buf.len()? == 0 {
-                Err(PyRuntimeError::new_err(
-                    "get_buffer() returned an empty buffer",
-                ))
-            } else {
-                Ok(buf)
-            }
-        });
+        let buf = protocol
+            .call_method1(intern!(py, "get_buffer"), (-1,))
+            .and_then(|buf| {
+                if buf.len()? == 0 {
+                    Err(PyRuntimeError::new_err(
+                        "get_buffer() returned an empty buffer",
+                    ))
+                } else {
+                    Ok(buf)
+                }
+            });
         let Some(buf) = self.protocol_outcome(py, buf, GET_BUFFER_FAILED)? else {
             return Ok(());
         };
@@ -401,7 +371,7 @@ impl StreamTransport {
         if nbytes == 0 {
             return self.read_eof(py);
         }
-        let result = buffer_updated.call1((nbytes,));
+        let result = protocol.call_method1(intern!(py, "buffer_updated"), (nbytes,));
         self.protocol_outcome(
             py,
             result,
@@ -542,11 +512,7 @@ impl StreamTransport {
             let mut st = self.state();
             let connected = st.protocol_connected;
             let protocol = st.protocol.take().filter(|_| connected);
-            let rest = (
-                st.receiver.take(),
-                st.read_context.take(),
-                st.write_context.take(),
-            );
+            let rest = (st.read_context.take(), st.write_context.take());
             (
                 protocol,
                 st.empty_waiter.as_ref().map(|w| w.clone_ref(py)),
@@ -732,11 +698,15 @@ impl StreamTransport {
     }
 }
 
-/// Whether an event queued for the transport still counts: one queued before the
-/// transport stopped watching is dropped, as asyncio's loop drops a cancelled Handle.
-pub(crate) fn is_watching(transport: &Bound<'_, StreamTransport>, direction: Direction) -> bool {
+/// Whether an event queued for the transport still counts: one that came through a
+/// registration since removed is dropped, as asyncio's loop drops a cancelled Handle.
+pub(crate) fn is_watching(
+    transport: &Bound<'_, StreamTransport>,
+    direction: Direction,
+    id: WatchId,
+) -> bool {
     let mut st = transport.get().state();
-    *StreamTransport::watching(&mut st, direction)
+    *StreamTransport::watching(&mut st, direction) == Some(id)
 }
 
 /// The loop's entry point for a ready fd: runs the transport's reader or writer inside the
@@ -745,19 +715,20 @@ pub(crate) fn is_watching(transport: &Bound<'_, StreamTransport>, direction: Dir
 pub(crate) fn run_event(
     transport: &Bound<'_, StreamTransport>,
     direction: Direction,
+    id: WatchId,
 ) -> PyResult<bool> {
     let py = transport.py();
     let this = transport.get();
     let (context, receiver) = {
         let mut st = this.state();
-        if !*StreamTransport::watching(&mut st, direction) {
+        if *StreamTransport::watching(&mut st, direction) != Some(id) {
             return Ok(false);
         }
         match direction {
             Direction::Read if st.conn_lost > 0 => return Ok(true),
             Direction::Read => (
                 st.read_context.as_ref().map(|c| c.clone_ref(py)),
-                st.receiver.as_ref().map(|r| r.clone_ref(py)),
+                st.protocol.as_ref().map(|p| (p.clone_ref(py), st.receiver)),
             ),
             Direction::Write => (st.write_context.as_ref().map(|c| c.clone_ref(py)), None),
         }
@@ -884,8 +855,9 @@ impl StreamTransport {
                     write_context: None,
                     buffer: WriteBuffer::default(),
                     conn_lost: 0,
-                    reading: false,
-                    writing: false,
+                    reading: None,
+                    writing: None,
+                    watches: 0,
                     closing: false,
                     paused: false,
                     eof: false,
@@ -1116,10 +1088,8 @@ impl StreamTransport {
             let old = {
                 let mut st = self.state();
                 st.protocol_connected = true;
-                (
-                    st.protocol.replace(protocol.clone().unbind()),
-                    std::mem::replace(&mut st.receiver, receiver),
-                )
+                st.receiver = receiver;
+                st.protocol.replace(protocol.clone().unbind())
             };
             drop(old);
             Ok(())
@@ -1290,17 +1260,6 @@ impl StreamTransport {
             visit.call(&st.read_context)?;
             visit.call(&st.write_context)?;
             visit.call(&st.empty_waiter)?;
-            match &st.receiver {
-                Some(Receiver::Data(m)) => visit.call(m)?,
-                Some(Receiver::Buffered {
-                    get_buffer,
-                    buffer_updated,
-                }) => {
-                    visit.call(get_buffer)?;
-                    visit.call(buffer_updated)?;
-                }
-                None => {}
-            }
         }
         Ok(())
     }
@@ -1310,7 +1269,6 @@ impl StreamTransport {
             (
                 st.protocol.take(),
                 st.shell.take(),
-                st.receiver.take(),
                 st.read_context.take(),
                 st.write_context.take(),
                 st.empty_waiter.take(),
