@@ -32,6 +32,7 @@ class Program:
             w.setblocking(False)
         self.reading = [False, False]
         self.peers = [Peer(self, 0), Peer(self, 1)]
+        self.ended = [False, False]  # closed, aborted or shut for writing
 
     def spawn(self, tag):
         """One random operation, tagged by what led to it."""
@@ -40,7 +41,7 @@ class Program:
         self.left -= 1
         loop, rng, log = self.loop, self.rng, self.log
         t = f"{tag}.{self.left}"
-        op = rng.randrange(17)
+        op = rng.randrange(20)
         if op == 0:
             loop.call_soon(self.event, t + "soon")
         elif op == 1:
@@ -90,7 +91,7 @@ class Program:
         elif op in (12, 13):
             side = rng.randrange(2)
             transport = self.peers[side].transport
-            if not transport.is_closing():
+            if not self.ended[side]:
                 transport.write(b"y" * rng.randrange(1, 50))
                 log.append(f"{t}write{side}")
         elif op == 14:
@@ -104,6 +105,16 @@ class Program:
                 log.append(f"{t}resume{side}")
         elif op == 15:
             loop.create_task(self.sock_recv(t + "sock"))
+        elif op == 16:
+            loop.call_soon(self.fail, t + "fail")
+        elif op == 17 and rng.random() < 0.3:
+            side = rng.randrange(2)
+            transport = self.peers[side].transport
+            how = rng.choice(["close", "abort", "write_eof"])
+            if not self.ended[side]:
+                self.ended[side] = True
+                getattr(transport, how)()
+                log.append(f"{t}{how}{side}")
         else:
             loop.call_soon(self.event, t + "soon")
 
@@ -111,6 +122,13 @@ class Program:
         self.log.append(tag)
         for _ in range(self.rng.randrange(4)):
             self.spawn(tag)
+
+    def fail(self, tag):
+        self.log.append(tag)
+        raise ValueError(tag)
+
+    def exception_handler(self, loop, context):
+        self.log.append(f"handler:{context['message'][:20]}:{context.get('exception')!r}")
 
     def readable(self, i):
         try:
@@ -151,6 +169,7 @@ class Program:
         for _ in range(5):
             await asyncio.sleep(0)
         loop.add_signal_handler(signal.SIGUSR1, self.event, "signal")
+        loop.set_exception_handler(self.exception_handler)
         self.log.append("start")
         for _ in range(6):
             self.spawn("m")
@@ -160,7 +179,7 @@ class Program:
         self.left = 0
         loop.remove_signal_handler(signal.SIGUSR1)
         for peer in self.peers:
-            peer.transport.close()
+            peer.transport.abort()
         server.close()
         await server.wait_closed()
         for _ in range(5):
