@@ -254,3 +254,16 @@ def test_call_soon_kin_arguments(loop, method):
     loop.call_later(0.01, loop.stop)
     loop.run_forever()
     assert seen == [(1, 2), "inner"]
+
+
+@pytest.mark.parametrize("value", [0, 1, None, "yes", [], True, False])
+def test_set_debug_takes_any_value_and_get_debug_returns_it(loop, value):
+    # asyncio's set_debug stores what it is given (asyncio.run(debug=0) passes an int),
+    # and debug mode follows its truth.
+    loop.set_debug(value)
+    assert loop.get_debug() is value
+    assert loop._debug is value
+    handle = loop.call_soon(print)
+    assert (handle._source_traceback is not None) == bool(value)
+    handle.cancel()
+    loop.run_until_complete(asyncio.sleep(0))

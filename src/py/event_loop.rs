@@ -9,13 +9,13 @@
 use std::cell::RefMut;
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::errors::{self, loop_closed, os_error, shield};
@@ -42,6 +42,10 @@ const WAKER_TOKEN: u64 = u64::MAX;
 /// handler is set) once in this many passes, and every fd on every pass once the user has
 /// registered one.
 const INTERNAL_POLL_EVERY: u32 = 32;
+
+/// The bits of `LoopCore::debug`.
+const DEBUG_ON: u8 = 1;
+const DEBUG_OBJECT: u8 = 2;
 
 /// One entry of the ready queue.
 pub(crate) enum Ready {
@@ -88,7 +92,11 @@ pub struct LoopCore {
     stopping: AtomicBool,
     /// Callbacks run, for `stats()`; counted outside the state lock.
     callbacks_run: AtomicU64,
-    debug: AtomicBool,
+    /// Debug mode: its truth (DEBUG_ON), and whether `set_debug` was given something other
+    /// than a bool (DEBUG_OBJECT), kept in `debug_value` for `get_debug` to return as
+    /// asyncio's does.
+    debug: AtomicU8,
+    debug_value: ObjectSlot,
     clock_resolution: AtomicU64,
     thread_id: ObjectSlot,
     current_handle: ObjectSlot,
@@ -258,8 +266,23 @@ impl LoopCore {
         Ok(kwargs)
     }
 
+    /// `get_debug()`: what `set_debug` was given.
+    pub(crate) fn debug_object(&self, py: Python<'_>) -> Py<PyAny> {
+        let state = self.debug.load(Relaxed);
+        if state & DEBUG_OBJECT != 0 {
+            if let Some(value) = self.debug_value.get(py) {
+                return value;
+            }
+            return py.None();
+        }
+        PyBool::new(py, state & DEBUG_ON != 0)
+            .to_owned()
+            .into_any()
+            .unbind()
+    }
+
     pub(crate) fn debug(&self) -> bool {
-        self.debug.load(Relaxed)
+        self.debug.load(Relaxed) & DEBUG_ON != 0
     }
 
     fn check_closed(&self) -> PyResult<()> {
@@ -791,7 +814,8 @@ impl LoopCore {
                 closed: AtomicBool::new(false),
                 callbacks_run: AtomicU64::new(0),
                 stopping: AtomicBool::new(false),
-                debug: AtomicBool::new(false),
+                debug: AtomicU8::new(0),
+                debug_value: ObjectSlot(Mutex::new(None)),
                 clock_resolution: AtomicU64::new(clock::resolution().to_bits()),
                 thread_id: ObjectSlot::default(),
                 current_handle: ObjectSlot::default(),
@@ -1037,12 +1061,21 @@ impl LoopCore {
     }
 
     #[getter]
-    fn _debug(&self) -> bool {
-        self.debug()
+    fn _debug(&self, py: Python<'_>) -> Py<PyAny> {
+        self.debug_object(py)
     }
     #[setter(_debug)]
-    fn set_debug(&self, value: bool) {
-        self.debug.store(value, Relaxed);
+    fn set_debug(&self, value: Bound<'_, PyAny>) -> PyResult<()> {
+        let on = if value.is_truthy()? { DEBUG_ON } else { 0 };
+        let kept = if value.is_exact_instance_of::<PyBool>() {
+            self.debug.store(on, Relaxed);
+            None
+        } else {
+            self.debug.store(on | DEBUG_OBJECT, Relaxed);
+            Some(value)
+        };
+        self.debug_value.set(kept);
+        Ok(())
     }
 
     #[getter]
@@ -1155,8 +1188,10 @@ impl LoopCore {
             });
             result?;
         }
-        if let Ok(h) = self.current_handle.0.try_lock() {
-            visit.call(h.as_ref())?;
+        for slot in [&self.current_handle, &self.debug_value] {
+            if let Ok(h) = slot.0.try_lock() {
+                visit.call(h.as_ref())?;
+            }
         }
         // SAFETY: this is `__traverse__`.
         if let Ok(kept) = unsafe { self.while_running.try_borrow_in_traverse() } {
@@ -1183,6 +1218,12 @@ impl LoopCore {
                 .ok()
                 .and_then(|mut b| b.take())
         });
-        drop((taken, released, bound));
+        let debug_value = self
+            .debug_value
+            .0
+            .try_lock()
+            .ok()
+            .and_then(|mut v| v.take());
+        drop((taken, released, bound, debug_value));
     }
 }

@@ -92,17 +92,15 @@ unsafe extern "C" fn get_debug(
 ) -> *mut ffi::PyObject {
     // SAFETY: CPython calls a method with the GIL held, and a method descriptor checks
     // that `slf` is an instance of its type (LoopCore) before calling. Reading an atomic
-    // flag cannot panic, so no panic boundary is needed; Py_True/Py_False are returned as
-    // new references.
+    // flag, and cloning a reference under an uncontended lock, cannot panic, so no panic
+    // boundary is needed; the result is returned as a new reference.
     unsafe {
         let py = Python::assume_attached();
         let core = Bound::from_borrowed_ptr(py, slf);
-        let debug = core.cast_unchecked::<LoopCore>().get().debug();
-        ffi::Py_NewRef(if debug {
-            ffi::Py_True()
-        } else {
-            ffi::Py_False()
-        })
+        core.cast_unchecked::<LoopCore>()
+            .get()
+            .debug_object(py)
+            .into_ptr()
     }
 }
 
