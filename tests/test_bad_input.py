@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -212,11 +213,20 @@ def test_a_context_that_is_not_a_context(loop_name):
     assert proc.stdout.split() == ["AttributeError"] * 4 + ["closed"], proc.stdout + proc.stderr
 
 
+def whole(method, message):
+    """The whole of CPython's argument error for asyncio's `method`, as a match pattern:
+    3.11+ names the method by its qualified name."""
+    owner = "BaseEventLoop." if sys.version_info >= (3, 11) else ""
+    return "^" + re.escape(f"{owner}{method}() {message}") + "$"
+
+
 def test_call_soon_arguments(loop):
     """call_soon's hand-written argument parsing (ferroloop) against the stdlib's."""
-    with pytest.raises(TypeError, match="missing 1 required positional argument"):
+    with pytest.raises(TypeError, match=whole(
+            "call_soon", "missing 1 required positional argument: 'callback'")):
         loop.call_soon()
-    with pytest.raises(TypeError, match="unexpected keyword argument 'when'"):
+    with pytest.raises(TypeError, match=whole(
+            "call_soon", "got an unexpected keyword argument 'when'")):
         loop.call_soon(print, when=1)
     seen = []
     loop.call_soon(seen.append, 1)
@@ -236,14 +246,16 @@ def test_call_soon_kin_arguments(loop, method):
     call = getattr(loop, method)
     lead = () if method == "call_soon_threadsafe" else (0,) if method == "call_later" else (
         loop.time(),)
-    with pytest.raises(TypeError, match="missing 1 required positional argument: 'callback'"):
+    with pytest.raises(TypeError, match=whole(
+            method, "missing 1 required positional argument: 'callback'")):
         call(*lead)
     if lead:
-        with pytest.raises(TypeError, match="missing 2 required positional arguments: "
-                                            f"'{'delay' if method == 'call_later' else 'when'}'"
-                                            " and 'callback'"):
+        first = "delay" if method == "call_later" else "when"
+        with pytest.raises(TypeError, match=whole(
+                method, f"missing 2 required positional arguments: '{first}' and 'callback'")):
             call()
-    with pytest.raises(TypeError, match="unexpected keyword argument 'ctx'"):
+    with pytest.raises(TypeError, match=whole(
+            method, "got an unexpected keyword argument 'ctx'")):
         call(*lead, print, ctx=None)
     var = contextvars.ContextVar("var", default="outer")
     ctx = contextvars.copy_context()
@@ -267,3 +279,21 @@ def test_set_debug_takes_any_value_and_get_debug_returns_it(loop, value):
     assert (handle._source_traceback is not None) == bool(value)
     handle.cancel()
     loop.run_until_complete(asyncio.sleep(0))
+
+
+@pytest.mark.parametrize("fd", [2**31, 2**70])
+def test_fds_too_large_for_epoll(loop, fd):
+    # asyncio looks such an fd up (absent: remove_* returns False) or hands it to epoll,
+    # whose refusal is an OverflowError; an object whose fileno() gives it is the same.
+    class FileLike:
+        def fileno(self):
+            return fd
+
+    for fileobj in (fd, FileLike()):
+        for add, remove in ((loop.add_reader, loop.remove_reader),
+                            (loop.add_writer, loop.remove_writer)):
+            with pytest.raises(OverflowError, match="Python int too large to convert to C int"):
+                add(fileobj, print)
+            assert remove(fileobj) is False
+    with pytest.raises(ValueError, match=f"Invalid file descriptor: {-fd}"):
+        loop.remove_reader(-fd)

@@ -177,10 +177,12 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// `selectors._fileobj_to_fd`: an int, or an object whose `fileno()` gives one.
-fn fileobj_to_fd(fileobj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
-    let fd: i64 = if fileobj.is_instance_of::<PyInt>() {
-        fileobj.extract()?
+/// `selectors._fileobj_to_fd`: an int, or an object whose `fileno()` gives one. None for
+/// an int too large for any fd: asyncio looks it up (not found) or hands it to epoll,
+/// which refuses it (`too_large_fd`).
+fn fileobj_to_fd(fileobj: &Bound<'_, PyAny>) -> PyResult<Option<RawFd>> {
+    let fd = if fileobj.is_instance_of::<PyInt>() {
+        fileobj.clone()
     } else {
         fileobj
             .call_method0("fileno")
@@ -188,7 +190,6 @@ fn fileobj_to_fd(fileobj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
                 n.call_method0("__index__")
                     .or_else(|_| n.call_method0("__int__"))
             })
-            .and_then(|n| n.extract())
             .map_err(|_| {
                 PyValueError::new_err(format!(
                     "Invalid file object: {}",
@@ -196,13 +197,17 @@ fn fileobj_to_fd(fileobj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
                 ))
             })?
     };
-    if fd < 0 {
+    if fd.lt(0)? {
         return Err(PyValueError::new_err(format!(
             "Invalid file descriptor: {fd}"
         )));
     }
-    RawFd::try_from(fd)
-        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("fd is greater than maximum"))
+    Ok(fd.extract::<RawFd>().ok())
+}
+
+/// What epoll's registration says of an fd past the C int range.
+fn too_large_fd() -> PyErr {
+    pyo3::exceptions::PyOverflowError::new_err("Python int too large to convert to C int")
 }
 
 /// A float from `delay` or `when`, with the TypeError `time() + delay` would raise.
@@ -492,7 +497,7 @@ impl LoopCore {
         let py = slf.py();
         let this = slf.get();
         this.check_closed()?;
-        let fd = fileobj_to_fd(fileobj)?;
+        let fd = fileobj_to_fd(fileobj)?.ok_or_else(too_large_fd)?;
         let handle = Self::new_handle(slf, callback, args, None)?;
         this.register(py, fd, direction, IoCallback::Handle(handle.clone_ref(py)))?;
         Ok(handle)
@@ -507,8 +512,10 @@ impl LoopCore {
         if this.closed.load(Relaxed) {
             return Ok(false);
         }
-        let fd = fileobj_to_fd(fileobj)?;
-        this.unregister(slf.py(), fd, direction)
+        match fileobj_to_fd(fileobj)? {
+            Some(fd) => this.unregister(slf.py(), fd, direction),
+            None => Ok(false),
+        }
     }
 
     /// Sets the reader or writer of `fd`. A Handle it replaces is cancelled, as asyncio's

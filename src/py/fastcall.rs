@@ -18,6 +18,7 @@ use pyo3::types::{PyString, PyTuple, PyType};
 
 use super::errors::shield;
 use super::event_loop::LoopCore;
+use super::pyapi;
 
 pub(crate) struct MethodDef(pub(crate) ffi::PyMethodDef);
 
@@ -187,7 +188,7 @@ unsafe fn parse<'py, const N: usize>(
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf as usize) } as usize;
     let item = |i: usize| unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
     if nargs < N {
-        return Err(missing_arguments(name, &leading[nargs..]));
+        return Err(missing_arguments(py, name, &leading[nargs..]));
     }
     let mut context = None;
     if !kwnames.is_null() {
@@ -204,7 +205,7 @@ unsafe fn parse<'py, const N: usize>(
                 if kw.is(wanted) || kw.cast::<PyString>()?.to_cow()? == "context" {
                     context = Some(item(nargs + i));
                 } else {
-                    return Err(unexpected_keyword(name, &kw));
+                    return Err(unexpected_keyword(py, name, &kw));
                 }
             }
         }
@@ -222,12 +223,23 @@ unsafe fn parse<'py, const N: usize>(
     })
 }
 
+/// The method's name as CPython's argument errors give it for asyncio's Python method:
+/// qualified from 3.11 on.
+fn qualified(py: Python<'_>, name: &str) -> String {
+    if pyapi::version_at_least(py, (3, 11)) {
+        format!("BaseEventLoop.{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
 #[cold]
 #[inline(never)]
-fn missing_arguments(name: &str, missing: &[&str]) -> PyErr {
+fn missing_arguments(py: Python<'_>, name: &str, missing: &[&str]) -> PyErr {
     let quoted: Vec<String> = missing.iter().map(|m| format!("'{m}'")).collect();
     PyTypeError::new_err(format!(
-        "{name}() missing {} required positional argument{}: {}",
+        "{}() missing {} required positional argument{}: {}",
+        qualified(py, name),
         missing.len(),
         if missing.len() == 1 { "" } else { "s" },
         quoted.join(" and "),
@@ -236,9 +248,10 @@ fn missing_arguments(name: &str, missing: &[&str]) -> PyErr {
 
 #[cold]
 #[inline(never)]
-fn unexpected_keyword(name: &str, keyword: &Bound<'_, PyAny>) -> PyErr {
+fn unexpected_keyword(py: Python<'_>, name: &str, keyword: &Bound<'_, PyAny>) -> PyErr {
     PyTypeError::new_err(format!(
-        "{name}() got an unexpected keyword argument '{keyword}'"
+        "{}() got an unexpected keyword argument '{keyword}'",
+        qualified(py, name)
     ))
 }
 
