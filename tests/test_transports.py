@@ -596,3 +596,32 @@ def test_protocol_methods_are_looked_up_at_each_call(loop):
         return got
 
     assert run(loop, main()) == [("instance", b"one"), ("class", b"two")]
+
+
+def test_write_buffer_limits_need_not_be_ints(loop):
+    # asyncio keeps the limits as given and compares the buffer's size with them: a float
+    # (64 * 1024 / 2), an int past any size, infinity.
+    async def main():
+        server, srv, client = await connected_pair(loop)
+        t = client.transport
+        t.set_write_buffer_limits(high=2**70)
+        limits = [t.get_write_buffer_limits()]
+        t.set_write_buffer_limits(high=float("inf"), low=0.5)
+        limits.append(t.get_write_buffer_limits())
+        t.set_write_buffer_limits(high=64 * 1024 / 2, low=100.5)
+        limits.append(t.get_write_buffer_limits())
+        srv.transport.pause_reading()
+        fill_until_buffered(t)
+        paused_at = t.get_write_buffer_size()
+        srv.transport.resume_reading()
+        while t.get_write_buffer_size():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0)
+        await shut(server, srv, client)
+        return limits, paused_at > 32768, client.events[:3]
+
+    assert run(loop, main()) == (
+        [(2**68, 2**70), (0.5, float("inf")), (100.5, 32768.0)],
+        True,
+        ["made", "pause", "resume"],
+    )

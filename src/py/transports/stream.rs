@@ -91,6 +91,10 @@ struct State {
     protocol_paused: bool,
     high_water: usize,
     low_water: usize,
+    /// `(low, high)` as `set_write_buffer_limits` was given them (a float, say), which
+    /// `get_write_buffer_limits` returns as asyncio's does; the thresholds above are the
+    /// integers the buffer's size is compared with to the same effect.
+    limits: Option<Py<PyAny>>,
     empty_waiter: Option<Py<PyAny>>,
 }
 
@@ -698,6 +702,21 @@ impl StreamTransport {
     }
 }
 
+/// The integer a buffer size is compared with in place of a validated (non-negative)
+/// limit: its floor, capped, so `size > limit` and `size <= limit` come out as asyncio's
+/// comparisons with the limit itself do (a float, an int past any size, infinity).
+fn threshold(limit: &Bound<'_, PyAny>) -> PyResult<usize> {
+    if let Ok(n) = limit.extract::<usize>() {
+        return Ok(n);
+    }
+    if limit.is_instance_of::<pyo3::types::PyInt>() {
+        return Ok(usize::MAX);
+    }
+    let x: f64 = limit.extract()?;
+    // `as` saturates: infinity and anything past usize::MAX become usize::MAX.
+    Ok(x.floor() as usize)
+}
+
 /// Whether an event queued for the transport still counts: one that came through a
 /// registration since removed is dropped, as asyncio's loop drops a cancelled Handle.
 pub(crate) fn is_watching(
@@ -864,6 +883,7 @@ impl StreamTransport {
                     protocol_paused: false,
                     high_water: DEFAULT_HIGH_WATER,
                     low_water: DEFAULT_HIGH_WATER / 4,
+                    limits: None,
                     empty_waiter: None,
                 }),
                 loop_,
@@ -1065,19 +1085,34 @@ impl StreamTransport {
         self.state().buffer.len()
     }
 
-    fn get_write_buffer_limits(&self) -> (usize, usize) {
+    fn get_write_buffer_limits(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let st = self.state();
-        (st.low_water, st.high_water)
+        match &st.limits {
+            Some(limits) => Ok(limits.clone_ref(py)),
+            None => Ok((st.low_water, st.high_water)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind()),
+        }
     }
 
     /// Sets limits the Python half validated, then pauses the protocol if now above them.
-    fn _set_write_buffer_limits(&self, py: Python<'_>, high: usize, low: usize) -> PyResult<()> {
+    fn _set_write_buffer_limits(
+        &self,
+        high: &Bound<'_, PyAny>,
+        low: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         shield(|| {
-            {
+            let py = high.py();
+            let (high_water, low_water) = (threshold(high)?, threshold(low)?);
+            let limits = (low, high).into_pyobject(py)?.into_any().unbind();
+            let old = {
                 let mut st = self.state();
-                st.high_water = high;
-                st.low_water = low;
-            }
+                st.high_water = high_water;
+                st.low_water = low_water;
+                st.limits.replace(limits)
+            };
+            drop(old);
             self.maybe_pause_protocol(py)
         })
     }
@@ -1260,6 +1295,7 @@ impl StreamTransport {
             visit.call(&st.read_context)?;
             visit.call(&st.write_context)?;
             visit.call(&st.empty_waiter)?;
+            visit.call(&st.limits)?;
         }
         Ok(())
     }
@@ -1272,6 +1308,7 @@ impl StreamTransport {
                 st.read_context.take(),
                 st.write_context.take(),
                 st.empty_waiter.take(),
+                st.limits.take(),
             )
         });
         drop(taken);
