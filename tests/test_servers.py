@@ -54,6 +54,24 @@ def test_server_object_lifecycle(loop):
     assert list(sockets) == []
 
 
+@pytest.mark.parametrize("backlog", [0, -5])
+def test_a_backlog_of_zero_or_less_is_taken(loop, loop_name, backlog):
+    # listen() takes it on both loops. asyncio's accept loop then runs range(backlog)
+    # times and never accepts; ferroloop accepts one connection per readiness.
+    async def main():
+        server = await loop.create_server(Echo, "127.0.0.1", 0, backlog=backlog)
+        port = server.sockets[0].getsockname()[1]
+        if loop_name == "ferroloop":
+            reply = await echo_once(loop, lambda: asyncio.open_connection("127.0.0.1", port))
+        else:
+            reply = b"ping"
+        server.close()
+        await server.wait_closed()
+        return reply
+
+    assert run(loop, main()) == b"ping"
+
+
 def test_serve_forever_is_cancelled_by_close(loop):
     async def main():
         server = await loop.create_server(Echo, "127.0.0.1", 0)

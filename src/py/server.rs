@@ -30,6 +30,9 @@ pub struct Acceptor {
     protocol_factory: Py<PyAny>,
     server: Py<PyAny>,
     fd: RawFd,
+    /// Connections accepted per readiness, at least one: asyncio's loop accepts
+    /// `range(backlog)` of them, so a server given 0 or less (which `listen` takes) never
+    /// accepts there; here it does.
     backlog: usize,
     /// The listener's (family, type | SOCK_NONBLOCK, proto): the kind of socket object
     /// `socket.accept()` would build, told up front that the fd is non-blocking.
@@ -69,7 +72,9 @@ impl Acceptor {
             loop_: loop_.unbind(),
             protocol_factory: serving_args.get_item(0)?.unbind(),
             server: serving_args.get_item(3)?.unbind(),
-            backlog: serving_args.get_item(4)?.extract()?,
+            backlog: usize::try_from(serving_args.get_item(4)?.extract::<i64>()?)
+                .unwrap_or(0)
+                .max(1),
             fd,
             shared_sockname,
             socket_args: (family, sock_type | libc::SOCK_NONBLOCK, proto)
@@ -102,7 +107,7 @@ impl Acceptor {
                     .call_method1("_accept_connection", this.serving_args.bind(py))
                     .map(drop);
             }
-            for _ in 0..this.backlog.max(1) {
+            for _ in 0..this.backlog {
                 let (fd, peer) = match sys::accept(this.fd) {
                     Ok(accepted) => accepted,
                     Err(err) => return this.accept_failed(py, err),
