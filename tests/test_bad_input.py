@@ -215,9 +215,8 @@ def test_a_context_that_is_not_a_context(loop_name):
 
 def whole(method, message):
     """The whole of CPython's argument error for asyncio's `method`, as a match pattern:
-    3.11+ names the method by its qualified name."""
-    owner = "BaseEventLoop." if sys.version_info >= (3, 11) else ""
-    return "^" + re.escape(f"{owner}{method}() {message}") + "$"
+    it names the method by its qualified name."""
+    return "^" + re.escape(f"BaseEventLoop.{method}() {message}") + "$"
 
 
 def test_call_soon_arguments(loop):

@@ -18,7 +18,6 @@ use pyo3::types::{PyString, PyTuple, PyType};
 
 use super::errors::shield;
 use super::event_loop::LoopCore;
-use super::pyapi;
 
 pub(crate) struct MethodDef(pub(crate) ffi::PyMethodDef);
 
@@ -188,7 +187,7 @@ unsafe fn parse<'py, const N: usize>(
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf as usize) } as usize;
     let item = |i: usize| unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
     if nargs < N {
-        return Err(missing_arguments(py, name, &leading[nargs..]));
+        return Err(missing_arguments(name, &leading[nargs..]));
     }
     let mut context = None;
     if !kwnames.is_null() {
@@ -205,7 +204,7 @@ unsafe fn parse<'py, const N: usize>(
                 if kw.is(wanted) || kw.cast::<PyString>()?.to_cow()? == "context" {
                     context = Some(item(nargs + i));
                 } else {
-                    return Err(unexpected_keyword(py, name, &kw));
+                    return Err(unexpected_keyword(name, &kw));
                 }
             }
         }
@@ -223,23 +222,14 @@ unsafe fn parse<'py, const N: usize>(
     })
 }
 
-/// The method's name as CPython's argument errors give it for asyncio's Python method:
-/// qualified from 3.11 on.
-fn qualified(py: Python<'_>, name: &str) -> String {
-    if pyapi::version_at_least(py, (3, 11)) {
-        format!("BaseEventLoop.{name}")
-    } else {
-        name.to_owned()
-    }
-}
-
+// Both name the method as CPython's argument errors name asyncio's Python method: by its
+// qualified name.
 #[cold]
 #[inline(never)]
-fn missing_arguments(py: Python<'_>, name: &str, missing: &[&str]) -> PyErr {
+fn missing_arguments(name: &str, missing: &[&str]) -> PyErr {
     let quoted: Vec<String> = missing.iter().map(|m| format!("'{m}'")).collect();
     PyTypeError::new_err(format!(
-        "{}() missing {} required positional argument{}: {}",
-        qualified(py, name),
+        "BaseEventLoop.{name}() missing {} required positional argument{}: {}",
         missing.len(),
         if missing.len() == 1 { "" } else { "s" },
         quoted.join(" and "),
@@ -248,10 +238,9 @@ fn missing_arguments(py: Python<'_>, name: &str, missing: &[&str]) -> PyErr {
 
 #[cold]
 #[inline(never)]
-fn unexpected_keyword(py: Python<'_>, name: &str, keyword: &Bound<'_, PyAny>) -> PyErr {
+fn unexpected_keyword(name: &str, keyword: &Bound<'_, PyAny>) -> PyErr {
     PyTypeError::new_err(format!(
-        "{}() got an unexpected keyword argument '{keyword}'",
-        qualified(py, name)
+        "BaseEventLoop.{name}() got an unexpected keyword argument '{keyword}'"
     ))
 }
 
