@@ -197,12 +197,18 @@ fn fileobj_to_fd(fileobj: &Bound<'_, PyAny>) -> PyResult<Option<RawFd>> {
                 ))
             })?
     };
-    if fd.lt(0)? {
+    // Any fd fits a C int; only a refused one pays for Python's comparison.
+    let fits = fd.extract::<RawFd>().ok();
+    let negative = match fits {
+        Some(n) => n < 0,
+        None => fd.lt(0)?,
+    };
+    if negative {
         return Err(PyValueError::new_err(format!(
             "Invalid file descriptor: {fd}"
         )));
     }
-    Ok(fd.extract::<RawFd>().ok())
+    Ok(fits)
 }
 
 /// What epoll's registration says of an fd past the C int range.
@@ -275,10 +281,8 @@ impl LoopCore {
     pub(crate) fn debug_object(&self, py: Python<'_>) -> Py<PyAny> {
         let state = self.debug.load(Relaxed);
         if state & DEBUG_OBJECT != 0 {
-            if let Some(value) = self.debug_value.get(py) {
-                return value;
-            }
-            return py.None();
+            // An empty slot here is None, which the slot does not hold.
+            return self.debug_value.get(py).unwrap_or_else(|| py.None());
         }
         PyBool::new(py, state & DEBUG_ON != 0)
             .to_owned()
@@ -822,7 +826,7 @@ impl LoopCore {
                 callbacks_run: AtomicU64::new(0),
                 stopping: AtomicBool::new(false),
                 debug: AtomicU8::new(0),
-                debug_value: ObjectSlot(Mutex::new(None)),
+                debug_value: ObjectSlot::default(),
                 clock_resolution: AtomicU64::new(clock::resolution().to_bits()),
                 thread_id: ObjectSlot::default(),
                 current_handle: ObjectSlot::default(),

@@ -18,7 +18,7 @@ use pyo3::exceptions::{PyConnectionError, PyRuntimeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyMemoryView, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::buffer::WriteBuffer;
@@ -709,7 +709,7 @@ fn threshold(limit: &Bound<'_, PyAny>) -> PyResult<usize> {
     if let Ok(n) = limit.extract::<usize>() {
         return Ok(n);
     }
-    if limit.is_instance_of::<pyo3::types::PyInt>() {
+    if limit.is_instance_of::<PyInt>() {
         return Ok(usize::MAX);
     }
     let x: f64 = limit.extract()?;
