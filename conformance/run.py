@@ -30,16 +30,25 @@ IN_SCOPE = [
     "test_futures", "test_futures2", "test_tasks", "test_locks", "test_queues",
     "test_taskgroups", "test_timeouts", "test_waitfor", "test_runners", "test_context",
     "test_pep492", "test_threads", "test_events",
+    # Eager tasks and task factories (3.12+), staggered_race (3.12+), call-graph
+    # introspection (3.14+), asyncio's thread-safety (3.14+), `asyncio ps` (3.14+).
+    "test_eager_task_factory", "test_staggered", "test_graph", "test_free_threading",
+    "test_tools", "test_transports",
     # Networking, pipes, subprocesses and TLS: today CPython's transports on ferroloop's
     # poller; the bar any native transport must keep.
     "test_streams", "test_sock_lowlevel", "test_server", "test_buffered_proto",
     "test_protocols", "test_unix_events", "test_sendfile", "test_subprocess", "test_ssl",
     "test_sslproto",
+    # Server and transport contexts (3.15+).
+    "test_server_context",
 ]
 
 # Modules that create no loop at all; they run for completeness.
 LOOP_FREE = {
     "test_protocols": "tests the Protocol base classes' default methods",
+    "test_transports": "tests the Transport base classes with a mock loop",
+    "test_tools": "tests `asyncio ps`/`pstree` formatting of recorded task data "
+                  "(tests/test_introspection.py runs them against a live ferroloop program)",
 }
 
 # Modules left out, and why. They test CPython's private classes, not a loop's behaviour.
@@ -89,8 +98,9 @@ def load_known_failures():
 
 # --- worker: runs one module in this process --------------------------------------------
 
-def substitute_ferroloop(module):
-    """Makes every loop the module's tests create through public means a ferroloop loop."""
+def substitute_ferroloop():
+    """Makes every loop a test creates through public means a ferroloop loop; returns the
+    counters of loops created and run."""
     import asyncio
     import ferroloop
 
@@ -109,14 +119,32 @@ def substitute_ferroloop(module):
     ferroloop.Loop.__init__ = counting_init
     ferroloop.Loop.run_forever = counting_run_forever
 
-    # A test that resets the policy (set_event_loop_policy(None)) gets ferroloop's again.
-    asyncio.DefaultEventLoopPolicy = ferroloop.EventLoopPolicy
-    asyncio.set_event_loop_policy(ferroloop.EventLoopPolicy())
+    # A test that resets the policy (set_event_loop_policy(None), or 3.14's private
+    # _set_event_loop_policy(None)) gets ferroloop's again: asyncio makes its default
+    # policy from `asyncio.DefaultEventLoopPolicy` (3.13) or from unix_events (3.14+).
+    from asyncio import unix_events
+    from ferroloop import _compat
+    policy = ferroloop._policy.policy_class()
+    if hasattr(unix_events, "_DefaultEventLoopPolicy"):
+        unix_events._DefaultEventLoopPolicy = policy
+    else:
+        asyncio.DefaultEventLoopPolicy = policy
+    _compat.set_policy_quietly(policy())
+    # Tests that name the default loop class (3.13's `asyncio.EventLoop`, as IsolatedAsyncioTestCase
+    # loop_factory) get ferroloop's; the module is imported after this, so class bodies see it.
+    asyncio.EventLoop = ferroloop.Loop
 
     probe = asyncio.new_event_loop()
     assert type(probe) is ferroloop.Loop, f"substitution failed: {type(probe)!r}"
     probe.close()
     created["loops"] = created["runs"] = 0
+    return created
+
+
+def substitute_in_module(module):
+    """What a test module builds itself: its fake-clock loops, and loop classes it names."""
+    import asyncio
+    import ferroloop
 
     # TestLoop is a fake-clock loop; tests that drive its clock (a generator) keep it, the
     # others get a real loop: ferroloop.
@@ -149,15 +177,24 @@ def substitute_ferroloop(module):
     for obj in list(vars(module).values()):
         if isinstance(obj, type) and any("create_event_loop" in vars(k) for k in obj.__mro__):
             obj.create_event_loop = lambda self: ferroloop.new_event_loop()
-    return created
 
 
 def worker(module_name, use_ferroloop, out_path):
     import importlib
+    import signal
     import unittest
 
-    module = importlib.import_module(f"test.test_asyncio.{module_name}")
-    counters = substitute_ferroloop(module) if use_ferroloop else None
+    # Tests interrupt themselves (test_runners); a runner started in the background or
+    # under nohup passes SIGINT on as ignored, and such a test would then never end.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    if use_ferroloop:
+        counters = substitute_ferroloop()
+        module = importlib.import_module(f"test.test_asyncio.{module_name}")
+        substitute_in_module(module)
+    else:
+        counters = None
+        module = importlib.import_module(f"test.test_asyncio.{module_name}")
 
     outcomes = {}
 

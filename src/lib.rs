@@ -8,6 +8,7 @@ pub mod py;
 pub mod runtime;
 
 use pyo3::prelude::*;
+use pyo3::types::IntoPyDict;
 
 /// Panics inside the panic boundary, so tests can prove a Rust panic reaches Python as
 /// RuntimeError rather than as an abort or a PanicException.
@@ -22,6 +23,7 @@ fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     py::fastcall::install(&m.py().get_type::<py::event_loop::LoopCore>())?;
     m.add_class::<py::handles::Handle>()?;
     m.add_class::<py::handles::TimerHandle>()?;
+    m.add_class::<py::handles::ThreadSafeHandle>()?;
     m.add_class::<py::transports::StreamTransport>()?;
     m.add_class::<py::server::Acceptor>()?;
     m.add_class::<py::connect::Connector>()?;
@@ -36,6 +38,10 @@ fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py::connect::_connect_stream, m)?)?;
     m.add_function(wrap_pyfunction!(py::connect::_numeric_family, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add(
+        "_asyncio_constants",
+        constants::mirrored().into_py_dict(m.py())?,
+    )?;
     m.add(
         "build_profile",
         if cfg!(debug_assertions) {

@@ -240,10 +240,10 @@ def test_a_subclass_make_socket_transport_is_used(loop_factory, loop_name):
 
     class Loop(base):
         def _make_socket_transport(self, sock, protocol, waiter=None, *,
-                                   extra=None, server=None):
+                                   extra=None, server=None, **options):  # 3.15: context
             made.append((extra or {}).get("peername"))
             return super()._make_socket_transport(sock, protocol, waiter,
-                                                  extra=extra, server=server)
+                                                  extra=extra, server=server, **options)
 
     loop = Loop()
     try:

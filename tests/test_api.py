@@ -43,23 +43,6 @@ def test_runner_with_loop_factory():
         assert isinstance(runner.get_loop(), ferroloop.Loop)
 
 
-def test_policy_and_install():
-    old = asyncio.get_event_loop_policy()
-    try:
-        ferroloop.install()
-        assert isinstance(asyncio.get_event_loop_policy(), ferroloop.EventLoopPolicy)
-        loop = asyncio.new_event_loop()
-        assert isinstance(loop, ferroloop.Loop)
-        loop.close()
-
-        async def main():
-            return type(asyncio.get_running_loop())
-
-        assert asyncio.run(main()) is ferroloop.Loop
-    finally:
-        asyncio.set_event_loop_policy(old)
-
-
 def test_stats_count_the_loops_work():
     loop = ferroloop.new_event_loop()
     try:

@@ -214,9 +214,10 @@ def test_5000_connections_leave_no_fd_behind(loop):
 
 EMFILE_SCRIPT = textwrap.dedent("""
     import asyncio, resource, socket, sys
+    factory = None
     if sys.argv[1] == 'ferroloop':
         import ferroloop
-        ferroloop.install()
+        factory = ferroloop.new_event_loop
 
     async def main():
         loop = asyncio.get_running_loop()
@@ -254,7 +255,8 @@ EMFILE_SCRIPT = textwrap.dedent("""
         await server.wait_closed()
         print('served before', before, 'after', after, flush=True)
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
 """)
 
 

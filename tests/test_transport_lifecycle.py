@@ -6,6 +6,7 @@ contexts, errors and debug reports."""
 import asyncio
 import contextvars
 import logging
+import sys
 
 import pytest
 
@@ -53,6 +54,14 @@ def test_order_and_contexts_of_the_steps(loop):
         await server.wait_closed()
 
     run(loop, main())
+    if sys.version_info >= (3, 15):
+        # 3.15: every callback of a client transport runs in one context, a copy of the
+        # creator's, so what connection_made sets is seen by the rest.
+        later = [("data", "set in connection_made"), ("lost", "set in connection_made")]
+    else:
+        # Reading started in a copy taken before connection_made ran, and connection_lost
+        # runs in a copy of the context close() was called in.
+        later = [("data", "creator"), ("lost", "closer")]
     assert trace == [
         # connection_made runs in a copy of the creator's context...
         ("made", "creator"),
@@ -60,10 +69,7 @@ def test_order_and_contexts_of_the_steps(loop):
         # woken by a Handle queued before it.
         ("soon", "set in connection_made"),
         ("returned", "creator"),
-        # Reading started in a copy taken before connection_made ran.
-        ("data", "creator"),
-        # connection_lost runs in a copy of the context close() was called in.
-        ("lost", "closer"),
+        *later,
     ]
 
 

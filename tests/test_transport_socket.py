@@ -118,13 +118,13 @@ def test_failing_make_socket_transport_leaves_nothing_open(loop_factory, side):
 
     class Loop(base):
         def _make_socket_transport(self, sock, protocol, waiter=None, *,
-                                   extra=None, server=None):
+                                   extra=None, server=None, **options):  # 3.15: context
             is_server = server is not None
             made.append(is_server)
             if is_server == (side == "server"):
                 raise RuntimeError("no transport")
             return super()._make_socket_transport(sock, protocol, waiter,
-                                                  extra=extra, server=server)
+                                                  extra=extra, server=server, **options)
 
     fds_before = open_fds()
     loop = Loop()

@@ -1,20 +1,22 @@
 """ferroloop: a drop-in replacement for asyncio's event loop, written in Rust.
 
-    import ferroloop
-    ferroloop.run(main())                       # like asyncio.run, on ferroloop
+    import asyncio, ferroloop
+    asyncio.run(main(), loop_factory=ferroloop.new_event_loop)
     asyncio.Runner(loop_factory=ferroloop.new_event_loop)
-    ferroloop.install()                         # asyncio.run() etc. now use ferroloop
+    ferroloop.run(main())                       # the same, shorter
+
+While CPython still has event loop policies (deprecated in 3.14, gone in 3.16),
+``ferroloop.install()`` makes asyncio create ferroloop loops everywhere, and
+``ferroloop.EventLoopPolicy`` is the policy it sets.
 """
 
 import asyncio as _asyncio
-import sys as _sys
 
+from . import _compat, _policy
 from ._ferroloop import Handle, TimerHandle, __version__, build_profile
 from ._loop import Loop
-from ._policy import EventLoopPolicy
 
-__all__ = ("Loop", "EventLoopPolicy", "Handle", "TimerHandle", "new_event_loop", "run",
-           "install", "__version__")
+__all__ = ("Loop", "Handle", "TimerHandle", "new_event_loop", "run", "__version__")
 
 
 def new_event_loop():
@@ -22,19 +24,18 @@ def new_event_loop():
     return Loop()
 
 
-def install():
-    """Makes asyncio create ferroloop loops (sets ferroloop's event loop policy)."""
-    _asyncio.set_event_loop_policy(EventLoopPolicy())
-
-
 def run(main, *, debug=None):
     """Runs the coroutine ``main`` on a new ferroloop loop, as ``asyncio.run`` does."""
-    if _sys.version_info >= (3, 11):
-        with _asyncio.Runner(loop_factory=new_event_loop, debug=debug) as runner:
-            return runner.run(main)
-    old_policy = _asyncio.get_event_loop_policy()
-    _asyncio.set_event_loop_policy(EventLoopPolicy())
-    try:
-        return _asyncio.run(main, debug=debug)
-    finally:
-        _asyncio.set_event_loop_policy(old_policy)
+    with _asyncio.Runner(loop_factory=new_event_loop, debug=debug) as runner:
+        return runner.run(main)
+
+
+def __getattr__(name):
+    # The policy API exists only where asyncio's does, and is made when first used.
+    if _compat.HAS_POLICIES:
+        if name == "EventLoopPolicy":
+            _policy.warn_deprecated(name)
+            return _policy.policy_class()
+        if name == "install":
+            return _policy.install
+    raise AttributeError(f"module 'ferroloop' has no attribute {name!r}")

@@ -38,8 +38,10 @@ def main(argv=None):
         print(f"ferroloop {__version__}")
         return 0
 
-    import ferroloop
-    ferroloop.install()
+    from . import _compat, _policy
+    # asyncio.run() and new_event_loop() in the script make ferroloop loops; on 3.14+
+    # without the DeprecationWarning the policy API gives, since the script did not ask.
+    _compat.set_policy_quietly(_policy.policy_class()())
     if argv[0] == "-m":
         if len(argv) < 2:
             print(USAGE, file=sys.stderr)

@@ -7,6 +7,7 @@ signals, and, for now, sockets, pipes and subprocesses) is the running CPython's
 so it matches that version's behaviour exactly and follows it when it changes.
 """
 
+import asyncio
 import errno
 import functools
 import gc
@@ -15,13 +16,9 @@ import ipaddress
 import os
 import selectors
 import socket
-import sys
-import threading
 import weakref
-from asyncio import base_events, constants, events, trsock
-from asyncio import unix_events
 
-from . import _ferroloop
+from . import _compat, _ferroloop
 from ._transports import SocketTransport, _raw_type
 
 
@@ -110,7 +107,7 @@ _numeric_family = _ferroloop._numeric_family
 _CONNECTION_OPTIONS = {
     name: param.default
     for name, param in inspect.signature(
-        base_events.BaseEventLoop.create_connection).parameters.items()
+        asyncio.BaseEventLoop.create_connection).parameters.items()
     if param.kind is param.KEYWORD_ONLY
 }
 
@@ -121,12 +118,15 @@ def _only_defaults(options):
 
 
 def _transport_on_fd(loop, fd, protocol, waiter=None, extra=None, server=None, *,
-                     sock_args):
+                     sock_args, context=None):
     """A transport on a bare fd made by a subclass's _make_socket_transport, which takes a
     socket object. If it raises, the fd is still the caller's to close."""
     sock = socket.socket(*sock_args, fd)
     try:
-        return loop._make_socket_transport(sock, protocol, waiter, extra=extra, server=server)
+        # `context=` only where CPython passes it (3.15), for overrides written for it.
+        options = {} if context is None else {'context': context}
+        return loop._make_socket_transport(sock, protocol, waiter, extra=extra, server=server,
+                                           **options)
     except BaseException:
         sock.detach()
         raise
@@ -153,7 +153,7 @@ def _before_full_collection(phase, info):
 gc.callbacks.append(_before_full_collection)
 
 
-class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
+class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
     """asyncio's event loop, with its core in Rust. Subclass it like any event loop."""
 
     def __init__(self):
@@ -213,12 +213,12 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
                     # decides, IPv4 first.
                     family = _numeric_family(host)
                 else:
-                    info = base_events._ipaddr_info(host, port, 0, socket.SOCK_STREAM, 0)
+                    info = _compat.ipaddr_info(host, port, 0, socket.SOCK_STREAM, 0)
                     if info is not None:
                         family, (host, port) = info[0], info[4][:2]
             elif (host is None and port is None and isinstance(sock, socket.socket)
                   and _raw_type(sock) == socket.SOCK_STREAM):
-                base_events._check_ssl_socket(sock)
+                _compat.check_ssl_socket(sock)
                 return await self._create_connection_transport(
                     sock, protocol_factory, None, None)
         if family is None:
@@ -250,24 +250,27 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
             raise
 
     def _make_socket_transport(self, sock, protocol, waiter=None, *,
-                               extra=None, server=None):
-        return SocketTransport(self, sock, protocol, waiter, extra, server)
+                               extra=None, server=None, context=None):
+        return SocketTransport(self, sock, protocol, waiter, extra, server, context=context)
 
     def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None,
-                       backlog=100, *ssl_timeouts):
+                       backlog=100, *ssl_timeouts, **context):
         # Without TLS, connections are accepted natively (src/py/server.rs); TLS keeps
-        # asyncio's per-connection Task, which runs the handshake.
+        # asyncio's per-connection Task, which runs the handshake. `context` is 3.15's
+        # server context, which asyncio's own retry passes positionally.
         serving_args = (protocol_factory, sock, sslcontext, server, backlog, *ssl_timeouts)
         if sslcontext is not None or not _ferroloop.Acceptor.supports(sock):
-            return super()._start_serving(*serving_args)
+            return super()._start_serving(*serving_args, **context)
+        serving_args = _compat.serving_args(serving_args, context)
         if type(self)._make_socket_transport is Loop._make_socket_transport:
             make_transport = functools.partial(SocketTransport, self)
         else:
-            def make_transport(fd, protocol, waiter, extra, server, sockname, sock_args):
+            def make_transport(fd, protocol, waiter, extra, server, sockname, sock_args,
+                               context):
                 return _transport_on_fd(self, fd, protocol, waiter, extra, server,
-                                        sock_args=sock_args)
-        self._add_reader(sock.fileno(),
-                         _ferroloop.Acceptor(self, serving_args, make_transport))
+                                        sock_args=sock_args, context=context)
+        self._add_reader(sock.fileno(), _ferroloop.Acceptor(
+            self, serving_args, make_transport, _compat.serving_context(serving_args)))
 
     def _accept_exhausted(self, exc, serving_args):
         # What _accept_connection does when accept() runs out of fds or memory: Linux
@@ -276,10 +279,10 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
         self.call_exception_handler({
             'message': 'socket.accept() out of system resource',
             'exception': exc,
-            'socket': trsock.TransportSocket(sock),
+            'socket': _compat.TransportSocket(sock),
         })
         self._remove_reader(sock.fileno())
-        self.call_later(constants.ACCEPT_RETRY_DELAY, self._start_serving, *serving_args)
+        self.call_later(_compat.ACCEPT_RETRY_DELAY, self._start_serving, *serving_args)
 
     def _add_callback(self, handle):
         # Signal handlers arrive as asyncio Handles; they run through our ready queue.
@@ -287,22 +290,8 @@ class Loop(_ferroloop.LoopCore, unix_events.SelectorEventLoop):
             self.call_soon(_run_if_not_cancelled, handle)
 
     def run_forever(self):
-        self._check_closed()
-        self._check_running()
-        self._set_coroutine_origin_tracking(self._debug)
-        old_agen_hooks = sys.get_asyncgen_hooks()
-        try:
-            self._thread_id = threading.get_ident()
-            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
-                                   finalizer=self._asyncgen_finalizer_hook)
-            events._set_running_loop(self)
-            self._run_until_stopped()
-        finally:
-            self._stopping = False
-            self._thread_id = None
-            events._set_running_loop(None)
-            self._set_coroutine_origin_tracking(False)
-            sys.set_asyncgen_hooks(*old_agen_hooks)
+        # The running CPython's own set-up and clean-up around the native run loop.
+        _compat.run_forever(self)
 
     def close(self):
         if self.is_running():

@@ -9,21 +9,18 @@ What is left here is what asyncio's ``_SelectorSocketTransport`` does rarely (se
 """
 
 import _socket
+import asyncio
+import logging
 import selectors
 import socket
-import sys
-from asyncio import base_events, constants, futures, transports, trsock
-from asyncio.log import logger
 
-from . import _ferroloop
+from . import _compat, _ferroloop
+
+logger = logging.getLogger("asyncio")
 
 # What the native half answers: bound to an instance on first use, with no Python frame
 # (see src/py/transports/native_method.rs).
 _Native = _ferroloop.NativeMethod
-
-
-# 3.13 tells the server which transport attaches (for close_clients/abort_clients).
-_SERVER_TRACKS_TRANSPORTS = sys.version_info >= (3, 13)
 
 _UNKNOWN = object()
 
@@ -43,15 +40,15 @@ def _closed_socket(sock_args):
 
 
 def _set_nodelay(sock):
-    """``base_events._set_nodelay``, without building two enums per connection."""
+    """asyncio's ``_set_nodelay``, without building two enums per connection."""
     if not isinstance(sock, _socket.socket):
-        return base_events._set_nodelay(sock)
+        return _compat.set_nodelay(sock)
     if (sock.proto == socket.IPPROTO_TCP and _raw_type(sock) == socket.SOCK_STREAM
             and _raw_family(sock) in (socket.AF_INET, socket.AF_INET6)):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class SocketTransport(transports._FlowControlMixin, transports.Transport):
+class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
     """A TCP or Unix stream transport.
 
     It derives from asyncio's flow-control mixin as ``_SelectorSocketTransport`` does
@@ -60,7 +57,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
 
     max_size = 256 * 1024  # the most one read takes, as asyncio's
     _start_tls_compatible = True
-    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+    _sendfile_compatible = _compat.SENDFILE_TRY_NATIVE
 
     write = _Native()
     write_eof = _Native()
@@ -79,7 +76,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
     _make_empty_waiter = _Native()
     _call_connection_lost = _Native()
     _reset_empty_waiter = _Native()
-    if sys.version_info >= (3, 12):
+    if _compat.WRITELINES_BUFFERED:
         # 3.12's selector transport buffers each item; earlier ones join them and write().
         writelines = _Native("_writelines_buffered")
 
@@ -87,7 +84,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
     _core = None
 
     def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None,
-                 sockname=_UNKNOWN, sock_args=None):
+                 sockname=_UNKNOWN, sock_args=None, context=None):
         # `sock` is a socket object, or, given `sock_args`, a bare fd: a connection the
         # loop made or accepted natively, whose socket object is made only if asked for
         # (see _sock). The native half takes such an fd over at the end of set-up; a
@@ -99,7 +96,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         self._extra = extra = {} if extra is None else extra
         if sock_args is None:
             fd = sock.fileno()
-            transport_socket = _new_transport_socket(trsock.TransportSocket)
+            transport_socket = _new_transport_socket(_compat.TransportSocket)
             transport_socket._sock = sock
             extra['socket'] = transport_socket
             native_names = type(sock) is socket.socket
@@ -131,13 +128,11 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         self._sock_fd = fd
         self._loop = loop
         self._server = server
+        # `context`: 3.15's, in which every callback of the transport runs.
         core = self._core = _ferroloop.StreamTransport(loop, fd, protocol, self, sock,
-                                                       sock_args)
+                                                       sock_args, context)
         if server is not None:
-            if _SERVER_TRACKS_TRANSPORTS:
-                server._attach(self)
-            else:
-                server._attach()
+            _compat.server_attach(server, self)
         loop._transports[fd] = self
 
         if not accepted and sock_args is None:
@@ -161,7 +156,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
             sock = core._sock
             if sock is None:
                 sock = _closed_socket(core._sock_args)
-            extra['socket'] = trsock.TransportSocket(sock)
+            extra['socket'] = _compat.TransportSocket(sock)
         return extra.get(name, default)
 
     # asyncio's transport state, as the attributes its loop and tests read.

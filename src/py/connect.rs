@@ -18,7 +18,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use super::errors::{os_error, shield};
 use super::event_loop::LoopCore;
-use super::handles::is_exit;
+use super::handles::{copy_current_context, is_exit};
 use super::io::Direction;
 use super::pyapi;
 use super::transports::StreamTransport;
@@ -95,7 +95,7 @@ pub struct Connector {
     /// The address, as asyncio's error message names it.
     address: Py<PyAny>,
     protocol_factory: Py<PyAny>,
-    /// `make_transport(loop, fd, protocol, sock_args=kind)`.
+    /// `make_transport(loop, fd, protocol, sock_args=kind[, context=...])`.
     make_transport: Py<PyAny>,
     fut: Py<PyAny>,
     transport: Mutex<Option<Py<PyAny>>>,
@@ -175,9 +175,19 @@ impl Connector {
             let py = slf.py();
             let this = slf.get();
             let fut = this.fut.bind(py);
+            // 3.15's transport runs its callbacks in a copy of the context current before
+            // the protocol factory runs.
+            let context = if pyapi::behaviour(py)?.transport_contexts {
+                Some(copy_current_context(py)?)
+            } else {
+                None
+            };
             let made = this.protocol_factory.bind(py).call0().and_then(|protocol| {
                 let kwargs = PyDict::new(py);
                 kwargs.set_item(intern!(py, "sock_args"), this.kind.bind(py))?;
+                if let Some(context) = context {
+                    kwargs.set_item(intern!(py, "context"), context)?;
+                }
                 let transport = this.make_transport.bind(py).call(
                     (this.loop_.bind(py), this.fd.load(Relaxed), &protocol),
                     Some(&kwargs),

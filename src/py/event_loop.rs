@@ -22,7 +22,7 @@ use super::errors::{self, loop_closed, os_error, shield};
 use super::fastcall;
 use super::gil_cell::GilCell;
 use super::handle_pool::HandlePool;
-use super::handles::{self, Handle, TimerHandle};
+use super::handles::{self, Handle, ThreadSafeHandle, TimerHandle};
 use super::io::{Direction, IoCallback, IoRegistry, Registration, Released, WatchId};
 use super::pyapi;
 use super::queued::Queued;
@@ -80,6 +80,8 @@ struct Core {
     passes_since_poll: u32,
     stats: Stats,
     spare: HandlePool,
+    /// Whether a timer is due within `ulp(now)` when that exceeds the resolution (3.15).
+    due_within_ulp: bool,
 }
 
 #[pyclass(frozen, subclass, weakref, module = "ferroloop._ferroloop")]
@@ -238,7 +240,15 @@ impl Core {
     /// Moves due timers to the ready queue, then takes the ready queue as the pass's batch.
     fn collect_ready(&mut self, py: Python<'_>, resolution: f64, batch: &mut VecDeque<Ready>) {
         if !self.timers.is_empty() {
-            let end_time = clock::monotonic() + resolution;
+            let now = clock::monotonic();
+            // 3.15 keeps the window from vanishing once the clock reads coarser than its
+            // resolution (after long uptimes).
+            let window = if self.due_within_ulp {
+                resolution.max(clock::ulp(now))
+            } else {
+                resolution
+            };
+            let end_time = now + window;
             while let Some(timer) = self.timers.pop_due(end_time) {
                 timer.get().get().unscheduled();
                 self.stats.timers_fired += 1;
@@ -380,7 +390,14 @@ impl LoopCore {
         };
         slf.get().check_closed()?;
         Self::check_callback(slf, &callback, method, !threadsafe)?;
-        let handle = Self::new_handle(slf, callback, args, context)?;
+        let handle = if threadsafe && pyapi::behaviour(slf.py())?.threadsafe_handles {
+            let py = slf.py();
+            let debug = slf.get().debug();
+            let made = ThreadSafeHandle::create(callback, args, context, slf.as_any(), debug)?;
+            Bound::new(py, made)?.into_super().unbind()
+        } else {
+            Self::new_handle(slf, callback, args, context)?
+        };
         let queued = Queued::hidden(handle.bind(slf.py()));
         let mut core = slf.get().core(slf.py());
         core.ready.push(Ready::Handle(queued));
@@ -400,7 +417,7 @@ impl LoopCore {
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
-        if delay.is_none() && pyapi::version_at_least(slf.py(), (3, 11)) {
+        if delay.is_none() {
             return Err(PyTypeError::new_err("delay must not be None"));
         }
         let when = clock::monotonic() + seconds(&delay)?;
@@ -497,12 +514,13 @@ impl LoopCore {
         direction: Direction,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();
         let this = slf.get();
         this.check_closed()?;
         let fd = fileobj_to_fd(fileobj)?.ok_or_else(too_large_fd)?;
-        let handle = Self::new_handle(slf, callback, args, None)?;
+        let handle = Self::new_handle(slf, callback, args, context)?;
         this.register(py, fd, direction, IoCallback::Handle(handle.clone_ref(py)))?;
         Ok(handle)
     }
@@ -804,6 +822,7 @@ impl LoopCore {
         _args: &Bound<'_, PyTuple>,
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<LoopCore> {
+        let py = _args.py();
         shield(|| {
             let poller = Poller::new().map_err(os_error)?;
             let waker = Waker::new().map_err(os_error)?;
@@ -820,6 +839,7 @@ impl LoopCore {
                     passes_since_poll: 0,
                     stats: Stats::default(),
                     spare: HandlePool::default(),
+                    due_within_ulp: pyapi::behaviour(py)?.due_within_ulp,
                 }),
                 events: Mutex::new((EventBuffer::default(), Vec::new())),
                 closed: AtomicBool::new(false),
@@ -859,62 +879,58 @@ impl LoopCore {
         })
     }
 
-    /// `Task(coro, loop=self, name=name, context=context)` without a Python frame in the
-    /// common case; with a task factory, in debug mode or with other keywords, CPython's own
-    /// `BaseEventLoop.create_task` does it.
-    #[pyo3(signature = (coro, *, name=None, context=None, **kwargs))]
+    /// `Task(coro, loop=self, **kwargs)` without a Python frame in the common case; with
+    /// a task factory, in debug mode, or with keywords this CPython's `create_task` does
+    /// not pass to Task (anything but `name` and `context` before 3.14), CPython's own
+    /// `BaseEventLoop.create_task` does it, given exactly the caller's keywords.
+    #[pyo3(signature = (coro, **kwargs))]
     fn create_task(
         slf: &Bound<'_, Self>,
         coro: Bound<'_, PyAny>,
-        name: Option<Bound<'_, PyAny>>,
-        context: Option<Bound<'_, PyAny>>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         shield(|| {
             let py = slf.py();
             let this = slf.get();
-            let has_context = context.as_ref().is_some_and(|c| !c.is_none());
+            let kwargs = kwargs.filter(|k| !k.is_empty());
+            // `loop=` among them is CPython's error to raise.
+            let task_keywords = |k: &Bound<'_, PyDict>| {
+                k.keys().iter().all(|key| {
+                    let is = |name| key.eq(name).unwrap_or(false);
+                    if pyapi::version_at_least(py, (3, 14)) {
+                        !is(pyo3::intern!(py, "loop"))
+                    } else {
+                        is(pyo3::intern!(py, "name")) || is(pyo3::intern!(py, "context"))
+                    }
+                })
+            };
             let simple = !this.debug()
-                && kwargs.is_none_or(|k| k.is_empty())
-                && (!has_context || pyapi::version_at_least(py, (3, 11)))
+                && kwargs.is_none_or(task_keywords)
                 && slf.getattr(pyo3::intern!(py, "_task_factory"))?.is_none();
             if !simple {
-                let all = kwargs.map_or_else(|| Ok(PyDict::new(py)), |k| k.copy())?;
-                all.set_item("name", name)?;
-                if has_context || pyapi::version_at_least(py, (3, 11)) {
-                    all.set_item("context", context)?;
-                }
                 return Ok(pyapi::base_create_task(py)?
-                    .call((slf, coro), Some(&all))?
+                    .call((slf, coro), kwargs)?
                     .unbind());
             }
             this.check_closed()?;
-            let name = name.filter(|n| !n.is_none());
-            let context = context.filter(|c| !c.is_none());
             let task = pyapi::task_type(py)?;
             // As in `create_future`: the running loop needs no `loop=`, and a call without
             // keywords skips their parsing. A Task class patched in gets `loop=` as
             // `BaseEventLoop.create_task` gives it.
             let running = pyapi::is_asyncio_task(&task)? && pyapi::is_running_loop(slf.as_any())?;
-            if name.is_none() && context.is_none() {
-                if running {
-                    return Ok(task.call1((coro,))?.unbind());
+            match (kwargs, running) {
+                (None, true) => Ok(task.call1((coro,))?.unbind()),
+                (None, false) => {
+                    let kwargs = Self::loop_kwargs(slf)?;
+                    Ok(task.call((coro,), Some(&kwargs))?.unbind())
                 }
-                let kwargs = Self::loop_kwargs(slf)?;
-                return Ok(task.call((coro,), Some(&kwargs))?.unbind());
+                (Some(kwargs), true) => Ok(task.call((coro,), Some(kwargs))?.unbind()),
+                (Some(kwargs), false) => {
+                    let all = Self::new_loop_kwargs(slf)?;
+                    all.update(kwargs.as_mapping())?;
+                    Ok(task.call((coro,), Some(&all))?.unbind())
+                }
             }
-            let task_kwargs = if running {
-                PyDict::new(py)
-            } else {
-                Self::new_loop_kwargs(slf)?
-            };
-            if let Some(name) = name {
-                task_kwargs.set_item(pyo3::intern!(py, "name"), name)?;
-            }
-            if let Some(context) = context {
-                task_kwargs.set_item(pyo3::intern!(py, "context"), context)?;
-            }
-            Ok(task.call((coro,), Some(&task_kwargs))?.unbind())
         })
     }
 
@@ -948,24 +964,28 @@ impl LoopCore {
         })
     }
 
-    #[pyo3(signature = (fd, callback, *args))]
+    /// `context=` is 3.15's: a transport's reader runs in the transport's context.
+    #[pyo3(signature = (fd, callback, *args, context=None))]
     fn _add_reader(
         slf: &Bound<'_, Self>,
         fd: &Bound<'_, PyAny>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        shield(|| Self::set_io(slf, fd, Direction::Read, callback, args))
+        shield(|| Self::set_io(slf, fd, Direction::Read, callback, args, context))
     }
 
-    #[pyo3(signature = (fd, callback, *args))]
+    /// `context=` is 3.15's: a transport's reader runs in the transport's context.
+    #[pyo3(signature = (fd, callback, *args, context=None))]
     fn _add_writer(
         slf: &Bound<'_, Self>,
         fd: &Bound<'_, PyAny>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        shield(|| Self::set_io(slf, fd, Direction::Write, callback, args))
+        shield(|| Self::set_io(slf, fd, Direction::Write, callback, args, context))
     }
 
     fn _remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {

@@ -13,13 +13,14 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple};
-use pyo3::{PyTraverseError, PyVisit};
+use pyo3::{PyTraverseError, PyTypeInfo, PyVisit};
 
 use super::errors::shield;
 use super::event_loop::LoopCore;
 use super::gil_cell::GilCell;
 use super::pyapi;
 use super::queued;
+use crate::runtime::run_lock::RunLock;
 
 /// Frozen, so PyO3 keeps no borrow flag: each borrow of one costs two atomic
 /// read-modify-writes, several per `call_soon`. What changes lives in a `GilCell`, and
@@ -29,6 +30,8 @@ pub struct Handle {
     /// Released by `Drop`, without PyO3's check for an attached thread (`release`).
     pub(crate) loop_: ManuallyDrop<Py<PyAny>>,
     cancelled: AtomicBool,
+    /// A `ThreadSafeHandle`, whose runs take its lock.
+    threadsafe: bool,
     state: GilCell<HandleState>,
 }
 
@@ -87,6 +90,7 @@ impl Handle {
         Ok(Handle {
             loop_: ManuallyDrop::new(loop_.clone().unbind()),
             cancelled: AtomicBool::new(false),
+            threadsafe: false,
             state: GilCell::new(HandleState {
                 context: ManuallyDrop::new(context),
                 callback: Some(callback.unbind()),
@@ -330,6 +334,15 @@ pub(crate) fn is_exit(py: Python<'_>, err: &PyErr) -> bool {
 /// any other exception goes to the loop's exception handler. A cancelled handle (its
 /// callback already released) is a no-op; the result says whether the callback ran.
 pub(crate) fn run(handle: &Bound<'_, Handle>) -> PyResult<bool> {
+    if handle.get().threadsafe {
+        let threadsafe = handle.cast::<ThreadSafeHandle>()?;
+        let _held = Held::new(handle.py(), &threadsafe.get().lock);
+        return run_unlocked(handle);
+    }
+    run_unlocked(handle)
+}
+
+fn run_unlocked(handle: &Bound<'_, Handle>) -> PyResult<bool> {
     let py = handle.py();
     let h = handle.get();
     let Some((callback, args, context)) = h.call_in(py) else {
@@ -419,6 +432,11 @@ impl Handle {
         self.shared_context(py)
     }
 
+    #[getter(__class__)]
+    fn class<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        asyncio_class::<Self>(slf.as_any(), pyapi::handle_type)
+    }
+
     fn _run(slf: &Bound<'_, Self>) -> PyResult<()> {
         shield(|| run(slf).map(drop))
     }
@@ -486,6 +504,88 @@ impl Handle {
         });
         // Released with no borrow held: finalizers may run arbitrary code.
         drop(taken);
+    }
+}
+
+/// What `call_soon_threadsafe` returns on 3.14+, as asyncio's `_ThreadSafeHandle`: its
+/// callback runs holding a reentrant lock, which `cancel()` and `cancelled()` take too,
+/// so a thread that cancels a running callback waits until it has finished. Never a
+/// spare handle (`HandlePool` keeps plain Handles only).
+#[pyclass(frozen, module = "ferroloop._ferroloop", extends = Handle, name = "_ThreadSafeHandle")]
+pub struct ThreadSafeHandle {
+    lock: RunLock,
+}
+
+/// What `handle.__class__` answers: for an instance of exactly `T`, asyncio's own class
+/// of that handle, so that `isinstance(handle, asyncio.Handle)` holds as on asyncio's loop
+/// (`type(handle)` is still ferroloop's); for a subclass, the subclass.
+fn asyncio_class<'py, T: PyTypeInfo>(
+    obj: &Bound<'py, PyAny>,
+    asyncio_type: fn(Python<'py>) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let own = obj.get_type();
+    if own.is(T::type_object(py)) {
+        asyncio_type(py)
+    } else {
+        Ok(own.into_any())
+    }
+}
+
+/// A hold of a `RunLock`, waited for with the GIL released, let go when dropped.
+struct Held<'a>(&'a RunLock);
+
+impl<'a> Held<'a> {
+    fn new(py: Python<'_>, lock: &'a RunLock) -> Self {
+        if !lock.try_acquire() {
+            py.detach(|| lock.acquire());
+        }
+        Held(lock)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+impl ThreadSafeHandle {
+    /// A thread-safe handle for `callback(*args)`, as `Handle::create` makes a plain one.
+    pub(crate) fn create(
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+        loop_: &Bound<'_, PyAny>,
+        debug: bool,
+    ) -> PyResult<PyClassInitializer<ThreadSafeHandle>> {
+        let mut base = Handle::create(callback, args, context, loop_, debug)?;
+        base.threadsafe = true;
+        Ok(
+            PyClassInitializer::from(base).add_subclass(ThreadSafeHandle {
+                lock: RunLock::default(),
+            }),
+        )
+    }
+}
+
+#[pymethods]
+impl ThreadSafeHandle {
+    fn cancel(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| {
+            let _held = Held::new(slf.py(), &slf.get().lock);
+            cancel(slf.as_super())
+        })
+    }
+
+    fn cancelled(slf: &Bound<'_, Self>) -> bool {
+        let _held = Held::new(slf.py(), &slf.get().lock);
+        slf.as_super().get().is_cancelled()
+    }
+
+    #[getter(__class__)]
+    fn class<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        asyncio_class::<Self>(slf.as_any(), pyapi::threadsafe_handle_type)
     }
 }
 
@@ -571,6 +671,11 @@ impl TimerHandle {
 
     fn when(&self) -> f64 {
         self.when
+    }
+
+    #[getter(__class__)]
+    fn class<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        asyncio_class::<Self>(slf.as_any(), pyapi::timer_handle_type)
     }
 
     #[getter]

@@ -2,11 +2,15 @@
 //!
 //! Calling the running Python's own helpers (rather than re-implementing them) keeps
 //! reprs, messages and stack extraction identical on every CPython version we run on.
+//! Public names are taken from `asyncio`; every private one comes from
+//! `ferroloop._compat`, which holds all of them (with an adapter where versions differ),
+//! so that this layer never names a private part of asyncio itself.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::PyTuple;
 
+static COMPAT: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 static FORMAT_CALLBACK_SOURCE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static EXTRACT_STACK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static HANDLE_REPR_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -21,6 +25,10 @@ static ASYNCIO_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BUFFERED_PROTOCOL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SOCKET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SET_RESULT_UNLESS_CANCELLED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static SERVER_DETACH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static SERVER_DETACH_UNCLOSED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static THREADSAFE_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static BEHAVIOUR: PyOnceLock<Behaviour> = PyOnceLock::new();
 
 static VERSION: PyOnceLock<(u8, u8)> = PyOnceLock::new();
 
@@ -31,6 +39,53 @@ pub fn version_at_least(py: Python<'_>, at_least: (u8, u8)) -> bool {
         let v = py.version_info();
         (v.major, v.minor)
     }) >= at_least
+}
+
+/// What the running CPython's asyncio does where versions differ (`ferroloop._compat`).
+pub struct Behaviour {
+    /// The TypeError message of a stream transport's `write()`, with `{!r}` for the type
+    /// name.
+    pub write_type_error: String,
+    /// The accept loop takes `backlog + 1` connections per readiness, and an aborted one
+    /// does not end the batch (3.14+).
+    pub accept_backlog_plus_one: bool,
+    /// A `close()` that waited for the buffer to drain counts the connection lost (3.14+).
+    pub flushed_close_counts_conn_lost: bool,
+    /// `writelines` drops data once the connection is lost, skips empty chunks and pauses
+    /// the protocol, as `write` does (3.14+).
+    pub writelines_like_write: bool,
+    /// A timer is due within `max(clock resolution, ulp(now))` of now (3.15+), not
+    /// within the resolution alone.
+    pub due_within_ulp: bool,
+    /// Transports run every callback in one context: their server's copy, or for client
+    /// connections a copy made when the transport is (3.15+).
+    pub transport_contexts: bool,
+    /// `call_soon_threadsafe` returns handles whose `cancel()` waits for a callback
+    /// running on another thread (3.14+).
+    pub threadsafe_handles: bool,
+}
+
+pub fn behaviour(py: Python<'_>) -> PyResult<&'static Behaviour> {
+    BEHAVIOUR.get_or_try_init(py, || {
+        let compat = compat(py)?;
+        Ok(Behaviour {
+            write_type_error: compat.getattr("WRITE_TYPE_ERROR")?.extract()?,
+            accept_backlog_plus_one: compat.getattr("ACCEPT_BACKLOG_PLUS_ONE")?.extract()?,
+            flushed_close_counts_conn_lost: compat
+                .getattr("FLUSHED_CLOSE_COUNTS_CONN_LOST")?
+                .extract()?,
+            writelines_like_write: compat.getattr("WRITELINES_LIKE_WRITE")?.extract()?,
+            due_within_ulp: compat.getattr("DUE_WITHIN_ULP")?.extract()?,
+            transport_contexts: compat.getattr("TRANSPORT_CONTEXTS")?.extract()?,
+            threadsafe_handles: !compat.getattr("ThreadSafeHandle")?.is_none(),
+        })
+    })
+}
+
+fn compat(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    COMPAT
+        .get_or_try_init(py, || py.import("ferroloop._compat").map(Bound::unbind))
+        .map(|m| m.bind(py))
 }
 
 fn attr<'py>(
@@ -49,78 +104,58 @@ fn attr<'py>(
     .map(|o| o.bind(py).clone())
 }
 
-/// `format_helpers._format_callback_source(callback, args[, debug=...])`; 3.13 added `debug`.
+/// A name of `ferroloop._compat`.
+fn private<'py>(
+    cell: &'static PyOnceLock<Py<PyAny>>,
+    py: Python<'py>,
+    name: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    attr(cell, py, "ferroloop._compat", &[name])
+}
+
+/// `_format_callback_source(callback, args[, debug=...])`; 3.13 added `debug`.
 pub fn format_callback_source<'py>(
     py: Python<'py>,
     callback: &Bound<'py, PyAny>,
     args: &Bound<'py, PyTuple>,
     debug: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let f = attr(
-        &FORMAT_CALLBACK_SOURCE,
-        py,
-        "asyncio.format_helpers",
-        &["_format_callback_source"],
-    )?;
-    if version_at_least(py, (3, 13)) {
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("debug", debug)?;
-        f.call((callback, args), Some(&kwargs))
-    } else {
-        f.call1((callback, args))
-    }
+    private(&FORMAT_CALLBACK_SOURCE, py, "format_callback_source")?.call1((callback, args, debug))
 }
 
 /// `format_helpers.extract_stack()`: the caller's stack, as a handle's source traceback.
 /// Called from native code, its own `f_back` is the Python frame that called the loop.
 pub fn extract_stack(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    attr(
-        &EXTRACT_STACK,
-        py,
-        "asyncio.format_helpers",
-        &["extract_stack"],
-    )?
-    .call0()
+    private(&EXTRACT_STACK, py, "extract_stack")?.call0()
 }
 
 /// `events.Handle._repr_info`, applied to our handles: it only reads attributes they have.
 pub fn handle_repr_info<'py>(handle: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    attr(
-        &HANDLE_REPR_INFO,
-        handle.py(),
-        "asyncio.events",
-        &["Handle", "_repr_info"],
-    )?
-    .call1((handle,))
+    private(&HANDLE_REPR_INFO, handle.py(), "handle_repr_info")?.call1((handle,))
 }
 
 /// `base_events._format_handle`: how slow-callback warnings name a handle.
 pub fn format_handle<'py>(handle: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    attr(
-        &FORMAT_HANDLE,
-        handle.py(),
-        "asyncio.base_events",
-        &["_format_handle"],
-    )?
-    .call1((handle,))
+    private(&FORMAT_HANDLE, handle.py(), "format_handle")?.call1((handle,))
 }
 
+/// The `asyncio` logger.
 pub fn logger(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    attr(&LOGGER, py, "asyncio.log", &["logger"])
+    LOGGER
+        .get_or_try_init(py, || {
+            py.import("logging")?
+                .call_method1("getLogger", ("asyncio",))
+                .map(Bound::unbind)
+        })
+        .map(|l| l.bind(py).clone())
 }
 
-/// `coroutines.iscoroutine(obj)`: asyncio's own test, covering generator-based coroutines.
+/// `asyncio.iscoroutine(obj)`: asyncio's own test, covering generator-based coroutines.
 pub fn is_coroutine(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
-    attr(
-        &ITERCOROUTINE,
-        obj.py(),
-        "asyncio.coroutines",
-        &["iscoroutine"],
-    )?
-    .call1((obj,))?
-    .is_truthy()
+    attr(&ITERCOROUTINE, obj.py(), "asyncio", &["iscoroutine"])?
+        .call1((obj,))?
+        .is_truthy()
 }
-
 /// `asyncio.tasks.Task`, looked up on each call so that a patched `tasks.Task` is honoured,
 /// as `BaseEventLoop.create_task` honours it.
 pub fn task_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
@@ -150,40 +185,30 @@ pub fn base_create_task(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     attr(
         &BASE_CREATE_TASK,
         py,
-        "asyncio.base_events",
+        "asyncio",
         &["BaseEventLoop", "create_task"],
     )
 }
 
 pub fn future_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    attr(&FUTURE, py, "asyncio.futures", &["Future"])
+    attr(&FUTURE, py, "asyncio", &["Future"])
 }
 
 /// Whether `loop_` is this thread's running loop (`events._get_running_loop()`, C in
 /// CPython's `_asyncio`), where asking is cheap. CPython 3.11 checks the running loop's
-/// pid on every lookup, a `getpid` syscall each time (3.10 and 3.12 on do not): there it
-/// answers false, and callers take their general path.
+/// pid on every lookup, a `getpid` syscall each time (3.12 on do not): there it answers
+/// false, and callers take their general path.
 pub fn is_running_loop(loop_: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = loop_.py();
-    if version_at_least(py, (3, 11)) && !version_at_least(py, (3, 12)) {
+    if !version_at_least(py, (3, 12)) {
         return Ok(false);
     }
-    let get = attr(
-        &GET_RUNNING_LOOP,
-        py,
-        "asyncio.events",
-        &["_get_running_loop"],
-    )?;
+    let get = private(&GET_RUNNING_LOOP, py, "get_running_loop")?;
     Ok(get.call0()?.is(loop_))
 }
 
 pub fn buffered_protocol_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    attr(
-        &BUFFERED_PROTOCOL,
-        py,
-        "asyncio.protocols",
-        &["BufferedProtocol"],
-    )
+    attr(&BUFFERED_PROTOCOL, py, "asyncio", &["BufferedProtocol"])
 }
 
 pub fn socket_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
@@ -191,10 +216,47 @@ pub fn socket_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 }
 
 pub fn set_result_unless_cancelled(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    attr(
+    private(
         &SET_RESULT_UNLESS_CANCELLED,
         py,
-        "asyncio.futures",
-        &["_set_result_unless_cancelled"],
+        "set_result_unless_cancelled",
     )
+}
+
+/// `server._detach(transport)` (3.13+) or `server._detach()`.
+pub fn server_detach(server: &Bound<'_, PyAny>, transport: &Bound<'_, PyAny>) -> PyResult<()> {
+    private(&SERVER_DETACH, server.py(), "server_detach")?
+        .call1((server, transport))
+        .map(drop)
+}
+
+/// What a transport's `__del__` tells its server when it finds the transport unclosed:
+/// `server._detach(transport)` on 3.13+, nothing before.
+pub fn server_detach_unclosed(
+    server: &Bound<'_, PyAny>,
+    transport: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    private(
+        &SERVER_DETACH_UNCLOSED,
+        server.py(),
+        "server_detach_unclosed",
+    )?
+    .call1((server, transport))
+    .map(drop)
+}
+
+static HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static TIMER_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+pub fn handle_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    attr(&HANDLE, py, "asyncio", &["Handle"])
+}
+
+pub fn timer_handle_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    attr(&TIMER_HANDLE, py, "asyncio", &["TimerHandle"])
+}
+
+/// `events._ThreadSafeHandle` (3.14+), or None.
+pub fn threadsafe_handle_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    private(&THREADSAFE_HANDLE, py, "ThreadSafeHandle")
 }

@@ -4,8 +4,9 @@
 //! `selector_events._accept_connection` accepts up to `backlog` connections per readiness
 //! event and, for each, starts a Task running `_accept_connection2`: call the protocol
 //! factory, make the transport, await its waiter. Without TLS that Task's only work is
-//! those two calls, so the acceptor makes them itself, in a copy of the current context
-//! as the Task would have. What the user sees is the same: the factory's result, the
+//! those two calls, so the acceptor makes them itself, in the context the Task would have
+//! had: a copy of the current one, or on 3.15 a copy of the server's, which the
+//! connection's transport then runs every callback in. What the user sees is the same: the factory's result, the
 //! transport, `connection_made` one pass later, errors swallowed as asyncio swallows them
 //! outside debug mode. Debug mode, which logs each connection, runs asyncio's own code.
 
@@ -18,6 +19,7 @@ use pyo3::types::{PyDict, PyTuple};
 use super::errors::{os_error, shield};
 use super::event_loop::LoopCore;
 use super::handles::{copy_current_context, in_context, is_exit};
+use super::pyapi;
 use super::sockaddr;
 use crate::runtime::sys;
 
@@ -31,9 +33,14 @@ pub struct Acceptor {
     server: Py<PyAny>,
     fd: RawFd,
     /// Connections accepted per readiness, at least one: asyncio's loop accepts
-    /// `range(backlog)` of them, so a server given 0 or less (which `listen` takes) never
-    /// accepts there; here it does.
-    backlog: usize,
+    /// `range(backlog)` of them (3.14: `backlog + 1`), so a server given less (which
+    /// `listen` takes) never accepts there; here it does.
+    batch: usize,
+    /// 3.14's loop discards a connection aborted before `accept()` and goes on; earlier
+    /// ones end the batch.
+    skip_aborted: bool,
+    /// The server's context (3.15): each connection runs in a copy of it.
+    context: Option<Py<PyAny>>,
     /// The listener's (family, type | SOCK_NONBLOCK, proto): the kind of socket object
     /// `socket.accept()` would build, told up front that the fd is non-blocking.
     socket_args: Py<PyTuple>,
@@ -44,7 +51,7 @@ pub struct Acceptor {
     /// specific address (`SockAddr::is_specific`): made once, where asyncio asks each
     /// connection's socket (a `getsockname` and a conversion per connection).
     shared_sockname: Option<Py<PyAny>>,
-    /// `make_transport(fd, protocol, waiter, extra, server, sockname, socket_args)`: a
+    /// `make_transport(fd, protocol, waiter, extra, server, sockname, socket_args, context)`: a
     /// `SocketTransport` on the bare fd, which it takes over only if it returns. A
     /// sockname tells the transport its connection is set up (TCP_NODELAY included).
     make_transport: Py<PyAny>,
@@ -53,12 +60,16 @@ pub struct Acceptor {
 #[pymethods]
 impl Acceptor {
     #[new]
+    #[pyo3(signature = (loop_, serving_args, make_transport, context=None))]
     fn new(
         loop_: Bound<'_, LoopCore>,
         serving_args: Bound<'_, PyTuple>,
         make_transport: Bound<'_, PyAny>,
+        context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Acceptor> {
         let py = loop_.py();
+        let plus_one = pyapi::behaviour(py)?.accept_backlog_plus_one;
+        let backlog = serving_args.get_item(4)?.extract::<i64>()?;
         let listener = serving_args.get_item(1)?;
         let family: i32 = listener.getattr("family")?.extract()?;
         let sock_type: i32 = listener.getattr("type")?.extract()?;
@@ -72,9 +83,11 @@ impl Acceptor {
             loop_: loop_.unbind(),
             protocol_factory: serving_args.get_item(0)?.unbind(),
             server: serving_args.get_item(3)?.unbind(),
-            backlog: usize::try_from(serving_args.get_item(4)?.extract::<i64>()?)
+            batch: usize::try_from(backlog.saturating_add(i64::from(plus_one)))
                 .unwrap_or(0)
                 .max(1),
+            skip_aborted: plus_one,
+            context: context.filter(|c| !c.is_none()).map(Bound::unbind),
             fd,
             shared_sockname,
             socket_args: (family, sock_type | libc::SOCK_NONBLOCK, proto)
@@ -107,12 +120,13 @@ impl Acceptor {
                     .call_method1("_accept_connection", this.serving_args.bind(py))
                     .map(drop);
             }
-            for _ in 0..this.backlog {
-                let (fd, peer) = match sys::accept(this.fd) {
-                    Ok(accepted) => accepted,
+            for _ in 0..this.batch {
+                match sys::accept(this.fd) {
+                    Ok((fd, peer)) => this.serve(py, fd, &peer)?,
+                    Err(err)
+                        if this.skip_aborted && err.raw_os_error() == Some(libc::ECONNABORTED) => {}
                     Err(err) => return this.accept_failed(py, err),
-                };
-                this.serve(py, fd, &peer)?;
+                }
             }
             Ok(())
         })
@@ -129,6 +143,7 @@ impl Acceptor {
         visit.call(&self.server)?;
         visit.call(&self.socket_args)?;
         visit.call(&self.shared_sockname)?;
+        visit.call(&self.context)?;
         visit.call(&self.make_transport)
     }
 }
@@ -152,15 +167,26 @@ impl Acceptor {
         }
     }
 
-    /// `_accept_connection2` for one accepted fd, in a copy of the current context.
+    /// `_accept_connection2` for one accepted fd, in a copy of the current context (or of
+    /// the server's, which the transport is then given).
     fn serve(&self, py: Python<'_>, fd: RawFd, peer: &sys::SockAddr) -> PyResult<()> {
         if self.nodelay && sys::set_nodelay(fd).is_err() {
             // asyncio's transport would fail to set it up and drop the connection.
             sys::close(fd);
             return Ok(());
         }
-        // The Task asyncio would start here runs in a copy of the current context.
-        let made = copy_current_context(py).and_then(|context| {
+        // The Task asyncio would start here runs in a copy of the current context, or of
+        // the server's.
+        let context = match &self.context {
+            Some(server) => server
+                .bind(py)
+                .call_method0(intern!(py, "copy"))
+                .map(Bound::unbind),
+            None => copy_current_context(py),
+        };
+        let given = self.context.as_ref().and(context.as_ref().ok());
+        let transport_context = given.map_or_else(|| py.None(), |c| c.clone_ref(py));
+        let made = context.and_then(|context| {
             in_context(context.bind(py), || {
                 let extra = PyDict::new(py);
                 extra.set_item(intern!(py, "peername"), sockaddr::to_python(py, peer)?)?;
@@ -180,6 +206,7 @@ impl Acceptor {
                     self.server.bind(py),
                     sockname,
                     self.socket_args.bind(py),
+                    transport_context,
                 ))
             })
         });

@@ -22,6 +22,12 @@ pub fn resolution() -> f64 {
     sys::monotonic_resolution()
 }
 
+/// The gap between a non-negative finite `x` and the next float up (`math.ulp`): once a
+/// clock reading is this coarse, adding less to it changes nothing.
+pub fn ulp(x: f64) -> f64 {
+    f64::from_bits(x.to_bits() + 1) - x
+}
+
 /// A poll timeout from seconds (`None`: block; zero or less: just check).
 pub fn timeout(seconds: Option<f64>) -> Option<Duration> {
     seconds.map(|t| {
@@ -36,6 +42,13 @@ pub fn timeout(seconds: Option<f64>) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ulp_is_math_ulp() {
+        assert_eq!(ulp(1.0), f64::EPSILON);
+        assert_eq!(ulp(0.0), f64::from_bits(1));
+        assert_eq!(ulp(2.0_f64.powi(30)), 2.0_f64.powi(-22));
+    }
 
     #[test]
     fn monotonic_never_goes_back() {

@@ -1,5 +1,6 @@
 //! The Python-free core of the event loop: the epoll poller, the eventfd waker, the timer
-//! heap, the ready queue, the monotonic clock and the counters.
+//! heap, the ready queue, the monotonic clock, the counters, and the lock a thread-safe
+//! handle holds while it runs.
 //!
 //! Nothing here imports pyo3: every type is generic over what it schedules, so plain
 //! `cargo test` covers it. Every syscall goes through `sys`, the one place with `unsafe`
@@ -9,6 +10,7 @@
 pub mod clock;
 pub mod poller;
 pub mod ready;
+pub mod run_lock;
 pub mod stats;
 pub mod sys;
 pub mod timers;

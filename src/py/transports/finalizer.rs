@@ -72,11 +72,9 @@ fn warn_if_unclosed(shell: &Bound<'_, PyAny>) -> PyResult<()> {
             Some(&kwargs),
         )?;
     core.get().close_endpoint(py)?;
-    if pyapi::version_at_least(py, (3, 13)) {
-        let server = shell.getattr(intern!(py, "_server"))?;
-        if !server.is_none() {
-            server.call_method1(intern!(py, "_detach"), (shell,))?;
-        }
+    let server = shell.getattr(intern!(py, "_server"))?;
+    if !server.is_none() {
+        pyapi::server_detach_unclosed(&server, shell)?;
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use super::buffer::WriteBuffer;
 use super::lifecycle::Step;
+use crate::constants::{DEFAULT_HIGH_WATER, LOG_THRESHOLD_FOR_CONNLOST_WRITES, MAX_READ};
 use crate::py::errors::{os_error, shield};
 use crate::py::event_loop::{lock, LoopCore};
 use crate::py::handles::{self, copy_current_context, in_context, Handle};
@@ -30,14 +31,8 @@ use crate::py::io::{Direction, WatchId};
 use crate::py::pyapi;
 use crate::runtime::sys;
 
-/// `selector_events._SelectorTransport.max_size`: the most one read takes.
-const MAX_READ: usize = 256 * 1024;
 /// The read buffer's alignment.
 const PAGE: usize = 4096;
-/// `constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
-const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u64 = 5;
-/// `_FlowControlMixin`'s default high-water mark; the low one is a quarter of it.
-const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 
 thread_local! {
     /// The read buffer: one per thread, so one per loop. Reads copy out of it into the
@@ -73,8 +68,12 @@ struct State {
     receiver: Receiver,
     /// The Python half, until connection_lost has run.
     shell: Option<Py<PyAny>>,
-    /// The contexts asyncio's reader and writer Handles would run in: copies of the
-    /// context current when each was registered.
+    /// The context every callback of the transport runs in, when it was given one (3.15's
+    /// transports take their server's, or their `create_connection` caller's); without
+    /// one, each callback runs in a copy of the context current when it was scheduled,
+    /// as `call_soon` and asyncio's reader and writer Handles make them.
+    context: Option<Py<PyAny>>,
+    /// The contexts asyncio's reader and writer Handles would run in.
     read_context: Option<Py<PyAny>>,
     write_context: Option<Py<PyAny>>,
     buffer: WriteBuffer,
@@ -121,12 +120,7 @@ fn release_shell(shell: &Bound<'_, PyAny>) -> PyResult<()> {
     shell.setattr(intern!(py, "_loop"), py.None())?;
     let server = shell.getattr(intern!(py, "_server"))?;
     if !server.is_none() {
-        if pyapi::version_at_least(py, (3, 13)) {
-            // 3.13's server tracks its transports, for close_clients()/abort_clients().
-            server.call_method1(intern!(py, "_detach"), (shell,))?;
-        } else {
-            server.call_method0(intern!(py, "_detach"))?;
-        }
+        pyapi::server_detach(&server, shell)?;
         shell.setattr(intern!(py, "_server"), py.None())?;
     }
     Ok(())
@@ -216,6 +210,13 @@ impl StreamTransport {
 
     fn debug(&self) -> bool {
         self.loop_core().debug()
+    }
+
+    /// The context a callback scheduled now runs in: the transport's own, if it has one,
+    /// else a copy of the current one.
+    fn step_context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let own = self.state().context.as_ref().map(|c| c.clone_ref(py));
+        own.map_or_else(|| copy_current_context(py), Ok)
     }
 
     fn callee(&self, py: Python<'_>) -> Option<Callee> {
@@ -452,7 +453,7 @@ impl StreamTransport {
         if let Some(waiter) = waiter {
             waiter.call_method1(py, intern!(py, "set_result"), (py.None(),))?;
         }
-        if closing {
+        if closing && self.flushed_close_completes(py)? {
             self.call_connection_lost(py, &py.None().into_bound(py))?;
         } else if eof {
             sys::shutdown_write(self.fd).map_err(os_error)?;
@@ -554,7 +555,7 @@ impl StreamTransport {
         let step = Step::Wake {
             waiter: waiter.clone().unbind(),
             result: result.clone().unbind(),
-            context: copy_current_context(py)?,
+            context: slf.get().step_context(py)?,
         };
         slf.get()
             .loop_core()
@@ -584,7 +585,7 @@ impl StreamTransport {
                 .getattr(intern!(py, "_core"))?
                 .cast_into::<StreamTransport>()?
                 .unbind();
-            let context = copy_current_context(py)?;
+            let context = self.step_context(py)?;
             self.loop_core()
                 .queue_step(py, this, Step::Lost { exc, context })?;
         }
@@ -640,7 +641,7 @@ impl StreamTransport {
 
     /// `_SelectorTransport._add_reader`: reads only while not closing and not paused.
     fn start_reading(slf: &Bound<'_, Self>) -> PyResult<()> {
-        Self::start_reading_in(slf, copy_current_context(slf.py())?)
+        Self::start_reading_in(slf, slf.get().step_context(slf.py())?)
     }
 
     /// `start_reading`, with the context the reader's callbacks run in.
@@ -676,7 +677,7 @@ impl StreamTransport {
     /// The context asyncio's writer Handle would run in: a copy of the current one, taken
     /// at the write that arms the writer.
     fn set_write_context(&self, py: Python<'_>) -> PyResult<()> {
-        let context = copy_current_context(py)?;
+        let context = self.step_context(py)?;
         let old = self.state().write_context.replace(context);
         drop(old);
         Ok(())
@@ -695,6 +696,38 @@ impl StreamTransport {
             }
         }
         Ok(())
+    }
+
+    /// Whether a `close()` whose buffer has just drained calls `connection_lost` now:
+    /// always before 3.14; from 3.14 only if the connection is not lost already, and then
+    /// it counts as lost (gh-156512: never twice).
+    fn flushed_close_completes(&self, py: Python<'_>) -> PyResult<bool> {
+        if !pyapi::behaviour(py)?.flushed_close_counts_conn_lost {
+            return Ok(true);
+        }
+        let mut st = self.state();
+        if st.conn_lost > 0 {
+            return Ok(false);
+        }
+        st.conn_lost += 1;
+        Ok(true)
+    }
+
+    /// What a write does once the connection is lost: counts it, warning from
+    /// `LOG_THRESHOLD_FOR_CONNLOST_WRITES` on; whether it was lost.
+    fn note_write_after_loss(&self, py: Python<'_>) -> PyResult<bool> {
+        let warn = {
+            let mut st = self.state();
+            if st.conn_lost == 0 {
+                return Ok(false);
+            }
+            st.conn_lost += 1;
+            st.conn_lost > LOG_THRESHOLD_FOR_CONNLOST_WRITES
+        };
+        if warn {
+            pyapi::logger(py)?.call_method1("warning", ("socket.send() raised exception.",))?;
+        }
+        Ok(true)
     }
 
     fn is_reading_state(st: &State) -> bool {
@@ -839,7 +872,7 @@ impl StreamTransport {
     /// without one, `sock_args` gives the kind of socket the bare fd is, and the transport
     /// takes the fd over once set up (`_schedule_connection_made`).
     #[new]
-    #[pyo3(signature = (r#loop, fd, protocol, shell, sock=None, sock_args=None))]
+    #[pyo3(signature = (r#loop, fd, protocol, shell, sock=None, sock_args=None, context=None))]
     fn py_new(
         r#loop: &Bound<'_, PyAny>,
         fd: RawFd,
@@ -847,6 +880,7 @@ impl StreamTransport {
         shell: &Bound<'_, PyAny>,
         sock: Option<Bound<'_, PyAny>>,
         sock_args: Option<Bound<'_, PyAny>>,
+        context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<StreamTransport> {
         shield(|| {
             let loop_ = r#loop
@@ -870,6 +904,7 @@ impl StreamTransport {
                     protocol_connected: true,
                     receiver: receiver_for(protocol)?,
                     shell: Some(shell.clone().unbind()),
+                    context: context.filter(|c| !c.is_none()).map(Bound::unbind),
                     read_context: None,
                     write_context: None,
                     buffer: WriteBuffer::default(),
@@ -901,13 +936,12 @@ impl StreamTransport {
                 || data.is_instance_of::<PyByteArray>()
                 || data.is_instance_of::<PyMemoryView>())
             {
-                return Err(PyTypeError::new_err(format!(
-                    "data argument must be a bytes-like object, not {}",
-                    data.get_type().name()?.repr()?
-                )));
+                let name = data.get_type().name()?.repr()?.to_string();
+                let message = &pyapi::behaviour(py)?.write_type_error;
+                return Err(PyTypeError::new_err(message.replace("{!r}", &name)));
             }
             let (len, sent) = {
-                let mut st = this.state();
+                let st = this.state();
                 if st.eof {
                     return Err(PyRuntimeError::new_err(
                         "Cannot call write() after write_eof()",
@@ -923,14 +957,8 @@ impl StreamTransport {
                     return Ok(());
                 }
                 if st.conn_lost > 0 {
-                    let warn = st.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES;
-                    st.conn_lost += 1;
                     drop(st);
-                    if warn {
-                        pyapi::logger(py)?
-                            .call_method1("warning", ("socket.send() raised exception.",))?;
-                    }
-                    return Ok(());
+                    return this.note_write_after_loss(py).map(drop);
                 }
                 if !st.buffer.is_empty() {
                     (len, 0)
@@ -955,7 +983,9 @@ impl StreamTransport {
         })
     }
 
-    /// 3.12+'s `writelines`: everything goes into the buffer, then one flush.
+    /// 3.12+'s `writelines`: everything goes into the buffer, then one flush. 3.14's also
+    /// drops the data once the connection is lost (as `write` does), never buffers an
+    /// empty chunk, and pauses the protocol past the high-water mark.
     fn _writelines_buffered(
         slf: &Bound<'_, Self>,
         list_of_data: &Bound<'_, PyAny>,
@@ -981,9 +1011,16 @@ impl StreamTransport {
             if chunks.is_empty() {
                 return Ok(());
             }
+            let like_write = pyapi::behaviour(py)?.writelines_like_write;
+            if like_write && this.note_write_after_loss(py)? {
+                return Ok(());
+            }
             let was_empty = this.state().buffer.is_empty();
             for chunk in &chunks {
                 let len = with_bytes(chunk, <[u8]>::len)?;
+                if len == 0 && like_write {
+                    continue;
+                }
                 match chunk.cast::<PyBytes>() {
                     Ok(b) => this.state().buffer.push_shared(b.clone().unbind(), len, 0),
                     Err(_) => {
@@ -992,11 +1029,17 @@ impl StreamTransport {
                     }
                 }
             }
+            if like_write && this.state().buffer.is_empty() {
+                return Ok(());
+            }
             this.write_ready(py)?;
             let pending = !this.state().buffer.is_empty();
             if pending && was_empty && this.state().conn_lost == 0 {
                 this.set_write_context(py)?;
                 Self::watch(slf, Direction::Write)?;
+            }
+            if pending && like_write {
+                this.maybe_pause_protocol(py)?;
             }
             Ok(())
         })
@@ -1181,11 +1224,11 @@ impl StreamTransport {
             let made = Step::Made {
                 callback: protocol.getattr(intern!(py, "connection_made"))?.unbind(),
                 shell,
-                context: copy_current_context(py)?,
+                context: this.step_context(py)?,
             };
             let loop_ = this.loop_core();
             loop_.queue_step(py, slf.clone().unbind(), made)?;
-            let context = copy_current_context(py)?;
+            let context = this.step_context(py)?;
             loop_.queue_step(py, slf.clone().unbind(), Step::StartReading { context })?;
             if let Some(waiter) = waiter {
                 Self::wake_soon(slf, &waiter, &py.None().into_bound(py))?;
@@ -1292,6 +1335,7 @@ impl StreamTransport {
             }
             visit.call(&st.protocol)?;
             visit.call(&st.shell)?;
+            visit.call(&st.context)?;
             visit.call(&st.read_context)?;
             visit.call(&st.write_context)?;
             visit.call(&st.empty_waiter)?;
@@ -1305,6 +1349,7 @@ impl StreamTransport {
             (
                 st.protocol.take(),
                 st.shell.take(),
+                st.context.take(),
                 st.read_context.take(),
                 st.write_context.take(),
                 st.empty_waiter.take(),

@@ -1,0 +1,122 @@
+"""call_soon_threadsafe's handles, on both loops. Since 3.14 asyncio promises that a
+handle cancelled from another thread while its callback runs waits for the callback to
+finish (the handle holds a lock while it runs), and that the callback may cancel its own
+handle without effect."""
+
+import asyncio
+import sys
+import threading
+import time
+
+import pytest
+
+from ferroloop import _compat
+
+THREAD_TIMEOUT = 10
+needs_314 = pytest.mark.skipif(sys.version_info < (3, 14),
+                               reason="thread-safe handles are 3.14's promise")
+
+
+def run_with_thread(loop, target):
+    """Runs the loop until `target`, on its own thread, has called loop.stop."""
+    errors = []
+
+    def body():
+        try:
+            target()
+        except BaseException as exc:  # reported on the test's thread
+            errors.append(exc)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    loop.run_forever()
+    thread.join(THREAD_TIMEOUT)
+    assert not thread.is_alive()
+    if errors:
+        raise errors[0]
+
+
+def test_the_handle_is_an_asyncio_handle(loop):
+    handle = loop.call_soon_threadsafe(print)
+    handle.cancel()
+    assert isinstance(handle, asyncio.Handle)
+    if _compat.ThreadSafeHandle is not None:
+        assert isinstance(handle, _compat.ThreadSafeHandle)
+    assert isinstance(loop.call_soon(print), asyncio.Handle)
+    assert isinstance(loop.call_later(1, print), asyncio.TimerHandle)
+    loop.call_later(1, print).cancel()
+    loop.run_until_complete(asyncio.sleep(0))
+
+
+@needs_314
+def test_cancel_from_another_thread_waits_for_the_running_callback(loop):
+    started, finished = threading.Event(), threading.Event()
+
+    def callback():
+        started.set()
+        time.sleep(0.3)
+        finished.set()
+
+    def other_thread():
+        handle = loop.call_soon_threadsafe(callback)
+        assert started.wait(THREAD_TIMEOUT)
+        handle.cancel()
+        # The callback had started, so cancel() returned only once it had finished.
+        assert finished.is_set()
+
+    run_with_thread(loop, other_thread)
+
+
+@needs_314
+def test_cancelled_from_another_thread_waits_too(loop):
+    started, finished = threading.Event(), threading.Event()
+
+    def callback():
+        started.set()
+        time.sleep(0.3)
+        finished.set()
+
+    def other_thread():
+        handle = loop.call_soon_threadsafe(callback)
+        assert started.wait(THREAD_TIMEOUT)
+        assert handle.cancelled() is False
+        assert finished.is_set()
+
+    run_with_thread(loop, other_thread)
+
+
+def test_a_callback_cancelling_its_own_handle_runs_to_the_end(loop):
+    results = []
+    handles = []
+    ready = threading.Event()
+
+    def callback():
+        ready.wait(THREAD_TIMEOUT)
+        handles[0].cancel()
+        results.append("ran to the end")
+
+    def other_thread():
+        handles.append(loop.call_soon_threadsafe(callback))
+        ready.set()
+
+    run_with_thread(loop, other_thread)
+    assert results == ["ran to the end"]
+    assert handles[0].cancelled()
+
+
+def test_cancelled_before_it_runs_it_never_runs(loop):
+    results = []
+    gate = threading.Event()
+
+    def other_thread():
+        handle = loop.call_soon_threadsafe(results.append, "ran")
+        handle.cancel()
+        assert handle.cancelled()
+        gate.set()
+
+    # The loop is busy until the other thread has queued and cancelled the callback.
+    loop.call_soon(gate.wait, THREAD_TIMEOUT)
+    run_with_thread(loop, other_thread)
+    assert results == []
