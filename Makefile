@@ -3,11 +3,17 @@
 #   make test                cargo test + pytest + CPython conformance
 #   make conformance PY=python3.13
 #   make bench               stdlib vs uvloop vs ferroloop, interleaved
+#   make wheels              a manylinux wheel for every installed CPython 3.11-3.15, in dist/
 
 PY ?= python3
+# The CPython versions ferroloop supports (pyproject.toml says the same).
+SUPPORTED := 3.11 3.12 3.13 3.14 3.15
 # pyenv's shim for `python3.13` may exist yet refuse to run; take the first candidate that runs.
-PYTHON := $(shell for p in $$(command -v $(PY)) $$(ls $$HOME/.pyenv/versions/*/bin/$(PY) 2>/dev/null); do \
+find_python = $(shell for p in $$(command -v $(1)) $$(ls $$HOME/.pyenv/versions/*/bin/$(1) 2>/dev/null); do \
 	$$p -c 'import sys' >/dev/null 2>&1 && { echo $$p; break; }; done)
+PYTHON := $(call find_python,$(PY))
+# Every supported CPython installed here (evaluated only by the targets that use it).
+WHEEL_PYTHONS = $(foreach v,$(SUPPORTED),$(call find_python,python$(v)))
 ifeq ($(PYTHON),)
 $(error $(PY) not found)
 endif
@@ -16,7 +22,7 @@ VENV ?= $(if $(filter python3,$(PY)),.venv,.venv-$(PYVER))
 VPY := $(VENV)/bin/python
 export PYO3_PYTHON := $(abspath $(VPY))
 
-.PHONY: run test build loadgen wrk cargo-test pytest conformance bench lint clean
+.PHONY: run test build loadgen wrk cargo-test pytest conformance bench lint clean wheels
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +48,19 @@ pytest: build loadgen wrk
 conformance: build
 	$(VPY) conformance/run.py
 
-test: cargo-test pytest conformance
+# Wheels first: tests/test_wheels.py installs each one into a fresh virtualenv.
+test: cargo-test wheels pytest conformance
+
+# maturin links with zig (the ziglang package), for glibc 2.17 (manylinux2014), in a target
+# directory of its own so that it does not rebuild the development build's.
+wheels: $(VENV)/.deps
+	rm -rf dist
+	test -n "$(WHEEL_PYTHONS)"
+	for p in $(WHEEL_PYTHONS); do \
+		CARGO_TARGET_DIR=target/wheels PYO3_PYTHON=$$p PATH=$(abspath $(VENV))/bin:$$PATH \
+			$(VENV)/bin/maturin build --release --zig --compatibility manylinux2014 -q \
+			-i $$p -o dist || exit 1; \
+	done
 
 bench: build loadgen wrk
 	$(VPY) bench/run.py

@@ -29,7 +29,7 @@ IN_SCOPE = [
     # The loop core.
     "test_futures", "test_futures2", "test_tasks", "test_locks", "test_queues",
     "test_taskgroups", "test_timeouts", "test_waitfor", "test_runners", "test_context",
-    "test_pep492", "test_threads", "test_events",
+    "test_pep492", "test_threads", "test_events", "test_base_events",
     # Eager tasks and task factories (3.12+), staggered_race (3.12+), call-graph
     # introspection (3.14+), asyncio's thread-safety (3.14+), `asyncio ps` (3.14+).
     "test_eager_task_factory", "test_staggered", "test_graph", "test_free_threading",
@@ -51,10 +51,20 @@ LOOP_FREE = {
                   "(tests/test_introspection.py runs them against a live ferroloop program)",
 }
 
+# Modules of which some classes unit-test CPython's own loop classes (built directly, with
+# mocked selectors) rather than any loop a program gets; those tests run, and count, but
+# ran no ferroloop loop.
+PARTLY_CPYTHONS_OWN = {
+    "test_base_events": "BaseEventLoopTests and BaseLoopSockSendfileTests build "
+                        "base_events.BaseEventLoop / BaseSelectorEventLoop themselves",
+    "test_unix_events": "its pipe transport and child watcher tests use a fake-clock TestLoop",
+}
+
 # Modules left out, and why. They test CPython's private classes, not a loop's behaviour.
 OUT_OF_SCOPE = {
-    "test_base_events": "tests BaseEventLoop internals through mocks of its private methods",
-    "test_selector_events": "tests BaseSelectorEventLoop/_SelectorTransport internals with mock selectors",
+    "test_selector_events": "unit-tests BaseSelectorEventLoop and _SelectorTransport, built "
+                            "directly over mock selectors and mock sockets: the classes "
+                            "ferroloop's native poller and transports replace",
     "test_proactor_events": "Windows proactor internals",
     "test_windows_events": "Windows only",
     "test_windows_utils": "Windows only",
@@ -68,7 +78,8 @@ DUPLICATE_CLASSES = {"test_events": ("PollEventLoopTests", "SelectEventLoopTests
 BARE_BASE_EVENT_LOOP = ("test_pep492", "test_runners")
 
 # Modules whose tests build `asyncio.SelectorEventLoop()` themselves; they get ferroloop's.
-DIRECT_SELECTOR_LOOP = ("test_server", "test_buffered_proto", "test_unix_events")
+DIRECT_SELECTOR_LOOP = ("test_server", "test_buffered_proto", "test_unix_events",
+                        "test_base_events")
 
 # Modules whose fake-clock TestLoop tests assert on TestLoop's own bookkeeping
 # (`loop.assert_reader`): they unit-test CPython's pipe transports, not a loop, and keep it.
@@ -313,6 +324,14 @@ def main():
 
     totals = {"passed": 0, "failed": 0, "skipped": 0}
     bad = False
+    # A module this CPython ships that is neither in scope nor left out with a reason is
+    # new: it must be looked at, so it fails the run.
+    import test.test_asyncio
+    shipped = {name[:-3] for name in os.listdir(os.path.dirname(test.test_asyncio.__file__))
+               if name.startswith("test_") and name.endswith(".py")}
+    for module in sorted(shipped - set(IN_SCOPE) - set(OUT_OF_SCOPE)):
+        print(f"  NEW MODULE {module}: neither in scope nor left out with a reason")
+        bad = True
     import importlib.util
     for module in [m for m in args.modules.split(",") if m]:
         if importlib.util.find_spec(f"test.test_asyncio.{module}") is None:
@@ -362,6 +381,8 @@ def main():
                 print(f"  stdlib-too {test_id}")
         if module in LOOP_FREE:
             print(f"  (creates no loop: {LOOP_FREE[module]})")
+        if module in PARTLY_CPYTHONS_OWN:
+            print(f"  (not on ferroloop: {PARTLY_CPYTHONS_OWN[module]})")
         if failed or timed_out or (crashed and not outcomes) or (on_ferroloop == 0 and module not in LOOP_FREE):
             bad = True
             if on_ferroloop == 0 and module not in LOOP_FREE:

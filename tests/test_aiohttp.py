@@ -2,7 +2,6 @@
 and web.run_app serving requests under `python -m ferroloop`."""
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess

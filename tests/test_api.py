@@ -1,9 +1,7 @@
 """The public API: Loop, new_event_loop, run, EventLoopPolicy, install, Runner."""
 
 import asyncio
-import sys
 
-import pytest
 
 import ferroloop
 
@@ -33,7 +31,6 @@ def test_run_debug():
     assert ferroloop.run(main(), debug=False) is False
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Runner is 3.11+")
 def test_runner_with_loop_factory():
     async def main():
         return type(asyncio.get_running_loop())

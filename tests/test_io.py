@@ -1,10 +1,7 @@
 """add_reader / add_writer: level-triggered, ints or objects with fileno()."""
 
 import asyncio
-import os
 import socket
-
-import pytest
 
 
 def test_reader_is_level_triggered(loop):

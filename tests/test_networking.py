@@ -6,7 +6,6 @@ Servers listen on 127.0.0.1 (or a temporary Unix path) only; every wait has a ti
 import asyncio
 import logging
 import os
-import resource
 import socket
 import subprocess
 import sys

@@ -483,7 +483,6 @@ def test_a_task_class_patched_in_is_given_loop(loop, monkeypatch):
     assert given == [loop, loop]
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="create_task(context=) is 3.11+")
 def test_create_task_with_context(loop):
     ctx = contextvars.copy_context()
     ctx.run(var.set, "task ctx")

@@ -301,8 +301,6 @@ def test_sock_datagram_methods(loop):
             rx.close()
             tx.close()
 
-    if sys.version_info < (3, 11):
-        pytest.skip("sock_sendto/sock_recvfrom are new in 3.11")
     assert run(loop, main()) == (b"datagram", True, b"again")
 
 

@@ -16,7 +16,8 @@ from . import _compat, _policy
 from ._ferroloop import Handle, TimerHandle, __version__, build_profile
 from ._loop import Loop
 
-__all__ = ("Loop", "Handle", "TimerHandle", "new_event_loop", "run", "__version__")
+__all__ = ("Loop", "Handle", "TimerHandle", "new_event_loop", "run", "__version__",
+           "build_profile")
 
 
 def new_event_loop():

@@ -13,6 +13,7 @@ Public APIs and the running CPython's own methods are used wherever they do the 
 what is here is what they cannot do.
 """
 
+import socket
 import sys
 import warnings
 from asyncio import (base_events, constants, events, format_helpers, futures,
@@ -33,6 +34,24 @@ extract_stack = format_helpers.extract_stack
 handle_repr_info = events.Handle._repr_info
 # The running loop, as CPython's C Task and Future see it.
 get_running_loop = events._get_running_loop
+def asyncio_sockets_are_real():
+    """Whether asyncio makes its sockets with the socket module: a test may replace the
+    module in asyncio's namespace to watch or steer them, and then ferroloop leaves
+    connecting to asyncio's code rather than connecting natively in its place."""
+    return base_events.socket is socket
+
+
+# Where ferroloop logs what asyncio's loop or transports log: the logger each asyncio
+# module logs through, looked up at each use as asyncio's own code looks it up, so that a
+# test patching it sees ferroloop's records too.
+def loop_logger():
+    return base_events.logger
+
+
+def transport_logger():
+    return selector_events.logger
+
+
 # A transport's waiter is woken as asyncio's transports wake theirs.
 set_result_unless_cancelled = futures._set_result_unless_cancelled
 # The native transport's Python half is what CPython's sendfile and start_tls accept.
@@ -236,6 +255,13 @@ DEPENDENCIES = (
     Private("asyncio.format_helpers._format_callback_source", "calls",
             "the exception handler's message for a failing callback",
             ("func", "args", "debug") if VERSION >= (3, 13) else ("func", "args")),
+    Private("asyncio.base_events.socket", "reads",
+            "create_connection's short path steps aside when asyncio's socket module is "
+            "replaced (tests watch it)"),
+    Private("asyncio.base_events.logger", "reads",
+            "slow-callback warnings go where asyncio's loop logs them"),
+    Private("asyncio.selector_events.logger", "reads",
+            "transport warnings and debug records go where asyncio's transports log them"),
     Private("asyncio.format_helpers.extract_stack", "calls",
             "a handle's _source_traceback in debug mode", ("f", "limit")),
     Private("asyncio.events.Handle._repr_info", "calls",

@@ -10,14 +10,10 @@ What is left here is what asyncio's ``_SelectorSocketTransport`` does rarely (se
 
 import _socket
 import asyncio
-import logging
 import selectors
 import socket
 
 from . import _compat, _ferroloop
-
-logger = logging.getLogger("asyncio")
-
 # What the native half answers: bound to an instance on first use, with no Python frame
 # (see src/py/transports/native_method.rs).
 _Native = _ferroloop.NativeMethod
@@ -41,7 +37,7 @@ def _closed_socket(sock_args):
 
 def _set_nodelay(sock):
     """asyncio's ``_set_nodelay``, without building two enums per connection."""
-    if not isinstance(sock, _socket.socket):
+    if not issubclass(type(sock), _socket.socket):  # (a mock's __class__ may claim it is)
         return _compat.set_nodelay(sock)
     if (sock.proto == socket.IPPROTO_TCP and _raw_type(sock) == socket.SOCK_STREAM
             and _raw_family(sock) in (socket.AF_INET, socket.AF_INET6)):
@@ -204,7 +200,7 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
     def _fatal_error(self, exc, message='Fatal error on transport'):
         if isinstance(exc, OSError):
             if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=exc)
+                _compat.transport_logger().debug("%r: %s", self, message, exc_info=exc)
         else:
             self._loop.call_exception_handler({
                 'message': message,

@@ -801,7 +801,7 @@ impl LoopCore {
         }
         let slow: f64 = slf.getattr("slow_callback_duration")?.extract()?;
         if dt >= slow {
-            pyapi::logger(slf.py())?.call_method1(
+            pyapi::loop_logger(slf.py())?.call_method1(
                 "warning",
                 (
                     "Executing %s took %.3f seconds",

@@ -15,7 +15,8 @@ static FORMAT_CALLBACK_SOURCE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static EXTRACT_STACK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static HANDLE_REPR_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static FORMAT_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static LOOP_LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static TRANSPORT_LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static ITERCOROUTINE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static TASKS_MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BASE_CREATE_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -139,15 +140,14 @@ pub fn format_handle<'py>(handle: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyA
     private(&FORMAT_HANDLE, handle.py(), "format_handle")?.call1((handle,))
 }
 
-/// The `asyncio` logger.
-pub fn logger(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    LOGGER
-        .get_or_try_init(py, || {
-            py.import("logging")?
-                .call_method1("getLogger", ("asyncio",))
-                .map(Bound::unbind)
-        })
-        .map(|l| l.bind(py).clone())
+/// The logger asyncio's loop logs through (`base_events.logger`), as it is now.
+pub fn loop_logger(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    private(&LOOP_LOGGER, py, "loop_logger")?.call0()
+}
+
+/// The logger asyncio's transports log through (`selector_events.logger`), as it is now.
+pub fn transport_logger(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    private(&TRANSPORT_LOGGER, py, "transport_logger")?.call0()
 }
 
 /// `asyncio.iscoroutine(obj)`: asyncio's own test, covering generator-based coroutines.

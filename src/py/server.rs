@@ -101,10 +101,17 @@ impl Acceptor {
         })
     }
 
-    /// Whether connections accepted on `sock` can be served natively: a stream socket
-    /// of a family whose addresses this module converts.
+    /// Whether connections accepted on `sock` can be served natively: a socket object
+    /// (by its type: a test's stand-in gets asyncio's path), of the stream type and of a
+    /// family whose addresses this module converts.
     #[staticmethod]
     fn supports(sock: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if !sock
+            .get_type()
+            .is_subclass(&pyapi::socket_type(sock.py())?)?
+        {
+            return Ok(false);
+        }
         let family: i32 = sock.getattr("family")?.extract()?;
         let sock_type: i32 = sock.getattr("type")?.extract()?;
         Ok(sockaddr::is_supported(family) && sock_type == libc::SOCK_STREAM)

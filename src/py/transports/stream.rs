@@ -255,7 +255,7 @@ impl StreamTransport {
     fn debug_log(&self, py: Python<'_>, message: &str) -> PyResult<()> {
         if self.debug() {
             if let Some(shell) = self.state().shell.as_ref().map(|s| s.clone_ref(py)) {
-                pyapi::logger(py)?.call_method1("debug", (message, shell))?;
+                pyapi::transport_logger(py)?.call_method1("debug", (message, shell))?;
             }
         }
         Ok(())
@@ -725,7 +725,8 @@ impl StreamTransport {
             st.conn_lost > LOG_THRESHOLD_FOR_CONNLOST_WRITES
         };
         if warn {
-            pyapi::logger(py)?.call_method1("warning", ("socket.send() raised exception.",))?;
+            pyapi::transport_logger(py)?
+                .call_method1("warning", ("socket.send() raised exception.",))?;
         }
         Ok(true)
     }
