@@ -90,6 +90,16 @@ def where_ferroloop_has_it(name):
 def test_private_dependency(dep):
     advice = (f"ferroloop relies on {dep.where} ({dep.use}: {dep.why}); adapt "
               f"python/ferroloop/_compat.py for {CPYTHON}")
+    if dep.instance:
+        import asyncio
+        owner, name = dep.where.rsplit(".", 1)
+        loop = asyncio.SelectorEventLoop()
+        try:
+            assert isinstance(loop, resolve(owner)) and hasattr(loop, name), (
+                f"{dep.where}: asyncio's loop has no {name} in {CPYTHON}. {advice}")
+        finally:
+            loop.close()
+        return
     obj = resolve(dep.where)
     assert obj is not _MISSING, f"{dep.where} is gone from {CPYTHON}. {advice}"
     if dep.params is not None:
@@ -135,11 +145,39 @@ def test_provided_loop_attributes_exist_in_asyncio(name):
         stdlib.close()
 
 
+@pytest.mark.parametrize("name", _compat.PROVIDED_TRANSPORT_ATTRIBUTES)
+def test_provided_transport_attributes_exist_in_asyncio(name):
+    """What ferroloop's transport provides for CPython's code is what asyncio's has."""
+    import asyncio
+    import socket
+    for loop in (asyncio.SelectorEventLoop(), ferroloop.new_event_loop()):
+        a, b = socket.socketpair()
+        try:
+            transport = loop._make_socket_transport(a, asyncio.Protocol())
+            assert hasattr(transport, name), (
+                f"{type(transport).__name__} on {CPYTHON} has no {name}: asyncio's transport "
+                "no longer has it (drop it from _compat.PROVIDED_TRANSPORT_ATTRIBUTES and "
+                "from ferroloop._transports if nothing reads it), or ferroloop's lost it")
+            transport.abort()
+            loop.run_until_complete(asyncio.sleep(0))
+        finally:
+            b.close()
+            loop.close()
+
+
 @pytest.mark.parametrize("path,value", sorted(_ferroloop._asyncio_constants.items()))
 def test_native_copies_of_constants(path, value):
     theirs = resolve(path)
     assert theirs == value, (f"{path} is {theirs!r} in {CPYTHON}; ferroloop's native copy "
                              f"(src/constants.rs) is {value!r}")
+
+
+def test_the_readme_lists_every_dependency():
+    with open(os.path.join(os.path.dirname(HERE), "README.md")) as f:
+        readme = f.read()
+    missing = [d.where for d in _compat.DEPENDENCIES
+               if f"`{d.where.removeprefix('asyncio.')}`" not in readme]
+    assert not missing, f"README.md does not list {missing}"
 
 
 def fingerprint(func):

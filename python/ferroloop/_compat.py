@@ -227,12 +227,14 @@ class Private(NamedTuple):
     uses CPython's), "overrides" (ferroloop.Loop replaces CPython's method, which CPython's
     own code calls), "provides" (an attribute CPython's code reads of ferroloop's objects).
     ``params``: for callables, the parameters ferroloop passes or accepts, as in CPython's
-    signature on this version (None: not checked). ``why``: the reason.
+    signature on this version (None: not checked). ``why``: the reason. ``instance``: an
+    attribute asyncio sets on each loop rather than on its class.
     """
     where: str
     use: str
     why: str
     params: tuple = None
+    instance: bool = False
 
 
 _SSL_TIMEOUTS = ("ssl_handshake_timeout", "ssl_shutdown_timeout")
@@ -292,6 +294,18 @@ DEPENDENCIES = (
             "run_forever on 3.11/3.12", ("enabled",)),
     Private(f"{_BASE}._asyncgen_firstiter_hook", "reads", "run_forever on 3.11/3.12"),
     Private(f"{_BASE}._asyncgen_finalizer_hook", "reads", "run_forever on 3.11/3.12"),
+    Private(f"{_BASE}._task_factory", "reads",
+            "create_task takes its native path only without a task factory", instance=True),
+    Private(f"{_SEL}._ssock", "reads",
+            "the self-pipe's read end, polled only while a signal handler is set",
+            instance=True),
+    Private("asyncio.unix_events._UnixSelectorEventLoop._signal_handlers", "reads",
+            "whether a signal handler is set", instance=True),
+    Private("asyncio.events.Handle._cancelled", "reads",
+            "signal handlers' Handles (asyncio's own) run through the native ready queue"),
+    Private("asyncio.events.Handle._run", "calls",
+            "signal handlers' Handles (asyncio's own) run through the native ready queue",
+            ()),
     Private(f"{_BASE}._create_connection_transport", "calls",
             "create_connection(sock=) with every option at its default",
             ("sock", "protocol_factory", "ssl", "server_hostname", "server_side")
@@ -346,6 +360,17 @@ DEPENDENCIES = tuple(d for d in DEPENDENCIES if d is not None)
 PROVIDED_LOOP_ATTRIBUTES = (
     "_ready", "_scheduled", "_stopping", "_closed", "_debug", "_clock_resolution",
     "_thread_id", "_current_handle", "_timer_cancelled_count", "_selector", "_transports",
+)
+
+# What CPython's code reads or calls of a stream transport (sendfile, start_tls, streams,
+# the server, debugging tools), which ferroloop's transport provides in place of
+# _SelectorSocketTransport's.
+PROVIDED_TRANSPORT_ATTRIBUTES = (
+    "_sock", "_sock_fd", "_loop", "_server", "_extra", "_protocol", "_closing", "_conn_lost",
+    "_paused", "_eof", "_empty_waiter", "_protocol_paused", "_low_water", "_high_water",
+    "_start_tls_compatible", "_sendfile_compatible", "_make_empty_waiter",
+    "_reset_empty_waiter", "_force_close", "_call_connection_lost", "_fatal_error",
+    "max_size",
 )
 
 # CPython functions whose behaviour ferroloop re-implements natively or in its own Python.
