@@ -150,17 +150,13 @@ else:
 
 # --- The run loop: the running version's own set-up and clean-up --------------------------
 
-if VERSION >= (3, 14):
+if VERSION >= (3, 13):
+    # As 3.13.1 on: 3.13.0 also runs the clean-up when the set-up refuses a nested run,
+    # which resets the running loop's state and deadlocks it (a CPython bug, fixed in
+    # 3.13.1 by this order); ferroloop does not copy it.
     def run_forever(loop):
         loop._run_forever_setup()
         try:
-            loop._run_until_stopped()
-        finally:
-            loop._run_forever_cleanup()
-elif VERSION >= (3, 13):
-    def run_forever(loop):
-        try:
-            loop._run_forever_setup()
             loop._run_until_stopped()
         finally:
             loop._run_forever_cleanup()

@@ -217,7 +217,7 @@ class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
                     info = _compat.ipaddr_info(host, port, 0, socket.SOCK_STREAM, 0)
                     if info is not None:
                         family, (host, port) = info[0], info[4][:2]
-            elif (host is None and port is None and isinstance(sock, socket.socket)
+            elif (host is None and port is None and issubclass(type(sock), socket.socket)
                   and _raw_type(sock) == socket.SOCK_STREAM):
                 _compat.check_ssl_socket(sock)
                 return await self._create_connection_transport(
