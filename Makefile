@@ -36,8 +36,17 @@ build: $(VENV)/.deps
 run: build
 	$(VPY) -m ferroloop
 
+# A CPython installed from Debian's packages (../shared/tools/cpython-debian.sh) brings its
+# own glibc in <prefix>/sysroot: a test binary that embeds its libpython runs under that
+# glibc's loader, told where the library and the standard library are.
+PYPREFIX = $(shell $(PYTHON) -c 'import sys; print(sys.base_prefix)')
+SYSROOT_LIB = $(PYPREFIX)/sysroot/usr/lib/x86_64-linux-gnu
+
 cargo-test: $(VENV)/.deps
-	cargo test --lib -q
+	if [ -d "$(SYSROOT_LIB)" ]; then \
+		export PYTHONHOME="$(PYPREFIX)" \
+		CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(SYSROOT_LIB)/ld-linux-x86-64.so.2 --library-path $(SYSROOT_LIB):$(PYPREFIX)/lib/x86_64-linux-gnu"; \
+	fi; cargo test --lib -q
 
 loadgen:
 	cargo build --release -q -p ferroloop-loadgen
