@@ -393,8 +393,10 @@ impl LoopCore {
         let handle = if threadsafe && pyapi::behaviour(slf.py())?.threadsafe_handles {
             let py = slf.py();
             let debug = slf.get().debug();
-            let made = ThreadSafeHandle::create(callback, args, context, slf.as_any(), debug)?;
-            Bound::new(py, made)?.into_super().unbind()
+            let base = Handle::create(callback, args, context, slf.as_any(), debug)?;
+            Bound::new(py, ThreadSafeHandle::around(base))?
+                .into_super()
+                .unbind()
         } else {
             Self::new_handle(slf, callback, args, context)?
         };

@@ -551,21 +551,12 @@ impl Drop for Held<'_> {
 }
 
 impl ThreadSafeHandle {
-    /// A thread-safe handle for `callback(*args)`, as `Handle::create` makes a plain one.
-    pub(crate) fn create(
-        callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
-        context: Option<Bound<'_, PyAny>>,
-        loop_: &Bound<'_, PyAny>,
-        debug: bool,
-    ) -> PyResult<PyClassInitializer<ThreadSafeHandle>> {
-        let mut base = Handle::create(callback, args, context, loop_, debug)?;
+    /// `base`, made by `Handle::create`, as a thread-safe handle.
+    pub(crate) fn around(mut base: Handle) -> PyClassInitializer<ThreadSafeHandle> {
         base.threadsafe = true;
-        Ok(
-            PyClassInitializer::from(base).add_subclass(ThreadSafeHandle {
-                lock: RunLock::default(),
-            }),
-        )
+        PyClassInitializer::from(base).add_subclass(ThreadSafeHandle {
+            lock: RunLock::default(),
+        })
     }
 }
 
