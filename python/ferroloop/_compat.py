@@ -13,7 +13,6 @@ Public APIs and the running CPython's own methods are used wherever they do the 
 what is here is what they cannot do.
 """
 
-import socket
 import sys
 import warnings
 from asyncio import (base_events, constants, events, format_helpers, futures,
@@ -34,11 +33,11 @@ extract_stack = format_helpers.extract_stack
 handle_repr_info = events.Handle._repr_info
 # The running loop, as CPython's C Task and Future see it.
 get_running_loop = events._get_running_loop
-def asyncio_sockets_are_real():
-    """Whether asyncio makes its sockets with the socket module: a test may replace the
-    module in asyncio's namespace to watch or steer them, and then ferroloop leaves
-    connecting to asyncio's code rather than connecting natively in its place."""
-    return base_events.socket is socket
+# The namespace whose `socket` asyncio makes its sockets with. A test may replace that
+# module there to watch or steer them; ferroloop then leaves connecting to asyncio's code
+# rather than connecting natively in its place. Read as `SOCKETS_OF.socket is socket` on
+# every create_connection, where a function of ours would cost a Python frame.
+SOCKETS_OF = base_events
 
 
 # Where ferroloop logs what asyncio's loop or transports log: the logger each asyncio
@@ -67,25 +66,13 @@ else:
     def format_callback_source(callback, args, debug):
         return format_helpers._format_callback_source(callback, args)
 
-if VERSION >= (3, 13):
-    # 3.13's server tracks its transports, for close_clients()/abort_clients().
-    def server_attach(server, transport):
-        server._attach(transport)
-
-    def server_detach(server, transport):
-        server._detach(transport)
-
-    # 3.13's transport __del__ also detaches an unclosed transport from its server.
-    server_detach_unclosed = server_detach
-else:
-    def server_attach(server, transport):
-        server._attach()
-
-    def server_detach(server, transport):
-        server._detach()
-
-    def server_detach_unclosed(server, transport):
-        pass
+# A server counts the transports it serves through these two methods, which take the
+# transport from 3.13 on (for close_clients()/abort_clients()); 3.13's transport __del__
+# also detaches itself. Names rather than adapters: a connection's set-up and tear-down
+# call them without a Python frame of ferroloop's own.
+SERVER_ATTACH = "_attach"
+SERVER_DETACH = "_detach"
+SERVER_TRACKS_TRANSPORTS = VERSION >= (3, 13)
 
 if VERSION >= (3, 14):
     # What call_soon_threadsafe returns: a Handle whose cancel() waits for a callback

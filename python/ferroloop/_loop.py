@@ -207,7 +207,7 @@ class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
         sock = options.pop('sock', None)
         family = None
         if (not self._debug and (not options or _only_defaults(options))
-                and _compat.asyncio_sockets_are_real()):
+                and _compat.SOCKETS_OF.socket is socket):
             if sock is None:
                 if type(host) is str and type(port) is int and '%' not in host:
                     # asyncio's _ipaddr_info for the usual types, natively: inet_pton

@@ -14,6 +14,9 @@ import selectors
 import socket
 
 from . import _compat, _ferroloop
+_ATTACH = _compat.SERVER_ATTACH
+_SERVER_TRACKS_TRANSPORTS = _compat.SERVER_TRACKS_TRANSPORTS
+
 # What the native half answers: bound to an instance on first use, with no Python frame
 # (see src/py/transports/native_method.rs).
 _Native = _ferroloop.NativeMethod
@@ -128,7 +131,8 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
         core = self._core = _ferroloop.StreamTransport(loop, fd, protocol, self, sock,
                                                        sock_args, context)
         if server is not None:
-            _compat.server_attach(server, self)
+            attach = getattr(server, _ATTACH)
+            attach(self) if _SERVER_TRACKS_TRANSPORTS else attach()
         loop._transports[fd] = self
 
         if not accepted and sock_args is None:

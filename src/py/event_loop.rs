@@ -106,6 +106,8 @@ pub struct LoopCore {
     /// only while running: each is a reference cycle, and an idle loop must stay
     /// free-able by reference counting.
     while_running: GilCell<Option<WhileRunning>>,
+    /// Whether `call_soon_threadsafe` returns `ThreadSafeHandle`s (3.14+).
+    threadsafe_handles: bool,
 }
 
 struct WhileRunning {
@@ -390,7 +392,7 @@ impl LoopCore {
         };
         slf.get().check_closed()?;
         Self::check_callback(slf, &callback, method, !threadsafe)?;
-        let handle = if threadsafe && pyapi::behaviour(slf.py())?.threadsafe_handles {
+        let handle = if threadsafe && slf.get().threadsafe_handles {
             let py = slf.py();
             let debug = slf.get().debug();
             let base = Handle::create(callback, args, context, slf.as_any(), debug)?;
@@ -853,6 +855,7 @@ impl LoopCore {
                 thread_id: ObjectSlot::default(),
                 current_handle: ObjectSlot::default(),
                 while_running: GilCell::new(None),
+                threadsafe_handles: pyapi::behaviour(py)?.threadsafe_handles,
             })
         })
     }

@@ -333,12 +333,19 @@ pub(crate) fn is_exit(py: Python<'_>, err: &PyErr) -> bool {
 /// Runs a handle as `Handle._run` does: `SystemExit` and `KeyboardInterrupt` propagate,
 /// any other exception goes to the loop's exception handler. A cancelled handle (its
 /// callback already released) is a no-op; the result says whether the callback ran.
+/// Inlined into the loop's pass, so that a plain handle pays only the test.
+#[inline(always)]
 pub(crate) fn run(handle: &Bound<'_, Handle>) -> PyResult<bool> {
     if handle.get().threadsafe {
-        let threadsafe = handle.cast::<ThreadSafeHandle>()?;
-        let _held = Held::new(handle.py(), &threadsafe.get().lock);
-        return run_unlocked(handle);
+        return run_threadsafe(handle);
     }
+    run_unlocked(handle)
+}
+
+/// `_ThreadSafeHandle._run`: `run`, holding the handle's lock.
+fn run_threadsafe(handle: &Bound<'_, Handle>) -> PyResult<bool> {
+    let threadsafe = handle.cast::<ThreadSafeHandle>()?;
+    let _held = Held::new(handle.py(), &threadsafe.get().lock);
     run_unlocked(handle)
 }
 

@@ -8,7 +8,7 @@
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyString, PyTuple};
 
 static COMPAT: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 static FORMAT_CALLBACK_SOURCE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -26,8 +26,8 @@ static ASYNCIO_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BUFFERED_PROTOCOL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SOCKET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SET_RESULT_UNLESS_CANCELLED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static SERVER_DETACH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static SERVER_DETACH_UNCLOSED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static TIMER_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static THREADSAFE_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BEHAVIOUR: PyOnceLock<Behaviour> = PyOnceLock::new();
 
@@ -61,6 +61,10 @@ pub struct Behaviour {
     /// Transports run every callback in one context: their server's copy, or for client
     /// connections a copy made when the transport is (3.15+).
     pub transport_contexts: bool,
+    /// The name of the method a transport leaves its server by (interned).
+    pub server_detach: Py<PyString>,
+    /// The server's attach/detach take the transport (3.13+).
+    pub server_tracks_transports: bool,
     /// `call_soon_threadsafe` returns handles whose `cancel()` waits for a callback
     /// running on another thread (3.14+).
     pub threadsafe_handles: bool,
@@ -78,6 +82,12 @@ pub fn behaviour(py: Python<'_>) -> PyResult<&'static Behaviour> {
             writelines_like_write: compat.getattr("WRITELINES_LIKE_WRITE")?.extract()?,
             due_within_ulp: compat.getattr("DUE_WITHIN_ULP")?.extract()?,
             transport_contexts: compat.getattr("TRANSPORT_CONTEXTS")?.extract()?,
+            server_detach: PyString::intern(
+                py,
+                &compat.getattr("SERVER_DETACH")?.extract::<String>()?,
+            )
+            .unbind(),
+            server_tracks_transports: compat.getattr("SERVER_TRACKS_TRANSPORTS")?.extract()?,
             threadsafe_handles: !compat.getattr("ThreadSafeHandle")?.is_none(),
         })
     })
@@ -223,30 +233,24 @@ pub fn set_result_unless_cancelled(py: Python<'_>) -> PyResult<Bound<'_, PyAny>>
     )
 }
 
-/// `server._detach(transport)` (3.13+) or `server._detach()`.
-pub fn server_detach(server: &Bound<'_, PyAny>, transport: &Bound<'_, PyAny>) -> PyResult<()> {
-    private(&SERVER_DETACH, server.py(), "server_detach")?
-        .call1((server, transport))
-        .map(drop)
-}
-
-/// What a transport's `__del__` tells its server when it finds the transport unclosed:
-/// `server._detach(transport)` on 3.13+, nothing before.
-pub fn server_detach_unclosed(
+/// `server._detach(transport)` (3.13+) or `server._detach()`: a transport leaves its
+/// server. `unclosed`: from the `__del__` of a transport never closed, which detaches
+/// only where the server tracks transports.
+pub fn server_detach(
     server: &Bound<'_, PyAny>,
     transport: &Bound<'_, PyAny>,
+    unclosed: bool,
 ) -> PyResult<()> {
-    private(
-        &SERVER_DETACH_UNCLOSED,
-        server.py(),
-        "server_detach_unclosed",
-    )?
-    .call1((server, transport))
-    .map(drop)
+    let behaviour = behaviour(server.py())?;
+    let name = behaviour.server_detach.bind(server.py());
+    if behaviour.server_tracks_transports {
+        server.call_method1(name, (transport,)).map(drop)
+    } else if unclosed {
+        Ok(())
+    } else {
+        server.call_method0(name).map(drop)
+    }
 }
-
-static HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static TIMER_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 pub fn handle_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     attr(&HANDLE, py, "asyncio", &["Handle"])

@@ -74,7 +74,7 @@ fn warn_if_unclosed(shell: &Bound<'_, PyAny>) -> PyResult<()> {
     core.get().close_endpoint(py)?;
     let server = shell.getattr(intern!(py, "_server"))?;
     if !server.is_none() {
-        pyapi::server_detach_unclosed(&server, shell)?;
+        pyapi::server_detach(&server, shell, true)?;
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ use super::lifecycle::Step;
 use crate::constants::{DEFAULT_HIGH_WATER, LOG_THRESHOLD_FOR_CONNLOST_WRITES, MAX_READ};
 use crate::py::errors::{os_error, shield};
 use crate::py::event_loop::{lock, LoopCore};
+use crate::py::gil_cell::GilCell;
 use crate::py::handles::{self, copy_current_context, in_context, Handle};
 use crate::py::io::{Direction, WatchId};
 use crate::py::pyapi;
@@ -68,11 +69,6 @@ struct State {
     receiver: Receiver,
     /// The Python half, until connection_lost has run.
     shell: Option<Py<PyAny>>,
-    /// The context every callback of the transport runs in, when it was given one (3.15's
-    /// transports take their server's, or their `create_connection` caller's); without
-    /// one, each callback runs in a copy of the context current when it was scheduled,
-    /// as `call_soon` and asyncio's reader and writer Handles make them.
-    context: Option<Py<PyAny>>,
     /// The contexts asyncio's reader and writer Handles would run in.
     read_context: Option<Py<PyAny>>,
     write_context: Option<Py<PyAny>>,
@@ -100,6 +96,12 @@ struct State {
 #[pyclass(frozen, module = "ferroloop._ferroloop")]
 pub struct StreamTransport {
     state: Mutex<State>,
+    /// The context every callback of the transport runs in, when it was given one (3.15's
+    /// transports take their server's, or their `create_connection` caller's); without
+    /// one, each callback runs in a copy of the context current when it was scheduled,
+    /// as `call_soon` and asyncio's reader and writer Handles make them. Set once; outside
+    /// `state`, so that reading it takes no lock.
+    context: GilCell<Option<Py<PyAny>>>,
     loop_: Py<LoopCore>,
     fd: RawFd,
     /// (family, type, proto) of a transport made on a bare fd: its socket object's kind.
@@ -120,7 +122,7 @@ fn release_shell(shell: &Bound<'_, PyAny>) -> PyResult<()> {
     shell.setattr(intern!(py, "_loop"), py.None())?;
     let server = shell.getattr(intern!(py, "_server"))?;
     if !server.is_none() {
-        pyapi::server_detach(&server, shell)?;
+        pyapi::server_detach(&server, shell, false)?;
         shell.setattr(intern!(py, "_server"), py.None())?;
     }
     Ok(())
@@ -215,7 +217,11 @@ impl StreamTransport {
     /// The context a callback scheduled now runs in: the transport's own, if it has one,
     /// else a copy of the current one.
     fn step_context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let own = self.state().context.as_ref().map(|c| c.clone_ref(py));
+        let own = self
+            .context
+            .borrow_mut(py)
+            .as_ref()
+            .map(|c| c.clone_ref(py));
         own.map_or_else(|| copy_current_context(py), Ok)
     }
 
@@ -905,7 +911,6 @@ impl StreamTransport {
                     protocol_connected: true,
                     receiver: receiver_for(protocol)?,
                     shell: Some(shell.clone().unbind()),
-                    context: context.filter(|c| !c.is_none()).map(Bound::unbind),
                     read_context: None,
                     write_context: None,
                     buffer: WriteBuffer::default(),
@@ -922,6 +927,7 @@ impl StreamTransport {
                     limits: None,
                     empty_waiter: None,
                 }),
+                context: GilCell::new(context.filter(|c| !c.is_none()).map(Bound::unbind)),
                 loop_,
                 fd,
                 sock_args: sock_args.map(Bound::unbind),
@@ -1330,13 +1336,16 @@ impl StreamTransport {
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.loop_)?;
         visit.call(&self.sock_args)?;
+        // SAFETY: called only as `__traverse__`, which try_borrow_in_traverse requires.
+        if let Ok(context) = unsafe { self.context.try_borrow_in_traverse() } {
+            visit.call(&*context)?;
+        }
         if let Ok(st) = self.state.try_lock() {
             if let Endpoint::Socket(sock) = &st.endpoint {
                 visit.call(sock)?;
             }
             visit.call(&st.protocol)?;
             visit.call(&st.shell)?;
-            visit.call(&st.context)?;
             visit.call(&st.read_context)?;
             visit.call(&st.write_context)?;
             visit.call(&st.empty_waiter)?;
@@ -1350,13 +1359,19 @@ impl StreamTransport {
             (
                 st.protocol.take(),
                 st.shell.take(),
-                st.context.take(),
                 st.read_context.take(),
                 st.write_context.take(),
                 st.empty_waiter.take(),
                 st.limits.take(),
             )
         });
-        drop(taken);
+        let context = Python::attach(|py| {
+            self.context
+                .try_borrow_mut(py)
+                .ok()
+                .and_then(|mut c| c.take())
+        });
+        // Released with no lock held: finalizers may run arbitrary code.
+        drop((taken, context));
     }
 }
