@@ -6,9 +6,10 @@
 //! factory, make the transport, await its waiter. Without TLS that Task's only work is
 //! those two calls, so the acceptor makes them itself, in the context the Task would have
 //! had: a copy of the current one, or on 3.15 a copy of the server's, which the
-//! connection's transport then runs every callback in. What the user sees is the same: the factory's result, the
-//! transport, `connection_made` one pass later, errors swallowed as asyncio swallows them
-//! outside debug mode. Debug mode, which logs each connection, runs asyncio's own code.
+//! connection's transport then runs every callback in. What the user sees is the same:
+//! the factory's result, the transport, `connection_made` one pass later, errors swallowed
+//! as asyncio swallows them outside debug mode. Debug mode, which logs each connection,
+//! runs asyncio's own code.
 
 use std::os::fd::RawFd;
 
@@ -51,8 +52,8 @@ pub struct Acceptor {
     /// specific address (`SockAddr::is_specific`): made once, where asyncio asks each
     /// connection's socket (a `getsockname` and a conversion per connection).
     shared_sockname: Option<Py<PyAny>>,
-    /// `make_transport(fd, protocol, waiter, extra, server, sockname, socket_args, context)`: a
-    /// `SocketTransport` on the bare fd, which it takes over only if it returns. A
+    /// `make_transport(fd, protocol, waiter, extra, server, sockname, socket_args, context)`:
+    /// a `SocketTransport` on the bare fd, which it takes over only if it returns. A
     /// sockname tells the transport its connection is set up (TCP_NODELAY included).
     make_transport: Py<PyAny>,
 }
