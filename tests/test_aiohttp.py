@@ -43,8 +43,11 @@ def test_client_session_gathers_pages_from_web_server(loop):
 
 
 RUN_APP = textwrap.dedent("""
-    import asyncio, sys
+    import asyncio, signal, sys
     from aiohttp import web
+
+    # The test stops the server with Ctrl-C, whatever disposition the runner passed on.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     async def hello(request):
         loop = type(asyncio.get_running_loop())

@@ -13,7 +13,10 @@ from conftest import EXAMPLES, ROOT, run_python
 
 # Prints the class of every loop that ran, so the ferroloop run proves it used ferroloop.
 PROBE = """
-import asyncio.events, atexit, runpy, sys
+import asyncio.events, atexit, runpy, signal, sys
+# The examples rely on Ctrl-C raising KeyboardInterrupt, which a runner started in the
+# background or under nohup passes on as ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 seen = set()
 original = asyncio.events._set_running_loop
 def spy(loop):
@@ -99,6 +102,31 @@ def test_sigint(mode, scenario, expected):
         proc.kill()
     assert "ready\n" + out == expected, err
     assert loops_seen(err) == [mode]
+
+
+# The tests that stop a child with a signal, each of which must set (or have the child
+# set) the disposition it relies on.
+SIGNALLING_TESTS = [
+    "tests/test_programs.py::test_sigint",
+    "tests/test_aiohttp.py::test_run_app_serves_on_ferroloop",
+    "tests/test_introspection.py::test_asyncio_ps_and_pstree_list_the_tasks_of_a_running_program",
+    "tests/test_recipes.py::test_uvicorn_serves_on_ferroloop",
+]
+
+
+def ignore_what_background_runners_ignore():
+    # A shell's background job ignores SIGINT; nohup ignores SIGHUP. Children inherit both.
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def test_signalling_tests_pass_under_a_runner_that_ignores_sigint_and_sighup():
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SIGNALLING_TESTS],
+        cwd=ROOT, preexec_fn=ignore_what_background_runners_ignore, capture_output=True,
+        text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_demo_runs():

@@ -34,19 +34,19 @@ class _Registrations(selectors.BaseSelector):
 
     def _keys(self):
         keys = {}
-        for fd, reader, writer in self._loop._io_registrations():
+        for fd, fileobj, reader, writer in self._loop._io_registrations():
             events = (selectors.EVENT_READ if reader is not None else 0) | (
                 selectors.EVENT_WRITE if writer is not None else 0)
-            keys[fd] = selectors.SelectorKey(fd, fd, events, (reader, writer))
+            keys[fd] = selectors.SelectorKey(fd if fileobj is None else fileobj, fd, events,
+                                             (reader, writer))
         return keys
 
     def get_map(self):
         return self._keys()
 
     def get_key(self, fileobj):
-        fd = selectors._fileobj_to_fd(fileobj)
         try:
-            return self._keys()[fd]
+            return self._keys()[self._loop._registered_fd(fileobj)]
         except KeyError:
             raise KeyError(f"{fileobj!r} is not registered") from None
 

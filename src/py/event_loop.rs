@@ -8,6 +8,7 @@
 
 use std::cell::RefMut;
 use std::collections::VecDeque;
+use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
@@ -165,14 +166,16 @@ impl Drop for KeepWhileRunning<'_, '_> {
     }
 }
 
-/// Cancels the Handles a registry change released (transports need nothing).
-fn cancel_released(py: Python<'_>, released: impl IntoIterator<Item = IoCallback>) -> PyResult<()> {
-    for old in released {
+/// Releases what a registry change took out: after a change that succeeded its Handles are
+/// cancelled (transports need nothing); after one that failed they are only dropped.
+fn release<T>(py: Python<'_>, result: io::Result<T>, released: Released) -> PyResult<T> {
+    let value = result.map_err(os_error)?;
+    for old in &released.callbacks {
         if let IoCallback::Handle(h) = old {
             handles::cancel(h.bind(py))?;
         }
     }
-    Ok(())
+    Ok(value)
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -523,9 +526,11 @@ impl LoopCore {
         let py = slf.py();
         let this = slf.get();
         this.check_closed()?;
-        let fd = fileobj_to_fd(fileobj)?.ok_or_else(too_large_fd)?;
+        let fd = this.registered_fd(fileobj)?.ok_or_else(too_large_fd)?;
         let handle = Self::new_handle(slf, callback, args, context)?;
-        this.register(py, fd, direction, IoCallback::Handle(handle.clone_ref(py)))?;
+        let by_object = (!fileobj.is_instance_of::<PyInt>()).then(|| fileobj.clone().unbind());
+        let callback = IoCallback::Handle(handle.clone_ref(py));
+        this.register(py, fd, direction, callback, by_object)?;
         Ok(handle)
     }
 
@@ -538,9 +543,21 @@ impl LoopCore {
         if this.closed.load(Relaxed) {
             return Ok(false);
         }
-        match fileobj_to_fd(fileobj)? {
+        match this.registered_fd(fileobj)? {
             Some(fd) => this.unregister(slf.py(), fd, direction),
             None => Ok(false),
+        }
+    }
+
+    /// The fd of `fileobj` as the selectors module finds it: its own, or, when that cannot
+    /// be read (a socket closed or detached since), the one it was registered by.
+    fn registered_fd(&self, fileobj: &Bound<'_, PyAny>) -> PyResult<Option<RawFd>> {
+        let py = fileobj.py();
+        match fileobj_to_fd(fileobj) {
+            Err(err) if err.is_instance_of::<PyValueError>(py) => {
+                self.core(py).io.fd_of(fileobj).map(Some).ok_or(err)
+            }
+            found => found,
         }
     }
 
@@ -552,23 +569,18 @@ impl LoopCore {
         fd: RawFd,
         direction: Direction,
         callback: IoCallback,
+        fileobj: Option<Py<PyAny>>,
     ) -> PyResult<()> {
         self.check_closed()?;
-        let mut released = Released::new();
+        let mut released = Released::default();
         let result = {
             let mut core = self.core(py);
             let core = &mut *core;
             let poller = core.poller.as_ref().ok_or_else(loop_closed)?;
-            core.io.set(poller, fd, direction, callback, &mut released)
+            core.io
+                .set(poller, fd, direction, callback, fileobj, &mut released)
         };
-        match result {
-            Ok(()) => cancel_released(py, released),
-            // On failure the registry hands back the new callback: dropped, not cancelled.
-            Err(err) => {
-                drop(released);
-                Err(os_error(err))
-            }
-        }
+        release(py, result, released)
     }
 
     /// Clears the reader or writer of `fd`, cancelling a Handle; whether there was one.
@@ -578,17 +590,16 @@ impl LoopCore {
         fd: RawFd,
         direction: Direction,
     ) -> PyResult<bool> {
-        let old = {
+        let mut released = Released::default();
+        let result = {
             let mut core = self.core(py);
             let core = &mut *core;
             match core.poller.as_ref() {
-                Some(poller) => core.io.clear(poller, fd, direction),
-                None => None,
+                Some(poller) => core.io.clear(poller, fd, direction, &mut released),
+                None => Ok(false),
             }
         };
-        let removed = old.is_some();
-        cancel_released(py, old)?;
-        Ok(removed)
+        release(py, result, released)
     }
 
     /// Registers a native transport as the reader or writer of its fd.
@@ -600,7 +611,7 @@ impl LoopCore {
         id: WatchId,
     ) -> PyResult<()> {
         let callback = IoCallback::Transport(transport.clone().unbind(), id);
-        self.register(transport.py(), fd, direction, callback)
+        self.register(transport.py(), fd, direction, callback, None)
     }
 
     /// Unregisters the reader or writer of `fd` (a no-op when there is none).
@@ -690,7 +701,7 @@ impl LoopCore {
         } else {
             poll_fd.wait(buffer, timeout, events)
         };
-        let mut released = Released::new();
+        let mut released = Released::default();
         {
             let mut core = this.core(py);
             let core = &mut *core;
@@ -1013,11 +1024,16 @@ impl LoopCore {
         self.core(py).io.snapshot(py)
     }
 
+    /// The fd a registration of `fileobj` is under (the selector view's `get_key`).
+    fn _registered_fd(&self, fileobj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
+        shield(|| self.registered_fd(fileobj)?.ok_or_else(too_large_fd))
+    }
+
     /// Releases everything the loop holds and closes its epoll and eventfd descriptors.
     fn _close_native(&self, py: Python<'_>) -> PyResult<()> {
         shield(|| {
             self.closed.store(true, Relaxed);
-            let mut released = Released::new();
+            let mut released = Released::default();
             let (ready, timers, poller, waker) = {
                 let mut core = self.core(py);
                 let core = &mut *core;
@@ -1240,7 +1256,7 @@ impl LoopCore {
     }
 
     fn __clear__(&self) {
-        let mut released = Released::new();
+        let mut released = Released::default();
         let taken = Python::attach(|py| {
             self.core.try_borrow_mut(py).ok().map(|mut core| {
                 let core = &mut *core;

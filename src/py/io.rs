@@ -48,6 +48,10 @@ impl IoCallback {
 struct IoEntry {
     reader: Option<IoCallback>,
     writer: Option<IoCallback>,
+    /// The object the fd was first registered by, when not an int: as the selectors module
+    /// keeps `key.fileobj`, so that a socket closed or detached since can still be found
+    /// (and removed) by the object itself.
+    fileobj: Option<Py<PyAny>>,
     /// One of the loop's own fds (the signal self-pipe): it does not force a poll on every
     /// pass.
     internal: bool,
@@ -78,26 +82,43 @@ pub struct IoRegistry {
     user: usize,
 }
 
-/// One fd's registration: `(fd, reader, writer)`.
-pub type Registration = (RawFd, Option<Py<PyAny>>, Option<Py<PyAny>>);
+/// One fd's registration: `(fd, fileobj, reader, writer)`, with `fileobj` None for an fd
+/// registered by its number.
+pub type Registration = (
+    RawFd,
+    Option<Py<PyAny>>,
+    Option<Py<PyAny>>,
+    Option<Py<PyAny>>,
+);
 
-/// Callbacks leaving the registry. They are released by the caller, outside the loop lock
-/// (a replaced Handle is cancelled, as asyncio's selector loop does).
-pub type Released = Vec<IoCallback>;
+/// What leaves the registry, released by the caller outside the loop lock: finalizers may
+/// run arbitrary code. After a change that succeeded, a replaced or removed Handle is
+/// cancelled, as asyncio's selector loop does; after one that failed, the callbacks are
+/// dropped uncancelled, as the selectors module drops the key it failed to modify.
+#[derive(Default)]
+pub struct Released {
+    pub callbacks: Vec<IoCallback>,
+    fileobjs: Vec<Py<PyAny>>,
+}
 
 fn token(fd: RawFd) -> u64 {
     fd as u64
 }
 
 impl IoRegistry {
-    /// Sets the reader or writer of `fd`. On success the handle it replaces, if any, goes to
-    /// `released` (to be cancelled); on failure the new handle does (to be dropped).
+    /// Sets the reader or writer of `fd`, registered by `fileobj` (None for an int), with
+    /// the selectors module's outcomes: a new fd is added, a changed interest modified (a
+    /// failure forgets the fd), and an unchanged one (a reader replacing a reader) cannot
+    /// fail, since the module makes no epoll call for it. ferroloop still renews that
+    /// registration, ignoring epoll's answer: an fd closed and reopened under the same
+    /// number is then watched, where asyncio would never report it.
     pub fn set(
         &mut self,
         poller: &Poller,
         fd: RawFd,
         direction: Direction,
         callback: IoCallback,
+        fileobj: Option<Py<PyAny>>,
         released: &mut Released,
     ) -> io::Result<()> {
         let index = fd as usize;
@@ -105,55 +126,91 @@ impl IoRegistry {
             self.entries.resize_with(index + 1, IoEntry::default);
         }
         let entry = &mut self.entries[index];
-        let was_registered = !entry.interest().is_empty();
+        let before = entry.interest();
         let old = entry.slot(direction).replace(callback);
-        let result = if was_registered {
-            poller.reregister(fd, entry.interest(), token(fd))
-        } else {
-            poller.register(fd, entry.interest(), token(fd))
-        };
-        match result {
+        let after = entry.interest();
+        released.callbacks.extend(old);
+        if !before.is_empty() {
+            released.fileobjs.extend(fileobj);
+            if before == after {
+                let _ = poller.renew(fd, after, token(fd));
+                return Ok(());
+            }
+            return poller
+                .reregister(fd, after, token(fd))
+                .inspect_err(|_| self.forget(poller, fd, released));
+        }
+        match poller.register(fd, after, token(fd)) {
             Ok(()) => {
-                released.extend(old);
-                if !was_registered {
-                    self.registered += 1;
-                    if !entry.internal {
-                        self.user += 1;
-                    }
+                entry.fileobj = fileobj;
+                self.registered += 1;
+                if !entry.internal {
+                    self.user += 1;
                 }
                 Ok(())
             }
             Err(err) => {
-                released.extend(std::mem::replace(entry.slot(direction), old));
+                released.callbacks.extend(entry.slot(direction).take());
+                released.fileobjs.extend(fileobj);
                 Err(err)
             }
         }
     }
 
-    /// Clears the reader or writer of `fd`, returning what was there.
+    /// Clears the reader or writer of `fd`; whether there was one (it goes to `released`).
+    /// As in the selectors module, removing the last interest cannot fail (an fd closed
+    /// before its removal is already gone from epoll), and a failed modification forgets
+    /// the fd.
     pub fn clear(
         &mut self,
         poller: &Poller,
         fd: RawFd,
         direction: Direction,
-    ) -> Option<IoCallback> {
-        let entry = self.entries.get_mut(usize::try_from(fd).ok()?)?;
-        let old = entry.slot(direction).take()?;
+        released: &mut Released,
+    ) -> io::Result<bool> {
+        let Some(entry) = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.entries.get_mut(i))
+        else {
+            return Ok(false);
+        };
+        let Some(old) = entry.slot(direction).take() else {
+            return Ok(false);
+        };
+        released.callbacks.push(old);
         let interest = entry.interest();
-        // Errors are ignored as the selectors module ignores them on unregister: an fd
-        // closed before its removal is already gone from epoll.
         if interest.is_empty() {
-            self.registered -= 1;
-            if entry.internal {
-                entry.internal = false;
-            } else {
-                self.user -= 1;
-            }
-            let _ = poller.deregister(fd);
-        } else {
-            let _ = poller.reregister(fd, interest, token(fd));
+            self.forget(poller, fd, released);
+            return Ok(true);
         }
-        Some(old)
+        poller
+            .reregister(fd, interest, token(fd))
+            .map(|()| true)
+            .inspect_err(|_| self.forget(poller, fd, released))
+    }
+
+    /// Drops every registration of `fd`, ignoring epoll's answer.
+    fn forget(&mut self, poller: &Poller, fd: RawFd, released: &mut Released) {
+        let entry = &mut self.entries[fd as usize];
+        released.callbacks.extend(entry.reader.take());
+        released.callbacks.extend(entry.writer.take());
+        released.fileobjs.extend(entry.fileobj.take());
+        self.registered -= 1;
+        if entry.internal {
+            entry.internal = false;
+        } else {
+            self.user -= 1;
+        }
+        let _ = poller.deregister(fd);
+    }
+
+    /// The fd `fileobj` was registered by: the selectors module's search for an object
+    /// whose own fd can no longer be read.
+    pub fn fd_of(&self, fileobj: &Bound<'_, PyAny>) -> Option<RawFd> {
+        self.entries
+            .iter()
+            .position(|e| e.fileobj.as_ref().is_some_and(|o| o.is(fileobj)))
+            .map(|index| index as RawFd)
     }
 
     /// Marks a registered fd as one of the loop's own (`internal`), or as the user's again.
@@ -210,7 +267,7 @@ impl IoRegistry {
                 }
                 Some(IoCallback::Handle(handle)) => {
                     if handle.get().is_cancelled() {
-                        released.extend(self.clear(poller, fd, direction));
+                        let _ = self.clear(poller, fd, direction, released);
                     } else {
                         ready.push(Ready::Handle(Queued::tracked(handle.clone_ref(py))));
                     }
@@ -228,6 +285,7 @@ impl IoRegistry {
             .map(|(fd, e)| {
                 (
                     fd as RawFd,
+                    e.fileobj.as_ref().map(|o| o.clone_ref(py)),
                     e.reader.as_ref().map(|c| c.as_any().clone_ref(py)),
                     e.writer.as_ref().map(|c| c.as_any().clone_ref(py)),
                 )
@@ -241,6 +299,7 @@ impl IoRegistry {
                 .iter()
                 .chain(e.writer.iter())
                 .for_each(|c| f(c.as_any()));
+            e.fileobj.iter().for_each(&mut f);
         }
     }
 
@@ -253,8 +312,9 @@ impl IoRegistry {
             if let Some(p) = poller {
                 let _ = p.deregister(fd as RawFd);
             }
-            released.extend(entry.reader);
-            released.extend(entry.writer);
+            released.callbacks.extend(entry.reader);
+            released.callbacks.extend(entry.writer);
+            released.fileobjs.extend(entry.fileobj);
         }
         self.registered = 0;
         self.user = 0;

@@ -154,15 +154,21 @@ impl Poller {
     }
 
     /// Changes a registration. An fd closed and reopened under the same number was dropped
-    /// from epoll by the kernel; re-adding it is what the caller meant.
+    /// from epoll by the kernel, and is an error here (ENOENT), as it is for asyncio.
     pub fn reregister(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
-        match sys::epoll_ctl(
+        sys::epoll_ctl(
             self.epfd,
             libc::EPOLL_CTL_MOD,
             fd,
             interest.epoll_bits(),
             token,
-        ) {
+        )
+    }
+
+    /// Sets a registration whether or not epoll still has it: one closed and reopened under
+    /// the same number was dropped by the kernel and is added again.
+    pub fn renew(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
+        match self.reregister(fd, interest, token) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => self.register(fd, interest, token),
             other => other,
         }
@@ -279,17 +285,10 @@ mod tests {
         let (r, w) = pipe();
         poller.register(r, Interest::READABLE, 1).unwrap();
         poller.deregister(r).unwrap();
-        poller
-            .reregister(
-                r,
-                Interest {
-                    readable: true,
-                    writable: true,
-                },
-                1,
-            )
-            .unwrap();
-        poller.deregister(r).unwrap();
+        let err = poller.reregister(r, Interest::WRITABLE, 1).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+        poller.renew(r, Interest::WRITABLE, 1).unwrap();
+        poller.renew(r, Interest::READABLE, 1).unwrap();
         poller.deregister(r).unwrap();
         sys::close(r);
         sys::close(w);
