@@ -1,9 +1,12 @@
 # ferroloop: every command creates its own virtualenv and installs what it needs.
 #   make run                 build (release) and run the demo
-#   make test                cargo test + pytest + CPython conformance
+#   make test                cargo test, wheels, pytest, CPython conformance, short soak,
+#                            third-party suites (CI's part)
 #   make conformance PY=python3.13
 #   make bench               stdlib vs uvloop vs ferroloop, interleaved
 #   make wheels              a manylinux wheel for every installed CPython 3.11-3.15, in dist/
+#   make soak                a soak that loses nothing, on the stdlib loop and ferroloop
+#   make thirdparty          aiohttp's, httpx's and httpcore's suites on both loops
 
 PY ?= python3
 # The CPython versions ferroloop supports (pyproject.toml says the same).
@@ -22,7 +25,8 @@ VENV ?= $(if $(filter python3,$(PY)),.venv,.venv-$(PYVER))
 VPY := $(VENV)/bin/python
 export PYO3_PYTHON := $(abspath $(VPY))
 
-.PHONY: run test build loadgen wrk cargo-test pytest conformance bench lint clean wheels
+.PHONY: run test build loadgen wrk cargo-test pytest conformance bench lint clean wheels \
+	soak thirdparty
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,8 +61,12 @@ pytest: build loadgen wrk
 conformance: build
 	$(VPY) conformance/run.py
 
-# Wheels first: tests/test_wheels.py installs each one into a fresh virtualenv.
+# Wheels first: tests/test_wheels.py installs each one into a fresh virtualenv. Then the
+# shorter soak and the part of the third-party suites CI runs (make soak and
+# make thirdparty run all of them).
 test: cargo-test wheels pytest conformance
+	$(VPY) soak/run.py --short
+	$(VPY) thirdparty/run.py --ci
 
 # maturin links with zig (the ziglang package), for glibc 2.17 (manylinux2014), in a target
 # directory of its own so that it does not rebuild the development build's.
@@ -70,6 +78,15 @@ wheels: $(VENV)/.deps
 			$(VENV)/bin/maturin build --release --zig --compatibility manylinux2014 -q \
 			-i $$p -o dist || exit 1; \
 	done
+
+# SOAK=--short is the shorter run CI makes.
+soak: build
+	$(VPY) soak/run.py $(SOAK)
+
+# Each suite gets a virtualenv of its own (under .thirdparty/) with ferroloop's build on its
+# path; THIRDPARTY=--ci runs the part CI runs.
+thirdparty: build
+	$(VPY) thirdparty/run.py $(THIRDPARTY)
 
 bench: build loadgen wrk
 	$(VPY) bench/run.py
@@ -83,4 +100,4 @@ lint: $(VENV)/.deps
 	cargo clippy --workspace --all-targets -- -D warnings
 
 clean:
-	rm -rf target .venv .venv-*
+	rm -rf target .venv .venv-* .thirdparty

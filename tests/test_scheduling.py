@@ -644,3 +644,64 @@ def test_other_threads_run_while_the_loop_waits(loop):
         stop.set()
         t.join()
     assert during > 10_000, during
+
+
+@pytest.mark.parametrize("when", [7, True, 7.5])
+def test_call_at_keeps_the_when_it_was_given(loop, when):
+    # aiohttp rounds its timeouts up to whole seconds and checks that the handle's `when`
+    # is the int it passed.
+    handle = loop.call_at(when, print)
+    assert handle.when() == when and type(handle.when()) is type(when)
+    assert type(handle._when) is type(when)
+    assert f"when={when}" in repr(handle)
+    handle.cancel()
+
+
+def test_timers_fall_due_by_a_patched_loop_time(loop):
+    # asyncio reads its clock through self.time(): a test that patches it moves the
+    # timers' clock (aiohttp's keep-alive test does).
+    from unittest import mock
+
+    fired = []
+
+    async def main():
+        now = loop.time()
+        with mock.patch.object(loop, "time") as patched:
+            patched.return_value = now
+            handle = loop.call_later(100, fired.append, "late")
+            assert handle.when() == now + 100
+            await asyncio.sleep(0)
+            assert fired == []
+            patched.return_value = now + 100
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert fired == ["late"]
+        assert "time" not in vars(loop)
+        # Unpatched, the real clock again: a timer far ahead does not fire.
+        loop.call_later(100, fired.append, "never")
+        await asyncio.sleep(0.01)
+        assert fired == ["late"]
+
+    loop.run_until_complete(main())
+
+
+def test_timers_fall_due_by_a_subclass_clock(loop_name):
+    import ferroloop
+
+    offset = 1000.0
+    base = asyncio.SelectorEventLoop if loop_name == "asyncio" else ferroloop.Loop
+
+    class Shifted(base):
+        def time(self):
+            return super().time() + offset
+
+    shifted = Shifted()
+    try:
+        fired = []
+        start = shifted.time()
+        shifted.call_at(start + 0.01, fired.append, 1)
+        shifted.call_later(0.02, fired.append, 2)
+        shifted.run_until_complete(asyncio.sleep(0.1))
+        assert fired == [1, 2]
+    finally:
+        shifted.close()

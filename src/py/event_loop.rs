@@ -15,15 +15,16 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::errors::{self, loop_closed, os_error, shield};
 use super::fastcall;
 use super::gil_cell::GilCell;
 use super::handle_pool::HandlePool;
-use super::handles::{self, Handle, ThreadSafeHandle, TimerHandle};
+use super::handles::{self, Due, Handle, ThreadSafeHandle, TimerHandle};
 use super::io::{Direction, IoCallback, IoRegistry, Registration, Released, WatchId};
 use super::pyapi;
 use super::queued::Queued;
@@ -109,7 +110,14 @@ pub struct LoopCore {
     while_running: GilCell<Option<WhileRunning>>,
     /// Whether `call_soon_threadsafe` returns `ThreadSafeHandle`s (3.14+).
     threadsafe_handles: bool,
+    /// `time()` is not the native clock: a subclass overrides it (CLOCK_OVERRIDDEN) or a
+    /// test patched it on the instance (CLOCK_PATCHED). asyncio reads the time through
+    /// `self.time()`, so timers then fall due by that clock, as they do there.
+    clock_replaced: AtomicU8,
 }
+
+const CLOCK_OVERRIDDEN: u8 = 1;
+const CLOCK_PATCHED: u8 = 2;
 
 struct WhileRunning {
     /// `call_soon` bound to this loop, handed out by `getattr(loop, 'call_soon')`
@@ -243,9 +251,15 @@ fn seconds(value: &Bound<'_, PyAny>) -> PyResult<f64> {
 
 impl Core {
     /// Moves due timers to the ready queue, then takes the ready queue as the pass's batch.
-    fn collect_ready(&mut self, py: Python<'_>, resolution: f64, batch: &mut VecDeque<Ready>) {
+    fn collect_ready(
+        &mut self,
+        py: Python<'_>,
+        now: Option<f64>,
+        resolution: f64,
+        batch: &mut VecDeque<Ready>,
+    ) {
         if !self.timers.is_empty() {
-            let now = clock::monotonic();
+            let now = now.unwrap_or_else(clock::monotonic);
             // 3.15 keeps the window from vanishing once the clock reads coarser than its
             // resolution (after long uptimes).
             let window = if self.due_within_ulp {
@@ -269,6 +283,30 @@ impl LoopCore {
         self.core.borrow_mut(py)
     }
 
+    fn note_time_attribute(&self, name: &Bound<'_, PyString>, set: bool) {
+        if name.to_str().is_ok_and(|n| n == "time") {
+            if set {
+                self.clock_replaced.fetch_or(CLOCK_PATCHED, Relaxed);
+            } else {
+                self.clock_replaced.fetch_and(!CLOCK_PATCHED, Relaxed);
+            }
+        }
+    }
+
+    /// The time by `self.time()` when that is not the native clock; None when it is.
+    fn replaced_now(slf: &Bound<'_, Self>) -> PyResult<Option<f64>> {
+        if slf.get().clock_replaced.load(Relaxed) == 0 {
+            return Ok(None);
+        }
+        let now = slf.call_method0(intern!(slf.py(), "time"))?;
+        seconds(&now).map(Some)
+    }
+
+    /// What asyncio's `self.time()` answers.
+    fn now(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        Ok(Self::replaced_now(slf)?.unwrap_or_else(clock::monotonic))
+    }
+
     /// `call_soon` bound to this loop, while it runs.
     pub(crate) fn bound_call_soon(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.while_running
@@ -288,7 +326,7 @@ impl LoopCore {
 
     fn new_loop_kwargs<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
         let kwargs = PyDict::new(slf.py());
-        kwargs.set_item(pyo3::intern!(slf.py(), "loop"), slf)?;
+        kwargs.set_item(intern!(slf.py(), "loop"), slf)?;
         Ok(kwargs)
     }
 
@@ -427,8 +465,8 @@ impl LoopCore {
         if delay.is_none() {
             return Err(PyTypeError::new_err("delay must not be None"));
         }
-        let when = clock::monotonic() + seconds(&delay)?;
-        Self::schedule_checked_at(slf, when, callback, args, context)
+        let when = Self::now(slf)? + seconds(&delay)?;
+        Self::schedule_checked_at(slf, (when, None), callback, args, context)
     }
 
     /// `call_at`, whose entry point is in `fastcall.rs`.
@@ -442,8 +480,8 @@ impl LoopCore {
         if when.is_none() {
             return Err(PyTypeError::new_err("when cannot be None"));
         }
-        let when = seconds(&when)?;
-        Self::schedule_checked_at(slf, when, callback, args, context)
+        let seconds = seconds(&when)?;
+        Self::schedule_checked_at(slf, (seconds, Some(&when)), callback, args, context)
     }
 
     /// What `call_later` and `call_at` share once `when` is known: asyncio's checks (both
@@ -451,7 +489,7 @@ impl LoopCore {
     /// the TimerHandle.
     fn schedule_checked_at(
         slf: &Bound<'_, Self>,
-        when: f64,
+        when: Due<'_, '_>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
@@ -490,7 +528,7 @@ impl LoopCore {
 
     fn schedule_at(
         slf: &Bound<'_, Self>,
-        when: f64,
+        when: Due<'_, '_>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
@@ -504,7 +542,7 @@ impl LoopCore {
         slf.get()
             .core(py)
             .timers
-            .push(when, Queued::hidden(timer.bind(py)));
+            .push(when.0, Queued::hidden(timer.bind(py)));
         Ok(timer)
     }
 
@@ -626,6 +664,7 @@ impl LoopCore {
         let py = slf.py();
         let this = slf.get();
         let mut purged = Vec::new();
+        let now = Self::replaced_now(slf)?;
         let poll = {
             let mut core = this.core(py);
             let core = &mut *core;
@@ -635,9 +674,10 @@ impl LoopCore {
             let timeout = if !core.ready.is_empty() || this.stopping.load(Relaxed) {
                 Some(0.0)
             } else {
-                core.timers
-                    .next_when()
-                    .map(|when| (when - clock::monotonic()).clamp(0.0, MAXIMUM_SELECT_TIMEOUT))
+                core.timers.next_when().map(|when| {
+                    let now = now.unwrap_or_else(clock::monotonic);
+                    (when - now).clamp(0.0, MAXIMUM_SELECT_TIMEOUT)
+                })
             };
             let timeout = clock::timeout(timeout);
             let blocking = timeout != Some(Duration::ZERO);
@@ -664,7 +704,7 @@ impl LoopCore {
                 Some((timeout, poll_fd))
             } else {
                 core.passes_since_poll += 1;
-                core.collect_ready(py, this.resolution(), batch);
+                core.collect_ready(py, now, this.resolution(), batch);
                 None
             }
         };
@@ -702,6 +742,8 @@ impl LoopCore {
             poll_fd.wait(buffer, timeout, events)
         };
         let mut released = Released::default();
+        // asyncio reads the clock again after the wait.
+        let now = Self::replaced_now(slf)?;
         {
             let mut core = this.core(py);
             let core = &mut *core;
@@ -723,7 +765,7 @@ impl LoopCore {
                         .dispatch(py, poller, event, &mut core.ready, &mut released);
                 }
             }
-            core.collect_ready(py, this.resolution(), batch);
+            core.collect_ready(py, now, this.resolution(), batch);
         }
         drop(events_guard);
         drop(released);
@@ -832,13 +874,17 @@ impl LoopCore {
 #[pymethods]
 impl LoopCore {
     #[new]
+    #[classmethod]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(
+        cls: &Bound<'_, PyType>,
         _args: &Bound<'_, PyTuple>,
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<LoopCore> {
         let py = _args.py();
         shield(|| {
+            let native_time = py.get_type::<LoopCore>().getattr(intern!(py, "time"))?;
+            let overridden = !cls.getattr(intern!(py, "time"))?.is(&native_time);
             let poller = Poller::new().map_err(os_error)?;
             let waker = Waker::new().map_err(os_error)?;
             poller
@@ -867,8 +913,41 @@ impl LoopCore {
                 current_handle: ObjectSlot::default(),
                 while_running: GilCell::new(None),
                 threadsafe_handles: pyapi::behaviour(py)?.threadsafe_handles,
+                clock_replaced: AtomicU8::new(if overridden { CLOCK_OVERRIDDEN } else { 0 }),
             })
         })
+    }
+
+    /// Attributes set on the loop go to its `__dict__` as on any object; setting `time`
+    /// (`mock.patch.object(loop, "time")`) makes the loop read its clock through it.
+    fn __setattr__(
+        slf: &Bound<'_, Self>,
+        name: &Bound<'_, PyString>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        // SAFETY: `slf`, `name` and `value` are live objects for the duration of the call,
+        // and generic attribute assignment is what an object without a setter of its own
+        // does; it raises (returns -1 with an exception set) or succeeds.
+        let set = unsafe {
+            pyo3::ffi::PyObject_GenericSetAttr(slf.as_ptr(), name.as_ptr(), value.as_ptr())
+        };
+        if set < 0 {
+            return Err(PyErr::fetch(slf.py()));
+        }
+        slf.get().note_time_attribute(name, true);
+        Ok(())
+    }
+
+    fn __delattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<()> {
+        // SAFETY: as in `__setattr__`; a null value asks for the attribute's deletion.
+        let deleted = unsafe {
+            pyo3::ffi::PyObject_GenericSetAttr(slf.as_ptr(), name.as_ptr(), std::ptr::null_mut())
+        };
+        if deleted < 0 {
+            return Err(PyErr::fetch(slf.py()));
+        }
+        slf.get().note_time_attribute(name, false);
+        Ok(())
     }
 
     fn time(&self) -> f64 {

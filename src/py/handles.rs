@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
-use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyTypeInfo, PyVisit};
 
 use super::errors::shield;
@@ -587,11 +587,17 @@ impl ThreadSafeHandle {
     }
 }
 
+/// A due time as seconds, with the object it was given as, if any (`call_at`'s `when`).
+pub(crate) type Due<'a, 'py> = (f64, Option<&'a Bound<'py, PyAny>>);
+
 /// A handle with a due time. `scheduled` is true while it sits in the loop's timer heap;
 /// only then does cancelling it count towards the heap's compaction threshold.
 #[pyclass(frozen, module = "ferroloop._ferroloop", extends = Handle, subclass)]
 pub struct TimerHandle {
     pub(crate) when: f64,
+    /// The int `call_at` was given, which `when()` returns as asyncio's does (and aiohttp
+    /// checks, having rounded its timeouts up to whole seconds); None for a float.
+    given: Option<Py<PyAny>>,
     scheduled: AtomicBool,
 }
 
@@ -609,10 +615,24 @@ impl TimerHandle {
         self.scheduled.store(false, Relaxed);
     }
 
-    pub(crate) fn new(when: f64, scheduled: bool) -> Self {
+    /// `when` as a float, and the object it came from, kept when it is an int or a bool
+    /// (not a float, and holding no references the collector would have to see).
+    pub(crate) fn new(when: Due<'_, '_>, scheduled: bool) -> Self {
+        let (seconds, given) = when;
+        let kept = given.filter(|given| {
+            given.is_exact_instance_of::<PyInt>() || given.is_exact_instance_of::<PyBool>()
+        });
         TimerHandle {
-            when,
+            when: seconds,
+            given: kept.map(|given| given.clone().unbind()),
             scheduled: AtomicBool::new(scheduled),
+        }
+    }
+
+    fn when_object<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        match &self.given {
+            Some(given) => given.bind(py).clone(),
+            None => PyFloat::new(py, self.when).into_any(),
         }
     }
 }
@@ -657,18 +677,20 @@ impl TimerHandle {
     #[new]
     #[pyo3(signature = (when, callback, args, r#loop, context=None))]
     fn py_new(
-        when: f64,
+        when: Bound<'_, PyAny>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyAny>,
         r#loop: Bound<'_, PyAny>,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<PyClassInitializer<TimerHandle>> {
+        let seconds = when.extract::<f64>()?;
         let base = Handle::py_new(callback, args, r#loop, context)?;
-        Ok(PyClassInitializer::from(base).add_subclass(TimerHandle::new(when, false)))
+        let timer = TimerHandle::new((seconds, Some(&when)), false);
+        Ok(PyClassInitializer::from(base).add_subclass(timer))
     }
 
-    fn when(&self) -> f64 {
-        self.when
+    fn when<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.when_object(py)
     }
 
     #[getter(__class__)]
@@ -677,8 +699,8 @@ impl TimerHandle {
     }
 
     #[getter]
-    fn _when(&self) -> f64 {
-        self.when
+    fn _when<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.when_object(py)
     }
 
     #[getter]
@@ -709,10 +731,8 @@ impl TimerHandle {
                 return r.bind(py).str().map(|s| s.to_string());
             }
             let info = pyapi::handle_repr_info(slf.as_any())?.cast_into::<PyList>()?;
-            let TimerKey {
-                when, cancelled, ..
-            } = timer_key(slf);
-            let when = format!("when={}", PyFloat::new(py, when).str()?);
+            let cancelled = timer_key(slf).cancelled;
+            let when = format!("when={}", slf.get().when_object(py).str()?);
             info.insert(if cancelled { 2 } else { 1 }, PyString::new(py, &when))?;
             joined_repr(&info)
         })

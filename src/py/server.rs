@@ -133,7 +133,11 @@ impl Acceptor {
                     Ok((fd, peer)) => this.serve(py, fd, &peer)?,
                     Err(err)
                         if this.skip_aborted && err.raw_os_error() == Some(libc::ECONNABORTED) => {}
-                    Err(err) => return this.accept_failed(py, err),
+                    Err(err) => {
+                        if !this.accept_failed(py, err)? {
+                            break;
+                        }
+                    }
                 }
             }
             Ok(())
@@ -157,12 +161,13 @@ impl Acceptor {
 }
 
 impl Acceptor {
-    /// What `_accept_connection` does when `accept()` fails: an empty queue ends the
-    /// batch, running out of fds or memory pauses accepting for a while, and anything
-    /// else is raised for the loop to report.
-    fn accept_failed(&self, py: Python<'_>, err: std::io::Error) -> PyResult<()> {
+    /// What `_accept_connection` does when `accept()` fails; whether the batch goes on. An
+    /// empty queue ends it, and anything but running out of fds or memory is raised for
+    /// the loop to report. Running out pauses accepting for a while and, as in asyncio,
+    /// does not end the batch: each further attempt that fails is reported again.
+    fn accept_failed(&self, py: Python<'_>, err: std::io::Error) -> PyResult<bool> {
         match err.raw_os_error() {
-            Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED) => Ok(()),
+            Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED) => Ok(false),
             Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => self
                 .loop_
                 .bind(py)
@@ -170,7 +175,7 @@ impl Acceptor {
                     "_accept_exhausted",
                     (os_error(err).into_value(py), self.serving_args.bind(py)),
                 )
-                .map(drop),
+                .map(|_| true),
             _ => Err(os_error(err)),
         }
     }
