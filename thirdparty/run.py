@@ -40,7 +40,8 @@ SUITES = {
                "tests/test_client_ws_functional.py", "tests/test_web_websocket_functional.py",
                "tests/test_web_sendfile_functional.py", "tests/test_run_app.py",
                "tests/test_streams.py", "tests/test_test_utils.py", "tests/test_loop.py",
-               "tests/test_web_server.py", "tests/test_proxy_functional.py"],
+               "tests/test_web_server.py", "tests/test_proxy_functional.py",
+               "tests/test_helpers.py"],
     },
     "httpx": {
         "sdist": ("httpx", "0.29.0"),
