@@ -293,13 +293,20 @@ impl LoopCore {
         }
     }
 
-    /// The time by `self.time()` when that is not the native clock; None when it is.
+    /// The time by `self.time()` when that is not the native clock; None when it is. The
+    /// test is on every pass, the call almost never.
+    #[inline(always)]
     fn replaced_now(slf: &Bound<'_, Self>) -> PyResult<Option<f64>> {
         if slf.get().clock_replaced.load(Relaxed) == 0 {
             return Ok(None);
         }
-        let now = slf.call_method0(intern!(slf.py(), "time"))?;
-        seconds(&now).map(Some)
+        Self::python_time(slf).map(Some)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn python_time(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        seconds(&slf.call_method0(intern!(slf.py(), "time"))?)
     }
 
     /// What asyncio's `self.time()` answers.
