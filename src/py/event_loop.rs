@@ -178,7 +178,7 @@ impl Drop for KeepWhileRunning<'_, '_> {
 /// cancelled (transports need nothing); after one that failed they are only dropped.
 fn release<T>(py: Python<'_>, result: io::Result<T>, released: Released) -> PyResult<T> {
     let value = result.map_err(os_error)?;
-    for old in &released.callbacks {
+    for old in released.callbacks() {
         if let IoCallback::Handle(h) = old {
             handles::cancel(h.bind(py))?;
         }

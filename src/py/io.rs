@@ -95,10 +95,33 @@ pub type Registration = (
 /// run arbitrary code. After a change that succeeded, a replaced or removed Handle is
 /// cancelled, as asyncio's selector loop does; after one that failed, the callbacks are
 /// dropped uncancelled, as the selectors module drops the key it failed to modify.
+///
+/// A change usually releases one callback, held without allocating (`first`).
 #[derive(Default)]
 pub struct Released {
-    pub callbacks: Vec<IoCallback>,
+    first: Option<IoCallback>,
+    more: Vec<IoCallback>,
     fileobjs: Vec<Py<PyAny>>,
+}
+
+impl Released {
+    fn push(&mut self, callback: IoCallback) {
+        if self.first.is_none() {
+            self.first = Some(callback);
+        } else {
+            self.more.push(callback);
+        }
+    }
+
+    fn extend(&mut self, callbacks: impl IntoIterator<Item = IoCallback>) {
+        for callback in callbacks {
+            self.push(callback);
+        }
+    }
+
+    pub fn callbacks(&self) -> impl Iterator<Item = &IoCallback> {
+        self.first.iter().chain(&self.more)
+    }
 }
 
 fn token(fd: RawFd) -> u64 {
@@ -129,7 +152,7 @@ impl IoRegistry {
         let before = entry.interest();
         let old = entry.slot(direction).replace(callback);
         let after = entry.interest();
-        released.callbacks.extend(old);
+        released.extend(old);
         if !before.is_empty() {
             released.fileobjs.extend(fileobj);
             if before == after {
@@ -150,7 +173,7 @@ impl IoRegistry {
                 Ok(())
             }
             Err(err) => {
-                released.callbacks.extend(entry.slot(direction).take());
+                released.extend(entry.slot(direction).take());
                 released.fileobjs.extend(fileobj);
                 Err(err)
             }
@@ -177,7 +200,7 @@ impl IoRegistry {
         let Some(old) = entry.slot(direction).take() else {
             return Ok(false);
         };
-        released.callbacks.push(old);
+        released.push(old);
         let interest = entry.interest();
         if interest.is_empty() {
             self.forget(poller, fd, released);
@@ -192,8 +215,8 @@ impl IoRegistry {
     /// Drops every registration of `fd`, ignoring epoll's answer.
     fn forget(&mut self, poller: &Poller, fd: RawFd, released: &mut Released) {
         let entry = &mut self.entries[fd as usize];
-        released.callbacks.extend(entry.reader.take());
-        released.callbacks.extend(entry.writer.take());
+        released.extend(entry.reader.take());
+        released.extend(entry.writer.take());
         released.fileobjs.extend(entry.fileobj.take());
         self.registered -= 1;
         if entry.internal {
@@ -312,8 +335,8 @@ impl IoRegistry {
             if let Some(p) = poller {
                 let _ = p.deregister(fd as RawFd);
             }
-            released.callbacks.extend(entry.reader);
-            released.callbacks.extend(entry.writer);
+            released.extend(entry.reader);
+            released.extend(entry.writer);
             released.fileobjs.extend(entry.fileobj);
         }
         self.registered = 0;
