@@ -932,29 +932,34 @@ impl LoopCore {
         name: &Bound<'_, PyString>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        // SAFETY: `slf`, `name` and `value` are live objects for the duration of the call,
-        // and generic attribute assignment is what an object without a setter of its own
-        // does; it raises (returns -1 with an exception set) or succeeds.
-        let set = unsafe {
-            pyo3::ffi::PyObject_GenericSetAttr(slf.as_ptr(), name.as_ptr(), value.as_ptr())
-        };
-        if set < 0 {
-            return Err(PyErr::fetch(slf.py()));
-        }
-        slf.get().note_time_attribute(name, true);
-        Ok(())
+        shield(|| {
+            // SAFETY: `slf`, `name` and `value` are live objects for the duration of the
+            // call, and generic attribute assignment is what an object without a setter of
+            // its own does; it raises (returns -1 with an exception set) or succeeds.
+            let set = unsafe {
+                pyo3::ffi::PyObject_GenericSetAttr(slf.as_ptr(), name.as_ptr(), value.as_ptr())
+            };
+            if set < 0 {
+                return Err(PyErr::fetch(slf.py()));
+            }
+            slf.get().note_time_attribute(name, true);
+            Ok(())
+        })
     }
 
     fn __delattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<()> {
-        // SAFETY: as in `__setattr__`; a null value asks for the attribute's deletion.
-        let deleted = unsafe {
-            pyo3::ffi::PyObject_GenericSetAttr(slf.as_ptr(), name.as_ptr(), std::ptr::null_mut())
-        };
-        if deleted < 0 {
-            return Err(PyErr::fetch(slf.py()));
-        }
-        slf.get().note_time_attribute(name, false);
-        Ok(())
+        shield(|| {
+            // SAFETY: as in `__setattr__`; a null value asks for the attribute's deletion.
+            let deleted = unsafe {
+                let null = std::ptr::null_mut();
+                pyo3::ffi::PyObject_GenericSetAttr(slf.as_ptr(), name.as_ptr(), null)
+            };
+            if deleted < 0 {
+                return Err(PyErr::fetch(slf.py()));
+            }
+            slf.get().note_time_attribute(name, false);
+            Ok(())
+        })
     }
 
     fn time(&self) -> f64 {
