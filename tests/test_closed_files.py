@@ -381,3 +381,10 @@ def test_the_cases_reach_the_selector(loop_name):
         ("ok", None), ("ok", (True, True)))
     assert results[("reused_old_object", "add_writer")][0][:2] == (
         "FileNotFoundError", errno.ENOENT)
+
+
+@pytest.mark.parametrize("fd, error", [(2**40, KeyError), (10**30, KeyError), (-1, ValueError),
+                                       (999, KeyError)])
+def test_the_selector_view_refuses_what_asyncio_refuses(loop, fd, error):
+    with pytest.raises(error):
+        loop._selector.get_key(fd)

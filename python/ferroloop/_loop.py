@@ -47,7 +47,7 @@ class _Registrations(selectors.BaseSelector):
     def get_key(self, fileobj):
         try:
             return self._keys()[self._loop._registered_fd(fileobj)]
-        except KeyError:
+        except (KeyError, OverflowError):  # an int past any fd is not registered either
             raise KeyError(f"{fileobj!r} is not registered") from None
 
     def register(self, fileobj, events, data=None):
