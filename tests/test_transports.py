@@ -630,3 +630,23 @@ def test_write_buffer_limits_need_not_be_ints(loop):
         True,
         ["made", "pause", "resume"],
     )
+
+
+@pytest.mark.parametrize("nothing", [None, 0, "", b"", []])
+def test_writelines_of_nothing(loop, nothing):
+    # 3.12's writelines returns at once for a false argument, before iterating it; 3.11's
+    # joins it (and None cannot be joined). The fuzz test found ferroloop iterating first.
+    joins = sys.version_info < (3, 12)
+    expected = TypeError if joins and nothing in (None, 0) else None
+
+    async def main():
+        server, srv, client = await connected_pair(loop)
+        try:
+            client.transport.writelines(nothing)
+            return None
+        except Exception as exc:  # noqa: BLE001 - the outcome is compared
+            return type(exc)
+        finally:
+            await shut(server, srv, client)
+
+    assert run(loop, main()) is expected

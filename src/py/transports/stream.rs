@@ -1013,13 +1013,18 @@ impl StreamTransport {
                     ));
                 }
             }
-            let chunks: Vec<Bound<'_, PyAny>> =
-                list_of_data.try_iter()?.collect::<PyResult<_>>()?;
-            if chunks.is_empty() {
+            // asyncio tests the argument's truth before iterating it: `writelines(None)`
+            // does nothing.
+            if !list_of_data.is_truthy()? {
                 return Ok(());
             }
             let like_write = pyapi::behaviour(py)?.writelines_like_write;
             if like_write && this.note_write_after_loss(py)? {
+                return Ok(());
+            }
+            let chunks: Vec<Bound<'_, PyAny>> =
+                list_of_data.try_iter()?.collect::<PyResult<_>>()?;
+            if chunks.is_empty() {
                 return Ok(());
             }
             let was_empty = this.state().buffer.is_empty();
