@@ -1,22 +1,22 @@
 //! Tunables, named and valued as in CPython's asyncio so behaviour matches it.
 
 /// Compact the timer heap only when it holds more than this many timers...
-pub const MIN_SCHEDULED_TIMER_HANDLES: usize = 100;
+pub(crate) const MIN_SCHEDULED_TIMER_HANDLES: usize = 100;
 /// ...and more than this fraction of them are cancelled (`base_events.py`).
-pub const MIN_CANCELLED_TIMER_HANDLES_FRACTION: f64 = 0.5;
+pub(crate) const MIN_CANCELLED_TIMER_HANDLES_FRACTION: f64 = 0.5;
 /// The longest single poll, in seconds (`base_events.MAXIMUM_SELECT_TIMEOUT`).
-pub const MAXIMUM_SELECT_TIMEOUT: f64 = 24.0 * 3600.0;
+pub(crate) const MAXIMUM_SELECT_TIMEOUT: f64 = 24.0 * 3600.0;
 /// The most one read takes (`selector_events._SelectorTransport.max_size`).
-pub const MAX_READ: usize = 256 * 1024;
+pub(crate) const MAX_READ: usize = 256 * 1024;
 /// Writes after the connection is lost warn from this count on
 /// (`constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES`).
-pub const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u64 = 5;
+pub(crate) const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u64 = 5;
 /// `_FlowControlMixin`'s default high-water mark; the low one is a quarter of it.
-pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+pub(crate) const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 
 /// Each constant with the CPython name it copies, for `tests/test_compat.py` to compare
 /// with the running CPython's.
-pub fn mirrored() -> [(&'static str, f64); 5] {
+pub(crate) fn mirrored() -> [(&'static str, f64); 5] {
     [
         (
             "asyncio.base_events._MIN_SCHEDULED_TIMER_HANDLES",

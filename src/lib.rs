@@ -4,8 +4,8 @@
 //! `py` presents it to Python as asyncio's Loop, Handle and TimerHandle.
 
 mod constants;
-pub mod py;
-pub mod runtime;
+mod py;
+mod runtime;
 
 use pyo3::prelude::*;
 use pyo3::types::IntoPyDict;

@@ -10,18 +10,21 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use pyo3::exceptions::{PyBlockingIOError, PyInterruptedError, PyOSError, PyOverflowError};
+use pyo3::exceptions::{PyBlockingIOError, PyInterruptedError, PyOSError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
+use super::context::copy_current_context;
 use super::errors::{os_error, shield};
 use super::event_loop::LoopCore;
-use super::handles::{copy_current_context, is_exit};
-use super::io::Direction;
+use super::handles::is_exit;
+use super::messages;
 use super::pyapi;
 use super::transports::StreamTransport;
+use crate::runtime::io_registry::Direction;
+use crate::runtime::sync::lock;
 use crate::runtime::sys::{self, SockAddr};
 
 /// A non-blocking stream socket of `family`/`proto`, connecting to `(host, port)`:
@@ -29,7 +32,7 @@ use crate::runtime::sys::{self, SockAddr};
 /// connect goes on). The caller owns the fd. TCP sockets get TCP_NODELAY, as the transport
 /// made on them would set it.
 #[pyfunction]
-pub fn _connect_stream(
+pub(crate) fn _connect_stream(
     family: i32,
     proto: i32,
     host: &str,
@@ -54,11 +57,8 @@ fn start_connect(
 ) -> PyResult<i32> {
     // socket.connect()'s own check and message, for any int out of range: asyncio's path
     // raises it from there.
-    let port: u16 = port
-        .extract()
-        .map_err(|_| PyOverflowError::new_err("connect(): port must be 0-65535."))?;
-    let addr = SockAddr::inet(family, host, port)
-        .ok_or_else(|| PyOSError::new_err("illegal IP address string passed to inet_pton"))?;
+    let port: u16 = port.extract().map_err(|_| messages::port_out_of_range())?;
+    let addr = SockAddr::inet(family, host, port).ok_or_else(messages::illegal_ip)?;
     if proto == libc::IPPROTO_TCP {
         sys::set_nodelay(fd).map_err(os_error)?;
     }
@@ -71,7 +71,7 @@ fn start_connect(
 /// The family of a numeric host, as asyncio's `_ipaddr_info` decides it (`inet_pton`,
 /// IPv4 first, then IPv6); None for anything else (a name to resolve).
 #[pyfunction]
-pub fn _numeric_family(host: &str) -> Option<i32> {
+pub(crate) fn _numeric_family(host: &str) -> Option<i32> {
     [libc::AF_INET, libc::AF_INET6]
         .into_iter()
         .find(|&family| SockAddr::inet(family, host, 0).is_some())
@@ -86,7 +86,7 @@ pub fn _numeric_family(host: &str) -> Option<i32> {
 /// so a cancelled caller closes it (`abandon`). Until a transport takes the fd over, the
 /// connector owns it.
 #[pyclass(frozen, module = "ferroloop._ferroloop")]
-pub struct Connector {
+pub(crate) struct Connector {
     loop_: Py<LoopCore>,
     /// The bare fd; -1 once a transport has it or it is closed.
     fd: AtomicI32,
@@ -147,7 +147,7 @@ impl Connector {
             let failed = match sys::socket_error(fd) {
                 Ok(0) => None,
                 Ok(err) => {
-                    let message = format!("Connect call failed {}", this.address.bind(py));
+                    let message = messages::connect_failed(this.address.bind(py));
                     Some(PyOSError::new_err((err, message)))
                 }
                 Err(err) => Some(os_error(err)),
@@ -265,8 +265,4 @@ impl Drop for Connector {
             sys::close(fd);
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

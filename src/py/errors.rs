@@ -1,30 +1,15 @@
-//! Errors raised to Python: asyncio's messages word for word, OSError with the right errno,
-//! and the panic boundary.
+//! Errors raised to Python: OSError with the right errno, and the panic boundary.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 
-pub const LOOP_CLOSED: &str = "Event loop is closed";
-
-pub fn loop_closed() -> PyErr {
-    PyRuntimeError::new_err(LOOP_CLOSED)
-}
-
-pub fn coroutine_callback(method: &str) -> PyErr {
-    PyTypeError::new_err(format!("coroutines cannot be used with {method}()"))
-}
-
-pub fn not_callable(method: &str, repr: &str) -> PyErr {
-    PyTypeError::new_err(format!(
-        "a callable object was expected by {method}(), got {repr}"
-    ))
-}
+use super::messages;
 
 /// `OSError(errno, strerror)`: Python picks the subclass (`ConnectionResetError`, ...) and
 /// sets `.errno`, as the selectors module's errors do.
-pub fn os_error(err: std::io::Error) -> PyErr {
+pub(crate) fn os_error(err: std::io::Error) -> PyErr {
     match err.raw_os_error() {
         Some(code) => {
             let msg = std::io::Error::from_raw_os_error(code).to_string();
@@ -41,7 +26,7 @@ pub fn os_error(err: std::io::Error) -> PyErr {
 
 /// Runs an entry point, turning a Rust panic into `RuntimeError` instead of letting PyO3
 /// raise `PanicException`, a BaseException that asyncio code would not expect to catch.
-pub fn shield<T>(body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+pub(crate) fn shield<T>(body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(result) => result,
         Err(payload) => {
@@ -50,9 +35,7 @@ pub fn shield<T>(body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
-            Err(PyRuntimeError::new_err(format!(
-                "ferroloop internal error: {what}"
-            )))
+            Err(messages::internal_error(&what))
         }
     }
 }

@@ -1,21 +1,33 @@
-//! The PyO3 layer: asyncio's vocabulary (Loop, Handle, TimerHandle) over the runtime.
+//! The PyO3 layer: asyncio's vocabulary (Loop, Handle, TimerHandle, Transport, Server) over
+//! the runtime.
 //!
-//! It converts and calls; it owns no scheduling logic of its own (the ready queue and the
-//! timer heap are the runtime's). Two rules keep it sound when callbacks re-enter the
-//! loop: the loop state is locked only for short stretches that neither call Python nor
-//! drop a Python object (a drop can run `__del__`, which can call back into the loop), and
-//! every entry point runs under `errors::shield`, so a Rust panic becomes RuntimeError.
+//! It converts and calls; scheduling decisions are the runtime's. Two rules keep it sound
+//! when callbacks re-enter the loop: the loop state is held only for short stretches that
+//! neither call Python nor drop a Python object (a drop can run `__del__`, which can call
+//! back into the loop), and every entry point runs under `errors::shield`, so a Rust
+//! panic becomes RuntimeError.
+//!
+//! From the top down:
+//! - `event_loop`: `LoopCore`, the loop itself;
+//! - `fastcall`: the loop's hottest entry points, with argument parsing of their own;
+//! - `server`, `connect`: accepting and connecting natively;
+//! - `transports`: native stream transports;
+//! - `handles`: Handle, TimerHandle, and how the loop's queues hold them;
+//! - at the bottom, what everything uses: `messages` (asyncio's words), `errors`,
+//!   `report` (the exception handler's context), `context` (contextvars), `gc` (the
+//!   collector), `gil_cell`, `pyapi` (CPython's own code), `sockaddr`.
 
-pub mod connect;
-pub mod errors;
-pub mod event_loop;
-pub mod fastcall;
+pub(crate) mod connect;
+mod context;
+pub(crate) mod errors;
+pub(crate) mod event_loop;
+pub(crate) mod fastcall;
+mod gc;
 mod gil_cell;
-mod handle_pool;
-pub mod handles;
-mod io;
+pub(crate) mod handles;
+mod messages;
 mod pyapi;
-mod queued;
-pub mod server;
+mod report;
+pub(crate) mod server;
 pub(crate) mod sockaddr;
-pub mod transports;
+pub(crate) mod transports;

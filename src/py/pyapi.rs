@@ -35,7 +35,7 @@ static VERSION: PyOnceLock<(u8, u8)> = PyOnceLock::new();
 
 /// Whether the running CPython is at least `(major, minor)`; PyO3 parses the version
 /// string on each `version_info()`, so it is read once.
-pub fn version_at_least(py: Python<'_>, at_least: (u8, u8)) -> bool {
+pub(crate) fn version_at_least(py: Python<'_>, at_least: (u8, u8)) -> bool {
     *VERSION.get_or_init(py, || {
         let v = py.version_info();
         (v.major, v.minor)
@@ -43,34 +43,34 @@ pub fn version_at_least(py: Python<'_>, at_least: (u8, u8)) -> bool {
 }
 
 /// What the running CPython's asyncio does where versions differ (`ferroloop._compat`).
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     /// The TypeError message of a stream transport's `write()`, with `{!r}` for the type
     /// name.
-    pub write_type_error: String,
+    pub(crate) write_type_error: String,
     /// The accept loop takes `backlog + 1` connections per readiness, and an aborted one
     /// does not end the batch (3.14+).
-    pub accept_backlog_plus_one: bool,
+    pub(crate) accept_backlog_plus_one: bool,
     /// A `close()` that waited for the buffer to drain counts the connection lost (3.14+).
-    pub flushed_close_counts_conn_lost: bool,
+    pub(crate) flushed_close_counts_conn_lost: bool,
     /// `writelines` drops data once the connection is lost, skips empty chunks and pauses
     /// the protocol, as `write` does (3.14+).
-    pub writelines_like_write: bool,
+    pub(crate) writelines_like_write: bool,
     /// A timer is due within `max(clock resolution, ulp(now))` of now (3.15+), not
     /// within the resolution alone.
-    pub due_within_ulp: bool,
+    pub(crate) due_within_ulp: bool,
     /// Transports run every callback in one context: their server's copy, or for client
     /// connections a copy made when the transport is (3.15+).
-    pub transport_contexts: bool,
+    pub(crate) transport_contexts: bool,
     /// The name of the method a transport leaves its server by (interned).
-    pub server_detach: Py<PyString>,
+    pub(crate) server_detach: Py<PyString>,
     /// The server's attach/detach take the transport (3.13+).
-    pub server_tracks_transports: bool,
+    pub(crate) server_tracks_transports: bool,
     /// `call_soon_threadsafe` returns handles whose `cancel()` waits for a callback
     /// running on another thread (3.14+).
-    pub threadsafe_handles: bool,
+    pub(crate) threadsafe_handles: bool,
 }
 
-pub fn behaviour(py: Python<'_>) -> PyResult<&'static Behaviour> {
+pub(crate) fn behaviour(py: Python<'_>) -> PyResult<&'static Behaviour> {
     BEHAVIOUR.get_or_try_init(py, || {
         let compat = compat(py)?;
         Ok(Behaviour {
@@ -125,7 +125,7 @@ fn private<'py>(
 }
 
 /// `_format_callback_source(callback, args[, debug=...])`; 3.13 added `debug`.
-pub fn format_callback_source<'py>(
+pub(crate) fn format_callback_source<'py>(
     py: Python<'py>,
     callback: &Bound<'py, PyAny>,
     args: &Bound<'py, PyTuple>,
@@ -136,39 +136,39 @@ pub fn format_callback_source<'py>(
 
 /// `format_helpers.extract_stack()`: the caller's stack, as a handle's source traceback.
 /// Called from native code, its own `f_back` is the Python frame that called the loop.
-pub fn extract_stack(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn extract_stack(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     private(&EXTRACT_STACK, py, "extract_stack")?.call0()
 }
 
 /// `events.Handle._repr_info`, applied to our handles: it only reads attributes they have.
-pub fn handle_repr_info<'py>(handle: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn handle_repr_info<'py>(handle: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     private(&HANDLE_REPR_INFO, handle.py(), "handle_repr_info")?.call1((handle,))
 }
 
 /// `base_events._format_handle`: how slow-callback warnings name a handle.
-pub fn format_handle<'py>(handle: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn format_handle<'py>(handle: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     private(&FORMAT_HANDLE, handle.py(), "format_handle")?.call1((handle,))
 }
 
 /// The logger asyncio's loop logs through (`base_events.logger`), as it is now.
-pub fn loop_logger(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn loop_logger(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     private(&LOOP_LOGGER, py, "loop_logger")?.call0()
 }
 
 /// The logger asyncio's transports log through (`selector_events.logger`), as it is now.
-pub fn transport_logger(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn transport_logger(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     private(&TRANSPORT_LOGGER, py, "transport_logger")?.call0()
 }
 
 /// `asyncio.iscoroutine(obj)`: asyncio's own test, covering generator-based coroutines.
-pub fn is_coroutine(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+pub(crate) fn is_coroutine(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     attr(&ITERCOROUTINE, obj.py(), "asyncio", &["iscoroutine"])?
         .call1((obj,))?
         .is_truthy()
 }
 /// `asyncio.tasks.Task`, looked up on each call so that a patched `tasks.Task` is honoured,
 /// as `BaseEventLoop.create_task` honours it.
-pub fn task_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn task_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     TASKS_MODULE
         .get_or_try_init(py, || {
             py.import("asyncio.tasks").map(|m| m.into_any().unbind())
@@ -178,7 +178,7 @@ pub fn task_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 }
 
 /// Whether `task_type` is asyncio's own Task (C or Python), not one patched in.
-pub fn is_asyncio_task(task_type: &Bound<'_, PyAny>) -> PyResult<bool> {
+pub(crate) fn is_asyncio_task(task_type: &Bound<'_, PyAny>) -> PyResult<bool> {
     let own = ASYNCIO_TASK.get_or_try_init(task_type.py(), || {
         task_type
             .py()
@@ -191,7 +191,7 @@ pub fn is_asyncio_task(task_type: &Bound<'_, PyAny>) -> PyResult<bool> {
 
 /// `BaseEventLoop.create_task` of the running CPython: the general case (task factories,
 /// debug mode, version-specific keywords) is left to it.
-pub fn base_create_task(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn base_create_task(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     attr(
         &BASE_CREATE_TASK,
         py,
@@ -200,7 +200,7 @@ pub fn base_create_task(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     )
 }
 
-pub fn future_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn future_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     attr(&FUTURE, py, "asyncio", &["Future"])
 }
 
@@ -208,7 +208,7 @@ pub fn future_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 /// CPython's `_asyncio`), where asking is cheap. CPython 3.11 checks the running loop's
 /// pid on every lookup, a `getpid` syscall each time (3.12 on do not): there it answers
 /// false, and callers take their general path.
-pub fn is_running_loop(loop_: &Bound<'_, PyAny>) -> PyResult<bool> {
+pub(crate) fn is_running_loop(loop_: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = loop_.py();
     if !version_at_least(py, (3, 12)) {
         return Ok(false);
@@ -217,15 +217,15 @@ pub fn is_running_loop(loop_: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(get.call0()?.is(loop_))
 }
 
-pub fn buffered_protocol_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn buffered_protocol_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     attr(&BUFFERED_PROTOCOL, py, "asyncio", &["BufferedProtocol"])
 }
 
-pub fn socket_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn socket_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     attr(&SOCKET, py, "socket", &["socket"])
 }
 
-pub fn set_result_unless_cancelled(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn set_result_unless_cancelled(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     private(
         &SET_RESULT_UNLESS_CANCELLED,
         py,
@@ -236,7 +236,7 @@ pub fn set_result_unless_cancelled(py: Python<'_>) -> PyResult<Bound<'_, PyAny>>
 /// `server._detach(transport)` (3.13+) or `server._detach()`: a transport leaves its
 /// server. `unclosed`: from the `__del__` of a transport never closed, which detaches
 /// only where the server tracks transports.
-pub fn server_detach(
+pub(crate) fn server_detach(
     server: &Bound<'_, PyAny>,
     transport: &Bound<'_, PyAny>,
     unclosed: bool,
@@ -252,15 +252,15 @@ pub fn server_detach(
     }
 }
 
-pub fn handle_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn handle_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     attr(&HANDLE, py, "asyncio", &["Handle"])
 }
 
-pub fn timer_handle_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn timer_handle_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     attr(&TIMER_HANDLE, py, "asyncio", &["TimerHandle"])
 }
 
 /// `events._ThreadSafeHandle` (3.14+), or None.
-pub fn threadsafe_handle_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn threadsafe_handle_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     private(&THREADSAFE_HANDLE, py, "ThreadSafeHandle")
 }

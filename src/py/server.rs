@@ -17,15 +17,16 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+use super::context::{copy_current_context, in_context};
 use super::errors::{os_error, shield};
 use super::event_loop::LoopCore;
-use super::handles::{copy_current_context, in_context, is_exit};
+use super::handles::is_exit;
 use super::pyapi;
 use super::sockaddr;
 use crate::runtime::sys;
 
 #[pyclass(frozen, module = "ferroloop._ferroloop")]
-pub struct Acceptor {
+pub(crate) struct Acceptor {
     loop_: Py<LoopCore>,
     /// `_start_serving`'s arguments: (protocol_factory, sock, sslcontext, server,
     /// backlog, *ssl timeouts), handed back to asyncio's code for the rare paths.

@@ -12,11 +12,11 @@ use pyo3::types::{PyBytes, PyString};
 use crate::runtime::sys::{self, SockAddr};
 
 /// Whether `family` is one `to_python` converts.
-pub fn is_supported(family: i32) -> bool {
+pub(crate) fn is_supported(family: i32) -> bool {
     matches!(family, libc::AF_INET | libc::AF_INET6 | libc::AF_UNIX)
 }
 
-pub fn to_python<'py>(py: Python<'py>, addr: &SockAddr) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn to_python<'py>(py: Python<'py>, addr: &SockAddr) -> PyResult<Bound<'py, PyAny>> {
     let base = (&addr.storage as *const libc::sockaddr_storage).cast::<u8>();
     match addr.family() {
         libc::AF_INET => {
@@ -69,7 +69,7 @@ pub fn to_python<'py>(py: Python<'py>, addr: &SockAddr) -> PyResult<Bound<'py, P
 /// goes through `sprintf`: about 1,700 instructions a call (callgrind), twice per
 /// connection.
 #[pyfunction]
-pub fn _socket_names(py: Python<'_>, fd: i32) -> PyResult<Option<(Py<PyAny>, Py<PyAny>)>> {
+pub(crate) fn _socket_names(py: Python<'_>, fd: i32) -> PyResult<Option<(Py<PyAny>, Py<PyAny>)>> {
     let name = |addr: std::io::Result<SockAddr>| -> PyResult<Option<Py<PyAny>>> {
         match addr {
             Ok(addr) if !is_supported(addr.family()) => Ok(None),

@@ -6,7 +6,7 @@ use super::sys;
 
 /// Seconds on CLOCK_MONOTONIC, converted exactly as CPython converts its nanosecond
 /// timestamps to float, so `loop.time()` and `time.monotonic()` agree to the last bit.
-pub fn monotonic() -> f64 {
+pub(crate) fn monotonic() -> f64 {
     ns_to_seconds(sys::monotonic_ns())
 }
 
@@ -18,18 +18,18 @@ fn ns_to_seconds(ns: i64) -> f64 {
     }
 }
 
-pub fn resolution() -> f64 {
+pub(crate) fn resolution() -> f64 {
     sys::monotonic_resolution()
 }
 
 /// The gap between a non-negative finite `x` and the next float up (`math.ulp`): once a
 /// clock reading is this coarse, adding less to it changes nothing.
-pub fn ulp(x: f64) -> f64 {
+pub(crate) fn ulp(x: f64) -> f64 {
     f64::from_bits(x.to_bits() + 1) - x
 }
 
 /// A poll timeout from seconds (`None`: block; zero or less: just check).
-pub fn timeout(seconds: Option<f64>) -> Option<Duration> {
+pub(crate) fn timeout(seconds: Option<f64>) -> Option<Duration> {
     seconds.map(|t| {
         if t > 0.0 {
             Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX)

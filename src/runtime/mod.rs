@@ -7,11 +7,15 @@
 //! around the kernel interface. This layer owns *mechanism*; asyncio's *policy* (what a
 //! Handle is, when a callback runs, how errors are reported) belongs to `py/`.
 
-pub mod clock;
-pub mod poller;
-pub mod ready;
-pub mod run_lock;
-pub mod stats;
-pub mod sys;
-pub mod timers;
-pub mod waker;
+pub(crate) mod clock;
+pub(crate) mod io_registry;
+pub(crate) mod pass_plan;
+pub(crate) mod poller;
+pub(crate) mod ready;
+pub(crate) mod run_lock;
+pub(crate) mod selector;
+pub(crate) mod stats;
+pub(crate) mod sync;
+pub(crate) mod sys;
+pub(crate) mod timers;
+pub(crate) mod waker;

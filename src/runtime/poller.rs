@@ -10,22 +10,23 @@ use super::sys;
 
 /// What a registration waits for. asyncio's `add_reader`/`add_writer` are level-triggered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Interest {
-    pub readable: bool,
-    pub writable: bool,
+pub(crate) struct Interest {
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
 }
 
 impl Interest {
-    pub const READABLE: Interest = Interest {
+    pub(crate) const READABLE: Interest = Interest {
         readable: true,
         writable: false,
     };
-    pub const WRITABLE: Interest = Interest {
+    #[cfg(test)]
+    pub(crate) const WRITABLE: Interest = Interest {
         readable: false,
         writable: true,
     };
 
-    pub fn is_empty(self) -> bool {
+    pub(crate) fn is_empty(self) -> bool {
         !self.readable && !self.writable
     }
 
@@ -44,21 +45,21 @@ impl Interest {
 /// One readiness report. Hang-up and error count as both readable and writable, as
 /// `selectors.EpollSelector` reports them, so the callback sees the error on its next I/O.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Event {
-    pub token: u64,
-    pub readable: bool,
-    pub writable: bool,
+pub(crate) struct Event {
+    pub(crate) token: u64,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
 }
 
 /// The epoll instance. Registration takes `&self` (epoll_ctl is thread-safe), and the
 /// wait goes through `PollFd`, a copy of the descriptor, so the loop can wait without
 /// holding whatever lock guards the `Poller`.
-pub struct Poller {
+pub(crate) struct Poller {
     epfd: RawFd,
 }
 
 /// The kernel's event array, reused from wait to wait.
-pub struct EventBuffer {
+pub(crate) struct EventBuffer {
     raw: Vec<libc::epoll_event>,
 }
 
@@ -74,7 +75,7 @@ impl Default for EventBuffer {
 
 /// A borrowed view of a live epoll descriptor, valid while its `Poller` is.
 #[derive(Clone, Copy)]
-pub struct PollFd(RawFd);
+pub(crate) struct PollFd(RawFd);
 
 /// Set once `epoll_pwait2` answered ENOSYS (a kernel before 5.11).
 static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
@@ -84,7 +85,7 @@ impl PollFd {
     /// The timeout has nanosecond precision where the kernel has `epoll_pwait2`; elsewhere
     /// it is rounded *up* to whole milliseconds, so a timer never fires early either way.
     /// EINTR is returned to the caller, which must run signal handlers before waiting again.
-    pub fn wait(
+    pub(crate) fn wait(
         self,
         buffer: &mut EventBuffer,
         timeout: Option<Duration>,
@@ -133,17 +134,17 @@ fn timeout_ms(timeout: Option<Duration>) -> i32 {
 }
 
 impl Poller {
-    pub fn new() -> io::Result<Poller> {
+    pub(crate) fn new() -> io::Result<Poller> {
         Ok(Poller {
             epfd: sys::epoll_create()?,
         })
     }
 
-    pub fn poll_fd(&self) -> PollFd {
+    pub(crate) fn poll_fd(&self) -> PollFd {
         PollFd(self.epfd)
     }
 
-    pub fn register(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
+    pub(crate) fn register(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
         sys::epoll_ctl(
             self.epfd,
             libc::EPOLL_CTL_ADD,
@@ -155,7 +156,7 @@ impl Poller {
 
     /// Changes a registration. An fd closed and reopened under the same number was dropped
     /// from epoll by the kernel, and is an error here (ENOENT), as it is for asyncio.
-    pub fn reregister(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
+    pub(crate) fn reregister(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
         sys::epoll_ctl(
             self.epfd,
             libc::EPOLL_CTL_MOD,
@@ -167,7 +168,7 @@ impl Poller {
 
     /// Sets a registration whether or not epoll still has it: one closed and reopened under
     /// the same number was dropped by the kernel and is added again.
-    pub fn renew(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
+    pub(crate) fn renew(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<()> {
         match self.reregister(fd, interest, token) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => self.register(fd, interest, token),
             other => other,
@@ -176,7 +177,7 @@ impl Poller {
 
     /// Removes a registration. An fd the user already closed is gone from epoll, so
     /// EBADF/ENOENT are not errors here.
-    pub fn deregister(&self, fd: RawFd) -> io::Result<()> {
+    pub(crate) fn deregister(&self, fd: RawFd) -> io::Result<()> {
         match sys::epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, fd, 0, 0) {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EBADF)) => Ok(()),
             other => other,

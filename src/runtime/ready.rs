@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-pub struct ReadyQueue<T> {
+pub(crate) struct ReadyQueue<T> {
     queue: VecDeque<T>,
 }
 
@@ -16,38 +16,38 @@ impl<T> Default for ReadyQueue<T> {
 }
 
 impl<T> ReadyQueue<T> {
-    pub fn push(&mut self, item: T) {
+    pub(crate) fn push(&mut self, item: T) {
         self.queue.push_back(item);
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
     /// Moves everything queued into `batch` (which must be empty), leaving the queue empty
     /// but with `batch`'s old allocation, so steady state allocates nothing.
-    pub fn take_batch(&mut self, batch: &mut VecDeque<T>) {
+    pub(crate) fn take_batch(&mut self, batch: &mut VecDeque<T>) {
         debug_assert!(batch.is_empty());
         std::mem::swap(&mut self.queue, batch);
     }
 
     /// Puts the unrun rest of a batch back in front, as when `KeyboardInterrupt` escapes a
     /// pass: those callbacks run first when the loop runs again.
-    pub fn requeue_front(&mut self, rest: &mut VecDeque<T>) {
+    pub(crate) fn requeue_front(&mut self, rest: &mut VecDeque<T>) {
         while let Some(item) = rest.pop_back() {
             self.queue.push_front(item);
         }
     }
 
-    pub fn drain(&mut self) -> Vec<T> {
+    pub(crate) fn drain(&mut self) -> Vec<T> {
         self.queue.drain(..).collect()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.queue.iter()
     }
 }

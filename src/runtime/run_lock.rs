@@ -10,7 +10,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 
 #[derive(Default)]
-pub struct RunLock {
+pub(crate) struct RunLock {
     /// The holder and how many times it holds the lock.
     owner: Mutex<Option<(ThreadId, u32)>>,
     released: Condvar,
@@ -22,12 +22,12 @@ impl RunLock {
     }
 
     /// Takes the lock if it is free or already this thread's; whether it did.
-    pub fn try_acquire(&self) -> bool {
+    pub(crate) fn try_acquire(&self) -> bool {
         Self::take(&mut self.owner(), thread::current().id())
     }
 
     /// Takes the lock, waiting for another thread to release it.
-    pub fn acquire(&self) {
+    pub(crate) fn acquire(&self) {
         let me = thread::current().id();
         let mut owner = self.owner();
         while !Self::take(&mut owner, me) {
@@ -50,7 +50,7 @@ impl RunLock {
     }
 
     /// Releases one hold of this thread's; the last one wakes the waiters.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         let mut owner = self.owner();
         match &mut *owner {
             Some((_, depth)) if *depth > 1 => *depth -= 1,

@@ -1,16 +1,16 @@
 //! Counters cheap enough to leave on: plain integers bumped on the loop thread.
 
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Passes of the loop (`_run_once` calls).
-    pub iterations: u64,
+    pub(crate) iterations: u64,
     /// Timers moved to the ready queue because they were due.
-    pub timers_fired: u64,
+    pub(crate) timers_fired: u64,
     /// Waits that blocked in the kernel, and waits that only checked (timeout 0).
-    pub blocking_polls: u64,
-    pub nonblocking_polls: u64,
+    pub(crate) blocking_polls: u64,
+    pub(crate) nonblocking_polls: u64,
     /// Readiness events delivered by the poller.
-    pub io_events: u64,
+    pub(crate) io_events: u64,
     /// Handles `call_soon` refilled rather than made (the loop's spare handles).
-    pub handles_reused: u64,
+    pub(crate) handles_reused: u64,
 }

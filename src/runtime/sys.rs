@@ -12,12 +12,12 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-pub fn epoll_create() -> io::Result<RawFd> {
+pub(crate) fn epoll_create() -> io::Result<RawFd> {
     // SAFETY: epoll_create1 takes no pointers; the flag is a valid constant.
     check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
 }
 
-pub fn epoll_ctl(
+pub(crate) fn epoll_ctl(
     epfd: RawFd,
     op: libc::c_int,
     fd: RawFd,
@@ -32,7 +32,7 @@ pub fn epoll_ctl(
 
 /// Waits for events; `timeout_ms` < 0 blocks indefinitely. Returns how many entries of
 /// `events` the kernel filled in.
-pub fn epoll_wait(
+pub(crate) fn epoll_wait(
     epfd: RawFd,
     events: &mut [libc::epoll_event],
     timeout_ms: i32,
@@ -46,7 +46,7 @@ pub fn epoll_wait(
 
 /// `epoll_pwait2` (Linux 5.11+): like `epoll_wait`, with a nanosecond timeout (`None`
 /// blocks). Returns ENOSYS on older kernels; the caller falls back to `epoll_wait`.
-pub fn epoll_pwait2(
+pub(crate) fn epoll_pwait2(
     epfd: RawFd,
     events: &mut [libc::epoll_event],
     timeout: Option<std::time::Duration>,
@@ -80,12 +80,12 @@ pub fn epoll_pwait2(
     }
 }
 
-pub fn eventfd() -> io::Result<RawFd> {
+pub(crate) fn eventfd() -> io::Result<RawFd> {
     // SAFETY: eventfd takes no pointers; the flags are valid constants.
     check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })
 }
 
-pub fn write_u64(fd: RawFd, value: u64) -> io::Result<()> {
+pub(crate) fn write_u64(fd: RawFd, value: u64) -> io::Result<()> {
     let bytes = value.to_ne_bytes();
     // SAFETY: `bytes` is an 8-byte buffer that lives across the call; write only reads it.
     let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
@@ -96,7 +96,7 @@ pub fn write_u64(fd: RawFd, value: u64) -> io::Result<()> {
     }
 }
 
-pub fn read_u64(fd: RawFd) -> io::Result<u64> {
+pub(crate) fn read_u64(fd: RawFd) -> io::Result<u64> {
     let mut bytes = [0u8; 8];
     // SAFETY: `bytes` is a writable 8-byte buffer that lives across the call.
     let n = unsafe { libc::read(fd, bytes.as_mut_ptr().cast(), bytes.len()) };
@@ -107,20 +107,14 @@ pub fn read_u64(fd: RawFd) -> io::Result<u64> {
     }
 }
 
-pub fn close(fd: RawFd) {
+pub(crate) fn close(fd: RawFd) {
     // SAFETY: callers pass an fd they own and never use again; a failed close leaves
     // nothing to recover, so its result is ignored as std's OwnedFd does.
     unsafe { libc::close(fd) };
 }
 
-/// `fcntl(fd, F_GETFD)`: whether `fd` names an open file description.
-pub fn fd_is_open(fd: RawFd) -> bool {
-    // SAFETY: F_GETFD reads flags only and takes no pointer.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
-}
-
 /// CLOCK_MONOTONIC in nanoseconds: the clock behind Python's `time.monotonic()`.
-pub fn monotonic_ns() -> i64 {
+pub(crate) fn monotonic_ns() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -132,7 +126,7 @@ pub fn monotonic_ns() -> i64 {
 }
 
 /// The clock's resolution in seconds, as `time.get_clock_info('monotonic').resolution`.
-pub fn monotonic_resolution() -> f64 {
+pub(crate) fn monotonic_resolution() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -151,19 +145,19 @@ fn check_size(ret: libc::ssize_t) -> io::Result<usize> {
 }
 
 /// `recv(fd, buf, len, 0)` on a non-blocking socket.
-pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes for the whole call.
     check_size(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
 }
 
 /// `send(fd, buf, len, MSG_NOSIGNAL)`: a peer that is gone gives EPIPE, never SIGPIPE.
-pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a live buffer of `buf.len()` bytes that the kernel only reads.
     check_size(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) })
 }
 
 /// Gathers `bufs` into one `sendmsg` (a `writev` that cannot raise SIGPIPE).
-pub fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+pub(crate) fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
     // SAFETY: a zeroed msghdr is valid (no name, no control data).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     // IoSlice is guaranteed ABI-compatible with iovec on Unix.
@@ -174,7 +168,7 @@ pub fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
 }
 
 /// `shutdown(fd, SHUT_WR)`.
-pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
+pub(crate) fn shutdown_write(fd: RawFd) -> io::Result<()> {
     // SAFETY: shutdown takes no pointers.
     check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)
 }
@@ -185,9 +179,9 @@ extern "C" {
 }
 
 /// A socket address as the kernel wrote it: the storage and how much of it is filled.
-pub struct SockAddr {
-    pub storage: libc::sockaddr_storage,
-    pub len: libc::socklen_t,
+pub(crate) struct SockAddr {
+    pub(crate) storage: libc::sockaddr_storage,
+    pub(crate) len: libc::socklen_t,
 }
 
 impl SockAddr {
@@ -211,7 +205,7 @@ impl SockAddr {
 
     /// An IPv4 or IPv6 address from its text form, parsed by glibc's `inet_pton` as
     /// CPython's socket module parses it; None when `host` is not one.
-    pub fn inet(family: libc::c_int, host: &str, port: u16) -> Option<SockAddr> {
+    pub(crate) fn inet(family: libc::c_int, host: &str, port: u16) -> Option<SockAddr> {
         // NUL-terminated on the stack: the longest numeric address (an IPv6 one with an
         // embedded IPv4 part) is 45 characters, and anything with a NUL is no address.
         let mut text = [0u8; 64];
@@ -257,7 +251,7 @@ impl SockAddr {
     /// Whether this is one particular address rather than a wildcard (INADDR_ANY, `::`):
     /// a listener bound to one gives every connection it accepts that same local
     /// address. Unix addresses always are.
-    pub fn is_specific(&self) -> bool {
+    pub(crate) fn is_specific(&self) -> bool {
         let base = (&self.storage as *const libc::sockaddr_storage).cast::<u8>();
         match self.family() {
             libc::AF_INET => {
@@ -275,14 +269,14 @@ impl SockAddr {
         }
     }
 
-    pub fn family(&self) -> libc::c_int {
+    pub(crate) fn family(&self) -> libc::c_int {
         self.storage.ss_family as libc::c_int
     }
 }
 
 /// `socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, proto)`: what
 /// `socket.socket()` makes, already non-blocking.
-pub fn stream_socket(family: libc::c_int, proto: libc::c_int) -> io::Result<RawFd> {
+pub(crate) fn stream_socket(family: libc::c_int, proto: libc::c_int) -> io::Result<RawFd> {
     // SAFETY: socket takes no pointers.
     check(unsafe {
         libc::socket(
@@ -295,7 +289,7 @@ pub fn stream_socket(family: libc::c_int, proto: libc::c_int) -> io::Result<RawF
 
 /// `connect(fd, addr)`. On a non-blocking socket a connect in progress is
 /// `EINPROGRESS`.
-pub fn connect(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
+pub(crate) fn connect(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
     // SAFETY: `addr.storage` holds an address of `addr.len` bytes, alive for the call;
     // the kernel only reads it.
     check(unsafe {
@@ -309,7 +303,7 @@ pub fn connect(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
 }
 
 /// `getsockopt(fd, SOL_SOCKET, SO_ERROR)`: the outcome of a non-blocking connect.
-pub fn socket_error(fd: RawFd) -> io::Result<libc::c_int> {
+pub(crate) fn socket_error(fd: RawFd) -> io::Result<libc::c_int> {
     let mut err: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `err` and `len` are live, writable, and `len` holds `err`'s size.
@@ -327,7 +321,7 @@ pub fn socket_error(fd: RawFd) -> io::Result<libc::c_int> {
 
 /// `accept4(fd, …, SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new connection comes back ready for
 /// the loop, with no `fcntl`/`ioctl` to follow.
-pub fn accept(fd: RawFd) -> io::Result<(RawFd, SockAddr)> {
+pub(crate) fn accept(fd: RawFd) -> io::Result<(RawFd, SockAddr)> {
     let mut addr = SockAddr::empty();
     let (ptr, len) = addr.out_params();
     // SAFETY: `ptr` is writable for `*len` bytes and `len` is a live socklen_t the kernel
@@ -338,7 +332,7 @@ pub fn accept(fd: RawFd) -> io::Result<(RawFd, SockAddr)> {
 }
 
 /// `getsockname(fd)`.
-pub fn local_address(fd: RawFd) -> io::Result<SockAddr> {
+pub(crate) fn local_address(fd: RawFd) -> io::Result<SockAddr> {
     let mut addr = SockAddr::empty();
     let (ptr, len) = addr.out_params();
     // SAFETY: as in `accept`.
@@ -347,7 +341,7 @@ pub fn local_address(fd: RawFd) -> io::Result<SockAddr> {
 }
 
 /// `getpeername(fd)`.
-pub fn peer_address(fd: RawFd) -> io::Result<SockAddr> {
+pub(crate) fn peer_address(fd: RawFd) -> io::Result<SockAddr> {
     let mut addr = SockAddr::empty();
     let (ptr, len) = addr.out_params();
     // SAFETY: as in `accept`.
@@ -357,7 +351,7 @@ pub fn peer_address(fd: RawFd) -> io::Result<SockAddr> {
 
 /// `setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, 1)`: small writes leave without waiting for
 /// the previous one's ACK.
-pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
+pub(crate) fn set_nodelay(fd: RawFd) -> io::Result<()> {
     let on: libc::c_int = 1;
     // SAFETY: `on` is a live c_int and the length passed is its size.
     check(unsafe {

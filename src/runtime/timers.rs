@@ -62,7 +62,7 @@ impl<T> Entry<T> {
     }
 }
 
-pub struct TimerHeap<T> {
+pub(crate) struct TimerHeap<T> {
     heap: BinaryHeap<Entry<T>>,
     next_seq: u64,
     cancelled: usize,
@@ -79,7 +79,7 @@ impl<T> Default for TimerHeap<T> {
 }
 
 impl<T> TimerHeap<T> {
-    pub fn push(&mut self, when: f64, item: T) {
+    pub(crate) fn push(&mut self, when: f64, item: T) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.heap.push(Entry {
@@ -89,31 +89,31 @@ impl<T> TimerHeap<T> {
         });
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
 
     /// A timer still in the heap was cancelled.
-    pub fn note_cancelled(&mut self) {
+    pub(crate) fn note_cancelled(&mut self) {
         self.cancelled += 1;
     }
 
-    pub fn cancelled_count(&self) -> usize {
+    pub(crate) fn cancelled_count(&self) -> usize {
         self.cancelled
     }
 
-    pub fn set_cancelled_count(&mut self, count: usize) {
+    pub(crate) fn set_cancelled_count(&mut self, count: usize) {
         self.cancelled = count;
     }
 
     /// Drops cancelled timers before a poll: all of them when they are many (a rebuild),
     /// otherwise only those at the head, so the head is a live timer. What leaves the heap
     /// goes to `removed`, for the caller to release outside any lock.
-    pub fn purge(&mut self, is_cancelled: impl Fn(&T) -> bool, removed: &mut Vec<T>) {
+    pub(crate) fn purge(&mut self, is_cancelled: impl Fn(&T) -> bool, removed: &mut Vec<T>) {
         let count = self.heap.len();
         if count > MIN_SCHEDULED_TIMER_HANDLES
             && self.cancelled as f64 / count as f64 > MIN_CANCELLED_TIMER_HANDLES_FRACTION
@@ -137,12 +137,12 @@ impl<T> TimerHeap<T> {
     }
 
     /// When the earliest timer is due.
-    pub fn next_when(&self) -> Option<f64> {
+    pub(crate) fn next_when(&self) -> Option<f64> {
         self.heap.peek().map(|e| from_order_key(e.key))
     }
 
     /// Pops the earliest timer if it is due before `end_time`.
-    pub fn pop_due(&mut self, end_time: f64) -> Option<T> {
+    pub(crate) fn pop_due(&mut self, end_time: f64) -> Option<T> {
         if self.heap.peek()?.key >= order_key(end_time) {
             return None;
         }
@@ -150,7 +150,7 @@ impl<T> TimerHeap<T> {
     }
 
     /// Empties the heap (loop close); the caller releases what it gets.
-    pub fn drain(&mut self) -> Vec<T> {
+    pub(crate) fn drain(&mut self) -> Vec<T> {
         self.cancelled = 0;
         std::mem::take(&mut self.heap)
             .into_vec()
@@ -160,12 +160,12 @@ impl<T> TimerHeap<T> {
     }
 
     /// The timers in no particular order (heap order), for the garbage collector.
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.heap.iter().map(|e| &e.item)
     }
 
     /// The timers in firing order, for introspection.
-    pub fn ordered(&self) -> Vec<&T> {
+    pub(crate) fn ordered(&self) -> Vec<&T> {
         let mut entries: Vec<&Entry<T>> = self.heap.iter().collect();
         entries.sort_by(|a, b| b.cmp(a));
         entries.into_iter().map(|e| &e.item).collect()

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::sys;
 
-pub struct Waker {
+pub(crate) struct Waker {
     fd: RawFd,
     /// The loop is in, or about to enter, a blocking wait.
     blocking: AtomicBool,
@@ -18,7 +18,7 @@ pub struct Waker {
 }
 
 impl Waker {
-    pub fn new() -> io::Result<Waker> {
+    pub(crate) fn new() -> io::Result<Waker> {
         Ok(Waker {
             fd: sys::eventfd()?,
             blocking: AtomicBool::new(false),
@@ -26,22 +26,22 @@ impl Waker {
         })
     }
 
-    pub fn fd(&self) -> RawFd {
+    pub(crate) fn fd(&self) -> RawFd {
         self.fd
     }
 
     /// Called by the loop thread, with the scheduling state already inspected, just before
     /// it blocks. Anything queued after this point calls `wake()` and finds `blocking` set.
-    pub fn enter_blocking(&self) {
+    pub(crate) fn enter_blocking(&self) {
         self.blocking.store(true, Ordering::SeqCst);
     }
 
-    pub fn leave_blocking(&self) {
+    pub(crate) fn leave_blocking(&self) {
         self.blocking.store(false, Ordering::SeqCst);
     }
 
     /// Interrupts a blocking wait, if there is one; a no-op otherwise.
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         if self.blocking.load(Ordering::SeqCst) && !self.pending.swap(true, Ordering::SeqCst) {
             // EAGAIN means the counter is full: the loop will wake anyway.
             let _ = sys::write_u64(self.fd, 1);
@@ -49,7 +49,7 @@ impl Waker {
     }
 
     /// Consumes the wake-up; called when the poller reports the eventfd readable.
-    pub fn drain(&self) {
+    pub(crate) fn drain(&self) {
         self.pending.store(false, Ordering::SeqCst);
         let _ = sys::read_u64(self.fd);
     }

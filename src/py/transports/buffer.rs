@@ -31,30 +31,30 @@ impl Chunk {
 }
 
 #[derive(Default)]
-pub struct WriteBuffer {
+pub(crate) struct WriteBuffer {
     /// Each chunk with how much of its front was already sent.
     chunks: VecDeque<(Chunk, usize)>,
     size: usize,
 }
 
 impl WriteBuffer {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.size == 0
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.size
     }
 
     /// Keeps `bytes[sent..]` by reference.
-    pub fn push_shared(&mut self, bytes: Py<PyBytes>, len: usize, sent: usize) {
+    pub(crate) fn push_shared(&mut self, bytes: Py<PyBytes>, len: usize, sent: usize) {
         if sent < len {
             self.size += len - sent;
             self.chunks.push_back((Chunk::Shared(bytes), sent));
         }
     }
 
-    pub fn push_owned(&mut self, data: &[u8]) {
+    pub(crate) fn push_owned(&mut self, data: &[u8]) {
         if !data.is_empty() {
             self.size += data.len();
             self.chunks.push_back((Chunk::Owned(data.to_vec()), 0));
@@ -63,13 +63,13 @@ impl WriteBuffer {
 
     /// Empties the buffer. Dropping `bytes` references here is safe under any lock: a
     /// bytes object's deallocation runs no Python code.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.chunks.clear();
         self.size = 0;
     }
 
     /// Sends as much as the kernel takes, in one syscall, and drops what it took.
-    pub fn flush(&mut self, py: Python<'_>, fd: RawFd) -> io::Result<usize> {
+    pub(crate) fn flush(&mut self, py: Python<'_>, fd: RawFd) -> io::Result<usize> {
         let sent = {
             let slices: Vec<IoSlice<'_>> = self
                 .chunks

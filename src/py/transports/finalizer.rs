@@ -17,6 +17,7 @@ use pyo3::types::{PyDict, PyType};
 use super::StreamTransport;
 use crate::py::errors::shield;
 use crate::py::fastcall::{method_descriptor, MethodDef};
+use crate::py::messages;
 use crate::py::pyapi;
 
 static TRANSPORT_DEL: MethodDef = MethodDef(ffi::PyMethodDef {
@@ -57,7 +58,7 @@ fn warn_if_unclosed(shell: &Bound<'_, PyAny>) -> PyResult<()> {
     let Ok(core) = core.cast::<StreamTransport>() else {
         return Ok(());
     };
-    if !core.get()._socket_open() {
+    if !core.get().socket_open() {
         return Ok(());
     }
     let kwargs = PyDict::new(py);
@@ -66,7 +67,7 @@ fn warn_if_unclosed(shell: &Bound<'_, PyAny>) -> PyResult<()> {
         .getattr(intern!(py, "warn"))?
         .call(
             (
-                format!("unclosed transport {}", shell.repr()?),
+                messages::unclosed_transport(&shell.repr()?.to_string()),
                 py.get_type::<PyResourceWarning>(),
             ),
             Some(&kwargs),
@@ -81,7 +82,7 @@ fn warn_if_unclosed(shell: &Bound<'_, PyAny>) -> PyResult<()> {
 
 /// Makes the native `__del__` the finalizer of `cls` (`SocketTransport`).
 #[pyfunction]
-pub fn _install_transport_finalizer(cls: &Bound<'_, PyType>) -> PyResult<()> {
+pub(crate) fn _install_transport_finalizer(cls: &Bound<'_, PyType>) -> PyResult<()> {
     let descriptor = method_descriptor(cls, &TRANSPORT_DEL)?;
     cls.setattr(intern!(cls.py(), "__del__"), descriptor)
 }

@@ -4,15 +4,18 @@
 //! transport's state and its hot paths, and never calls Python with a lock held.
 
 mod buffer;
+mod bytes;
 mod finalizer;
 mod lifecycle;
 mod native_method;
 mod registry;
 mod stream;
 
-pub use finalizer::_install_transport_finalizer;
+pub(crate) use finalizer::_install_transport_finalizer;
 pub(crate) use lifecycle::Step;
-pub use native_method::NativeMethod;
-pub use registry::TransportRegistry;
+pub(crate) use native_method::NativeMethod;
+pub(crate) use registry::TransportRegistry;
 
-pub(crate) use stream::{event_handle, is_watching, run_event, StreamTransport};
+pub(crate) use stream::{
+    event_handle, is_watching, run_event, run_step, step_handle, StreamTransport, WatchId,
+};

@@ -10,7 +10,7 @@ use pyo3::types::PyString;
 /// then runs no Python frame, and a connection pays only for the methods it uses. Being a
 /// non-data descriptor, an assignment to the instance attribute simply replaces it.
 #[pyclass(frozen, module = "ferroloop._ferroloop")]
-pub struct NativeMethod {
+pub(crate) struct NativeMethod {
     native_name: Option<Py<PyString>>,
     name: std::sync::OnceLock<Py<PyString>>,
 }

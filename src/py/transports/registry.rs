@@ -17,7 +17,7 @@ use pyo3::types::{PyList, PyWeakrefMethods, PyWeakrefReference};
 use crate::py::gil_cell::GilCell;
 
 #[pyclass(frozen, mapping, module = "ferroloop._ferroloop")]
-pub struct TransportRegistry {
+pub(crate) struct TransportRegistry {
     entries: GilCell<HashMap<i64, Py<PyWeakrefReference>>>,
 }
 

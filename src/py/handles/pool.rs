@@ -15,7 +15,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyTypeInfo, PyVisit};
 
-use super::handles::{Emptied, Handle};
+use super::handle::{Emptied, Handle};
 use super::queued::Queued;
 
 /// Enough for steady traffic, where each callback's handle is refilled by the next one's

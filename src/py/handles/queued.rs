@@ -20,33 +20,9 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::{PyClass, PyTraverseError, PyVisit};
 
-use super::handles::{Handle, TimerHandle};
-
-fn is_tracked(obj: *mut ffi::PyObject) -> bool {
-    // SAFETY: callers pass a live object and hold the GIL.
-    unsafe { ffi::PyObject_GC_IsTracked(obj) != 0 }
-}
-
-/// Tracks `obj` if it is not tracked; tracking twice is a fatal error in CPython.
-fn track(obj: *mut ffi::PyObject) {
-    if !is_tracked(obj) {
-        // SAFETY: `obj` is a live GC object (a Handle or a Context), untracked, and the
-        // caller holds the GIL.
-        unsafe { ffi::PyObject_GC_Track(obj.cast()) };
-    }
-}
-
-/// Only a context copy is ever hidden. `context=` accepts any object (asyncio fails only
-/// when the handle runs), and tracking an object of a non-GC type corrupts memory.
-fn is_context(obj: *mut ffi::PyObject) -> bool {
-    // SAFETY: callers pass a live object; this compares its type pointer.
-    unsafe { ffi::PyContext_CheckExact(obj) != 0 }
-}
-
-fn is_shared(obj: *mut ffi::PyObject) -> bool {
-    // SAFETY: callers pass a live object and hold the GIL.
-    unsafe { ffi::Py_REFCNT(obj) > 1 }
-}
+use super::handle::Handle;
+use super::timer::TimerHandle;
+use crate::py::gc::{is_context, is_shared, is_tracked, track};
 
 /// Untracks a handle the loop has just made, and its context when the handle alone holds
 /// it (a copy made for it, not a context the caller passed).
@@ -63,13 +39,6 @@ fn hide(handle: &Bound<'_, Handle>) {
         // SAFETY: the handle is a live, tracked GC object; PyO3's dealloc untracks with
         // the checked `PyObject_GC_UnTrack`, so freeing it untracked is fine.
         unsafe { ffi::PyObject_GC_UnTrack(handle.as_ptr().cast()) };
-    }
-}
-
-/// Tracks a handle's context again before Python code can get hold of it.
-pub(crate) fn reveal_context(context: &Py<PyAny>) {
-    if is_context(context.as_ptr()) {
-        track(context.as_ptr());
     }
 }
 
@@ -167,7 +136,7 @@ impl<T: PyClass> Queued<T> {
 
 impl<T: PyClass> Queued<T> {
     /// Drops the queue's reference, as `Drop` does, with the GIL already in hand.
-    pub(crate) fn release(self, py: Python<'_>) {
+    pub(crate) fn drop_in(self, py: Python<'_>) {
         let mut this = ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again, so the Py is moved out once.
         let handle = unsafe { ManuallyDrop::take(&mut this.0) };

@@ -1,0 +1,263 @@
+//! One pass of the loop: purge cancelled timers, poll (or not: `runtime::pass_plan`),
+//! queue I/O and due timers, then run exactly what was ready when the pass began.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use super::fds::{IoCallback, IoDetached};
+use super::{LoopCore, LoopState, Ready};
+use crate::py::errors::os_error;
+use crate::py::handles::{self, Handle, Queued, TimerHandle};
+use crate::py::messages;
+use crate::py::pyapi;
+use crate::py::transports;
+use crate::runtime::clock;
+use crate::runtime::pass_plan::{Fds, Wait};
+use crate::runtime::poller::PollFd;
+use crate::runtime::sync::lock;
+
+impl LoopState {
+    /// Moves due timers to the ready queue, then takes the ready queue as the pass's batch.
+    fn collect_ready(
+        &mut self,
+        py: Python<'_>,
+        now: Option<f64>,
+        resolution: f64,
+        batch: &mut VecDeque<Ready>,
+    ) {
+        if !self.timers.is_empty() {
+            let now = now.unwrap_or_else(clock::monotonic);
+            // 3.15 keeps the window from vanishing once the clock reads coarser than its
+            // resolution (after long uptimes).
+            let window = if self.due_within_ulp {
+                resolution.max(clock::ulp(now))
+            } else {
+                resolution
+            };
+            let end_time = now + window;
+            while let Some(timer) = self.timers.pop_due(end_time) {
+                timer.get().get().unscheduled();
+                self.stats.timers_fired += 1;
+                self.ready.push(Ready::Handle(timer.into_handle(py)));
+            }
+        }
+        self.ready.take_batch(batch);
+    }
+}
+
+impl LoopCore {
+    /// One pass. `batch` is empty on entry and on return; the run loop keeps it from pass
+    /// to pass for its allocation.
+    pub(super) fn run_once(slf: &Bound<'_, Self>, batch: &mut VecDeque<Ready>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut purged = Vec::new();
+        let now = Self::replaced_now(slf)?;
+        let poll = {
+            let mut state = this.state(py);
+            let state = &mut *state;
+            state.stats.iterations += 1;
+            state
+                .timers
+                .purge(|t| TimerHandle::is_cancelled(t.get().bind(py)), &mut purged);
+            let busy = !state.ready.is_empty() || this.stopping.load(Relaxed);
+            let fds = Fds {
+                any: !state.io.is_empty(),
+                user: state.io.has_user_fds(),
+            };
+            let next_timer = state.timers.next_when();
+            match state.plan.next(
+                busy,
+                next_timer,
+                || now.unwrap_or_else(clock::monotonic),
+                fds,
+            ) {
+                Wait::Skip => {
+                    state.collect_ready(py, now, this.resolution(), batch);
+                    None
+                }
+                wait @ Wait::Poll(timeout) => {
+                    let selector = state.selector.as_ref().ok_or_else(messages::loop_closed)?;
+                    if wait.blocks() {
+                        state.stats.blocking_polls += 1;
+                        selector.enter_blocking();
+                    } else {
+                        state.stats.nonblocking_polls += 1;
+                    }
+                    Some((timeout, selector.poll_fd()))
+                }
+            }
+        };
+        unschedule_purged(purged);
+        if let Some((timeout, poll_fd)) = poll {
+            Self::poll(slf, timeout, poll_fd, batch)?;
+        }
+        Self::run_batch(slf, batch)
+    }
+
+    /// Waits for I/O (releasing the GIL when the wait may block) and queues what it reports,
+    /// then takes the pass's batch.
+    fn poll(
+        slf: &Bound<'_, Self>,
+        timeout: Option<Duration>,
+        poll_fd: PollFd,
+        batch: &mut VecDeque<Ready>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut events_guard = lock(&this.events);
+        let (buffer, events) = &mut *events_guard;
+        events.clear();
+        let blocking = timeout != Some(Duration::ZERO);
+        let polled = if blocking {
+            py.detach(|| poll_fd.wait(buffer, timeout, events))
+        } else {
+            poll_fd.wait(buffer, timeout, events)
+        };
+        let mut detached = IoDetached::default();
+        // asyncio reads the clock again after the wait.
+        let now = Self::replaced_now(slf)?;
+        {
+            let mut state = this.state(py);
+            let state = &mut *state;
+            if let Some(selector) = state.selector.as_ref() {
+                if blocking {
+                    selector.leave_blocking();
+                }
+                for event in selector.fd_events(events) {
+                    state.stats.io_events += 1;
+                    let ready = &mut state.ready;
+                    state.io.dispatch(
+                        &selector.poller,
+                        event,
+                        &mut detached,
+                        |direction, callback| match callback {
+                            IoCallback::Transport(t, id) => {
+                                ready.push(Ready::Transport(t.clone_ref(py), direction, *id));
+                                true
+                            }
+                            // A handle cancelled while registered is unregistered instead,
+                            // as asyncio's `_process_events` does.
+                            IoCallback::Handle(handle) if handle.get().is_cancelled() => false,
+                            IoCallback::Handle(handle) => {
+                                ready.push(Ready::Handle(Queued::tracked(handle.clone_ref(py))));
+                                true
+                            }
+                        },
+                    );
+                }
+            }
+            state.collect_ready(py, now, this.resolution(), batch);
+        }
+        drop(events_guard);
+        drop(detached);
+        if let Err(err) = polled {
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(os_error(err));
+            }
+        }
+        if blocking {
+            // A signal that interrupted the wait runs its Python handler now, so Ctrl-C
+            // raises KeyboardInterrupt here as it would in the stdlib loop.
+            py.check_signals()?;
+        }
+        Ok(())
+    }
+
+    /// Runs the batch. If `SystemExit` or `KeyboardInterrupt` escapes a callback, the rest
+    /// of the batch goes back to the front of the ready queue, to run first next time.
+    fn run_batch(slf: &Bound<'_, Self>, batch: &mut VecDeque<Ready>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let debug = this.debug();
+        let mut ran = 0u64;
+        let mut outcome = Ok(());
+        while let Some(entry) = batch.pop_front() {
+            let result = match &entry {
+                Ready::Handle(queued) if debug => Self::run_debug(slf, queued.get().bind(py)),
+                Ready::Handle(queued) => handles::run(queued.get().bind(py)),
+                // In debug mode a transport's event runs as the Handle asyncio would have
+                // made, so slow-callback warnings and `_current_handle` see it.
+                Ready::Transport(t, direction, id) if debug => {
+                    if transports::is_watching(t.bind(py), *direction, *id) {
+                        transports::event_handle(t.bind(py), *direction)
+                            .and_then(|handle| Self::run_debug(slf, &handle))
+                    } else {
+                        Ok(false)
+                    }
+                }
+                Ready::Transport(t, direction, id) => {
+                    transports::run_event(t.bind(py), *direction, *id)
+                }
+                Ready::Step(t, step) if debug => transports::step_handle(t.bind(py), step)
+                    .and_then(|handle| Self::run_debug(slf, &handle)),
+                Ready::Step(t, step) => transports::run_step(t.bind(py), step),
+            };
+            match result {
+                Ok(did_run) => {
+                    ran += u64::from(did_run);
+                    if let Ready::Handle(queued) = entry {
+                        Self::retire(slf, queued, debug);
+                    }
+                }
+                Err(err) => {
+                    this.state(py).ready.requeue_front(batch);
+                    outcome = Err(err);
+                    break;
+                }
+            }
+        }
+        // A load and a store rather than an atomic add: only the GIL holder gets here.
+        let before = this.callbacks_run.load(Relaxed);
+        this.callbacks_run.store(before + ran, Relaxed);
+        outcome
+    }
+
+    /// Lets go of a handle that has run: into the pool of spare ones if it may go there.
+    fn retire(slf: &Bound<'_, Self>, handle: Queued<Handle>, debug: bool) {
+        let py = slf.py();
+        if debug {
+            return handle.drop_in(py);
+        }
+        let kept = slf.get().state(py).spare.keep(handle, slf.as_any());
+        match kept {
+            Ok(held) => drop(held),
+            Err(handle) => handle.drop_in(py),
+        }
+    }
+
+    /// Runs a handle timing it, and warns when it took `slow_callback_duration` or more.
+    fn run_debug(slf: &Bound<'_, Self>, handle: &Bound<'_, Handle>) -> PyResult<bool> {
+        let this = slf.get();
+        this.current_handle.set(Some(handle.clone().into_any()));
+        let t0 = clock::monotonic();
+        let result = handles::run(handle);
+        let dt = clock::monotonic() - t0;
+        this.current_handle.set(None);
+        if !result? {
+            return Ok(false);
+        }
+        let slow: f64 = slf.getattr("slow_callback_duration")?.extract()?;
+        if dt >= slow {
+            pyapi::loop_logger(slf.py())?.call_method1(
+                "warning",
+                (
+                    messages::SLOW_CALLBACK,
+                    pyapi::format_handle(handle.as_any())?,
+                    dt,
+                ),
+            )?;
+        }
+        Ok(true)
+    }
+}
+
+/// Timers leaving the heap unfired are no longer scheduled; done with the state let go.
+fn unschedule_purged(purged: Vec<Queued<TimerHandle>>) {
+    for timer in &purged {
+        timer.get().get().unscheduled();
+    }
+}

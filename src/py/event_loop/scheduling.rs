@@ -1,0 +1,196 @@
+//! `call_soon`, `call_soon_threadsafe`, `call_later` and `call_at` (whose entry points in
+//! `fastcall.rs` parse the arguments), and the steps native transports queue in their
+//! place.
+
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use super::clock::seconds;
+use super::{LoopCore, Ready};
+use crate::py::handles::{Due, Handle, Queued, ThreadSafeHandle, TimerHandle};
+use crate::py::messages;
+use crate::py::pyapi;
+use crate::py::transports::{Step, StreamTransport};
+
+impl LoopCore {
+    /// asyncio checks callbacks only in debug mode; a non-callable is refused always, since
+    /// it can only fail later, far from the mistake.
+    fn check_callback(
+        slf: &Bound<'_, Self>,
+        callback: &Bound<'_, PyAny>,
+        method: &str,
+        thread_check: bool,
+    ) -> PyResult<()> {
+        if slf.get().debug() {
+            if thread_check {
+                slf.call_method0("_check_thread")?;
+            }
+            slf.call_method1("_check_callback", (callback, method))?;
+        } else if !callback.is_callable() {
+            return Err(if pyapi::is_coroutine(callback)? {
+                messages::coroutine_callback(method)
+            } else {
+                messages::not_callable(method, &callback.repr()?.to_string())
+            });
+        }
+        Ok(())
+    }
+
+    /// Queues a step of a native transport's life, where `call_soon` would have queued
+    /// its Handle (and, as `call_soon` would, refuses once the loop is closed).
+    pub(crate) fn push_step(
+        &self,
+        py: Python<'_>,
+        transport: Py<StreamTransport>,
+        step: Step,
+    ) -> PyResult<()> {
+        self.check_closed()?;
+        self.state(py).ready.push(Ready::Step(transport, step));
+        Ok(())
+    }
+
+    pub(crate) fn call_soon(
+        slf: &Bound<'_, Self>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        Self::push_soon(slf, false, callback, args, context)
+    }
+
+    pub(crate) fn call_soon_threadsafe(
+        slf: &Bound<'_, Self>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        Self::push_soon(slf, true, callback, args, context)
+    }
+
+    /// A Handle at the back of the ready queue. `call_soon` checks the calling thread in
+    /// debug mode; `call_soon_threadsafe` does not, and wakes a loop blocked in its poll.
+    /// Always inlined: left to the compiler it was not, at a measurable cost per call.
+    #[inline(always)]
+    fn push_soon(
+        slf: &Bound<'_, Self>,
+        threadsafe: bool,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        let method = if threadsafe {
+            "call_soon_threadsafe"
+        } else {
+            "call_soon"
+        };
+        slf.get().check_closed()?;
+        Self::check_callback(slf, &callback, method, !threadsafe)?;
+        let handle = if threadsafe && slf.get().threadsafe_handles {
+            let py = slf.py();
+            let debug = slf.get().debug();
+            let base = Handle::create(callback, args, context, slf.as_any(), debug)?;
+            Bound::new(py, ThreadSafeHandle::around(base))?
+                .into_super()
+                .unbind()
+        } else {
+            Self::make_handle(slf, callback, args, context)?
+        };
+        let queued = Queued::hidden(handle.bind(slf.py()));
+        let mut state = slf.get().state(slf.py());
+        state.ready.push(Ready::Handle(queued));
+        if threadsafe {
+            if let Some(selector) = &state.selector {
+                selector.wake();
+            }
+        }
+        Ok(handle)
+    }
+
+    pub(crate) fn call_later(
+        slf: &Bound<'_, Self>,
+        delay: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<TimerHandle>> {
+        if delay.is_none() {
+            return Err(messages::delay_none());
+        }
+        let when = Self::now(slf)? + seconds(&delay)?;
+        Self::push_timer(slf, (when, None), callback, args, context)
+    }
+
+    pub(crate) fn call_at(
+        slf: &Bound<'_, Self>,
+        when: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<TimerHandle>> {
+        if when.is_none() {
+            return Err(messages::when_none());
+        }
+        let seconds = seconds(&when)?;
+        Self::push_timer(slf, (seconds, Some(&when)), callback, args, context)
+    }
+
+    /// What `call_later` and `call_at` share once `when` is known: asyncio's checks (both
+    /// name `call_at` in their errors, as asyncio's `call_later` calls `call_at`), then
+    /// the TimerHandle, into the heap.
+    fn push_timer(
+        slf: &Bound<'_, Self>,
+        when: Due<'_, '_>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<TimerHandle>> {
+        let py = slf.py();
+        slf.get().check_closed()?;
+        Self::check_callback(slf, &callback, "call_at", true)?;
+        let base = Handle::create(callback, args, context, slf.as_any(), slf.get().debug())?;
+        let timer = Py::new(
+            py,
+            PyClassInitializer::from(base).add_subclass(TimerHandle::new(when, true)),
+        )?;
+        slf.get()
+            .state(py)
+            .timers
+            .push(when.0, Queued::hidden(timer.bind(py)));
+        Ok(timer)
+    }
+
+    /// A spare handle refilled, or a new one.
+    pub(super) fn make_handle(
+        slf: &Bound<'_, Self>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        let this = slf.get();
+        let debug = this.debug();
+        let spare = if debug {
+            None
+        } else {
+            let mut state = this.state(py);
+            let spare = state.spare.take();
+            state.stats.handles_reused += u64::from(spare.is_some());
+            spare
+        };
+        if let Some(spare) = spare {
+            let handle = spare.into_inner();
+            handle.get().refill(callback, args, context)?;
+            return Ok(handle);
+        }
+        let handle = Handle::create(callback, args, context, slf.as_any(), debug)?;
+        Py::new(py, handle)
+    }
+
+    /// A timer in the heap was cancelled: it counts towards the heap's compaction.
+    pub(crate) fn timer_handle_cancelled(&self, timer: &Bound<'_, TimerHandle>) {
+        let py = timer.py();
+        if timer.get().is_scheduled() {
+            self.state(py).timers.note_cancelled();
+        }
+    }
+}

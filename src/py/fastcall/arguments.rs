@@ -1,0 +1,154 @@
+//! The entry points' arguments, read as CPython lays them out for a METH_FASTCALL |
+//! METH_KEYWORDS method: `context` is recognised by pointer (it is interned wherever
+//! Python code writes it) before its text is compared.
+
+use std::ptr;
+
+use pyo3::ffi;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+
+use crate::py::errors::shield;
+use crate::py::event_loop::LoopCore;
+use crate::py::messages;
+
+/// A call's arguments: `N` leading positional ones (`delay`, `callback`, ...), the rest as
+/// the callback's `*args`, and the `context=` keyword.
+struct Arguments<'py, const N: usize> {
+    leading: [Bound<'py, PyAny>; N],
+    rest: Bound<'py, PyTuple>,
+    context: Option<Bound<'py, PyAny>>,
+}
+
+/// Reads a METH_FASTCALL | METH_KEYWORDS call of `name(leading..., *args, context=None)`.
+///
+/// # Safety
+/// The arguments are those CPython passes such a function: `args` holds `nargs`
+/// positional arguments followed by one value per name in `kwnames` (a tuple, or NULL for
+/// none), all borrowed for the duration of the call.
+#[inline(always)]
+unsafe fn parse<'py, const N: usize>(
+    py: Python<'py>,
+    name: &str,
+    leading: [&str; N],
+    args: *const *mut ffi::PyObject,
+    nargsf: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> PyResult<Arguments<'py, N>> {
+    // SAFETY: `nargsf` is the count CPython passed, flags included.
+    let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf as usize) } as usize;
+    // SAFETY: per the contract, `args` has `nargs + len(kwnames)` live, borrowed entries,
+    // and callers ask only for indices below that.
+    let item = |i: usize| unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
+    if nargs < N {
+        return Err(messages::missing_arguments(name, &leading[nargs..]));
+    }
+    let mut context = None;
+    if !kwnames.is_null() {
+        let wanted = intern!(py, "context");
+        // SAFETY: per the contract, a non-null `kwnames` is a live tuple of strings.
+        let names =
+            unsafe { Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked::<PyTuple>() };
+        // The C Task and Future pass `context=` alone, under the interned name: checked
+        // first, without iterating.
+        // SAFETY: the tuple has one item, so index 0 is in range.
+        if names.len() == 1 && unsafe { names.get_borrowed_item_unchecked(0) }.is(wanted) {
+            context = Some(item(nargs));
+        } else {
+            for (i, kw) in names.iter().enumerate() {
+                if kw.is(wanted) || kw.cast::<PyString>()?.to_cow()? == "context" {
+                    context = Some(item(nargs + i));
+                } else {
+                    return Err(messages::unexpected_keyword(name, &kw));
+                }
+            }
+        }
+    }
+    Ok(Arguments {
+        leading: std::array::from_fn(item),
+        // Most callbacks take no arguments (the empty tuple is a shared singleton), and the
+        // C Task's and Future's take one.
+        rest: match nargs - N {
+            0 => PyTuple::empty(py),
+            1 => (item(N),).into_pyobject(py)?,
+            _ => PyTuple::new(py, (N..nargs).map(item))?,
+        },
+        context,
+    })
+}
+
+/// The common body of the entry points: the loop, parsed arguments, `body`, and the result
+/// or the exception handed back to CPython.
+///
+/// # Safety
+/// As `parse`, with `slf` the object the method was called on.
+#[inline(always)]
+unsafe fn enter<const N: usize, T>(
+    name: &str,
+    leading: [&str; N],
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+    body: impl FnOnce(&Bound<'_, LoopCore>, Arguments<'_, N>) -> PyResult<Py<T>>,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls a method with the GIL held.
+    let py = unsafe { Python::assume_attached() };
+    let result = shield(|| {
+        // SAFETY: per the caller's contract; and `slf` is a LoopCore: a method descriptor
+        // checks its instance's type before calling, a bound method was bound by one (or
+        // by `bind_call_soon`, to a LoopCore), and `CallSoonDescriptor` checks first.
+        let slf = unsafe { Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<LoopCore>() };
+        // SAFETY: per the caller's contract.
+        let parsed = unsafe { parse(py, name, leading, args, nargsf, kwnames) }?;
+        body(&slf, parsed)
+    });
+    match result {
+        Ok(obj) => obj.into_ptr(),
+        Err(err) => {
+            err.restore(py);
+            ptr::null_mut()
+        }
+    }
+}
+
+macro_rules! entry_point {
+    ($fn_name:ident, $name:literal, [$($lead:literal),*], $body:expr) => {
+        pub(super) unsafe extern "C" fn $fn_name(
+            slf: *mut ffi::PyObject,
+            args: *const *mut ffi::PyObject,
+            nargsf: ffi::Py_ssize_t,
+            kwnames: *mut ffi::PyObject,
+        ) -> *mut ffi::PyObject {
+            // SAFETY: CPython calls a METH_FASTCALL | METH_KEYWORDS method with the
+            // arguments `enter` requires.
+            unsafe { enter($name, [$($lead),*], slf, args, nargsf, kwnames, $body) }
+        }
+    };
+}
+
+entry_point!(call_soon, "call_soon", ["callback"], |slf, a| {
+    let [callback] = a.leading;
+    LoopCore::call_soon(slf, callback, a.rest, a.context)
+});
+
+entry_point!(
+    call_soon_threadsafe,
+    "call_soon_threadsafe",
+    ["callback"],
+    |slf, a| {
+        let [callback] = a.leading;
+        LoopCore::call_soon_threadsafe(slf, callback, a.rest, a.context)
+    }
+);
+
+entry_point!(call_later, "call_later", ["delay", "callback"], |slf, a| {
+    let [delay, callback] = a.leading;
+    LoopCore::call_later(slf, delay, callback, a.rest, a.context)
+});
+
+entry_point!(call_at, "call_at", ["when", "callback"], |slf, a| {
+    let [when, callback] = a.leading;
+    LoopCore::call_at(slf, when, callback, a.rest, a.context)
+});

@@ -1,0 +1,61 @@
+//! The cycle collector: one way to report references (`Visit`, `visit_all`), and the
+//! tracking primitives the loop uses to hide the handles it alone holds (`queued.rs`).
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
+
+/// Something that holds Python references, reported to the collector as a whole.
+pub(crate) trait Visit {
+    fn visit_with(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError>;
+}
+
+impl<T> Visit for Py<T> {
+    fn visit_with(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(self)
+    }
+}
+
+impl<T: Visit> Visit for Option<T> {
+    fn visit_with(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.as_ref().map_or(Ok(()), |v| v.visit_with(visit))
+    }
+}
+
+/// A `__traverse__` body: each of `items` in turn.
+pub(crate) fn visit_all(visit: &PyVisit<'_>, items: &[&dyn Visit]) -> Result<(), PyTraverseError> {
+    items.iter().try_for_each(|item| item.visit_with(visit))
+}
+
+pub(crate) fn is_tracked(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: callers pass a live object and hold the GIL.
+    unsafe { ffi::PyObject_GC_IsTracked(obj) != 0 }
+}
+
+/// Tracks `obj` if it is not tracked; tracking twice is a fatal error in CPython.
+pub(crate) fn track(obj: *mut ffi::PyObject) {
+    if !is_tracked(obj) {
+        // SAFETY: `obj` is a live GC object (a Handle or a Context), untracked, and the
+        // caller holds the GIL.
+        unsafe { ffi::PyObject_GC_Track(obj.cast()) };
+    }
+}
+
+/// Only a context copy is ever hidden. `context=` accepts any object (asyncio fails only
+/// when the handle runs), and tracking an object of a non-GC type corrupts memory.
+pub(crate) fn is_context(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: callers pass a live object; this compares its type pointer.
+    unsafe { ffi::PyContext_CheckExact(obj) != 0 }
+}
+
+pub(crate) fn is_shared(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: callers pass a live object and hold the GIL.
+    unsafe { ffi::Py_REFCNT(obj) > 1 }
+}
+
+/// Tracks a handle's context again before Python code can get hold of it.
+pub(crate) fn reveal_context(context: &Py<PyAny>) {
+    if is_context(context.as_ptr()) {
+        track(context.as_ptr());
+    }
+}

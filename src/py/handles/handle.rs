@@ -1,0 +1,304 @@
+//! `Handle`: what `call_soon` returns and the ready queue holds. It carries the attributes
+//! asyncio's own Handle has (`_callback`, `_args`, `_cancelled`, `_source_traceback`, ...),
+//! so debuggers and `asyncio.events.Handle._repr_info` see it as they see the stdlib's.
+
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use pyo3::{PyTraverseError, PyTypeInfo, PyVisit};
+
+use crate::py::context::copy_current_context;
+use crate::py::event_loop::LoopCore;
+use crate::py::gc;
+use crate::py::gil_cell::GilCell;
+use crate::py::pyapi;
+
+/// Frozen, so PyO3 keeps no borrow flag: each borrow of one costs two atomic
+/// read-modify-writes, several per `call_soon`. What changes lives in a `GilCell`, and
+/// `cancelled`, read on every pass over the timer heap, in a relaxed atomic (plain loads).
+#[pyclass(frozen, module = "ferroloop._ferroloop", subclass, weakref)]
+pub(crate) struct Handle {
+    /// Released by `Drop`, without PyO3's check for an attached thread (`drop_attached`).
+    pub(crate) loop_: ManuallyDrop<Py<PyAny>>,
+    cancelled: AtomicBool,
+    /// A `ThreadSafeHandle`, whose runs take its lock.
+    pub(super) threadsafe: bool,
+    pub(super) state: GilCell<HandleState>,
+}
+
+pub(super) struct HandleState {
+    /// Replaced only while the handle is spare (`HandlePool`), when nothing else holds it.
+    /// Released by `Drop`, like `Handle::loop_`.
+    pub(super) context: ManuallyDrop<Py<PyAny>>,
+    /// Both None once the handle is cancelled (or cleared by the collector).
+    pub(super) callback: Option<Py<PyAny>>,
+    pub(super) args: Option<Py<PyTuple>>,
+    pub(super) source_traceback: Option<Py<PyAny>>,
+    /// The repr kept by `cancel()` in debug mode.
+    pub(super) repr: Option<Py<PyAny>>,
+}
+
+/// The context a handle runs in: the one given (`context=`), or a copy of the current one.
+fn given_or_current(py: Python<'_>, context: Option<Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    match context {
+        Some(ctx) if !ctx.is_none() => Ok(ctx.unbind()),
+        _ => copy_current_context(py),
+    }
+}
+
+/// Whether `loop_` is in debug mode: natively for our loop, by asking otherwise.
+pub(super) fn loop_debug(loop_: &Bound<'_, PyAny>) -> PyResult<bool> {
+    match loop_.cast::<LoopCore>() {
+        Ok(core) => Ok(core.get().debug()),
+        Err(_) => loop_.call_method0("get_debug")?.is_truthy(),
+    }
+}
+
+impl Handle {
+    /// `Handle(callback, args, loop, context=None)`, as Python code makes one.
+    pub(super) fn construct(
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyAny>,
+        loop_: Bound<'_, PyAny>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Handle> {
+        let args = args.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+        let args = PyTuple::new(callback.py(), args)?;
+        let debug = loop_debug(&loop_)?;
+        Handle::create(callback, args, context, &loop_, debug)
+    }
+
+    /// A handle for `callback(*args)` in `context` (a copy of the current one if None).
+    /// `debug` records where it was created, as asyncio does in debug mode.
+    pub(crate) fn create(
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+        loop_: &Bound<'_, PyAny>,
+        debug: bool,
+    ) -> PyResult<Handle> {
+        let py = callback.py();
+        let context = given_or_current(py, context)?;
+        let source_traceback = if debug {
+            Some(pyapi::extract_stack(py)?.unbind())
+        } else {
+            None
+        };
+        Ok(Handle {
+            loop_: ManuallyDrop::new(loop_.clone().unbind()),
+            cancelled: AtomicBool::new(false),
+            threadsafe: false,
+            state: GilCell::new(HandleState {
+                context: ManuallyDrop::new(context),
+                callback: Some(callback.unbind()),
+                args: Some(args.unbind()),
+                source_traceback,
+                repr: None,
+            }),
+        })
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Relaxed)
+    }
+
+    /// The callback and its arguments, unless cancelled.
+    pub(super) fn call(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>)> {
+        self.call_in(py).map(|(callback, args, _)| (callback, args))
+    }
+
+    /// The callback, its arguments and its context, unless cancelled.
+    pub(super) fn call_in(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>, Py<PyAny>)> {
+        let state = self.state.borrow_mut(py);
+        match (&state.callback, &state.args) {
+            (Some(cb), Some(args)) => Some((
+                cb.clone_ref(py),
+                args.clone_ref(py),
+                state.context.clone_ref(py),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Readies a spare handle (`HandlePool`) for `callback(*args)`, as `create` would.
+    pub(crate) fn refill(
+        &self,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let py = callback.py();
+        let context = given_or_current(py, context)?;
+        let mut state = self.state.borrow_mut(py);
+        let spare_context = std::mem::replace(&mut *state.context, context);
+        state.callback = Some(callback.unbind());
+        state.args = Some(args.unbind());
+        drop(state);
+        self.cancelled.store(false, Relaxed);
+        // A spare handle's context is None.
+        drop_attached(spare_context);
+        Ok(())
+    }
+
+    /// Empties a handle that has run, for `HandlePool` to keep. What it held is returned,
+    /// to be released with no borrow held: finalizers may run arbitrary code.
+    pub(crate) fn empty(&self, py: Python<'_>) -> Emptied {
+        let mut state = self.state.borrow_mut(py);
+        gc::reveal_context(&state.context);
+        Emptied([
+            Some(std::mem::replace(&mut *state.context, py.None())),
+            state.callback.take(),
+            state.args.take().map(Py::into_any),
+            state.source_traceback.take(),
+            state.repr.take(),
+        ])
+    }
+
+    /// The context's address, for the collector bookkeeping in `queued`.
+    pub(crate) fn context_ptr(&self, py: Python<'_>) -> *mut ffi::PyObject {
+        self.state.borrow_mut(py).context.as_ptr()
+    }
+
+    pub(super) fn source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        let state = self.state.borrow_mut(py);
+        state.source_traceback.as_ref().map(|t| t.clone_ref(py))
+    }
+
+    pub(super) fn kept_repr(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        let state = self.state.borrow_mut(py);
+        state.repr.as_ref().map(|r| r.clone_ref(py))
+    }
+}
+
+impl Handle {
+    /// Everything the handle refers to, for its own `__traverse__` and for the loop's,
+    /// which speaks for the handles it hides (`queued`).
+    ///
+    /// Call only from a `__traverse__` implementation.
+    pub(crate) fn visit_references(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&*self.loop_)?;
+        // SAFETY: callers are `__traverse__` implementations (documented above).
+        // Held by this thread (being cancelled or run): its references count as external
+        // for this collection, which keeps them alive; never unsound.
+        if let Ok(state) = unsafe { self.state.try_borrow_in_traverse() } {
+            visit.call(&*state.context)?;
+            visit.call(&state.callback)?;
+            visit.call(&state.args)?;
+            visit.call(&state.source_traceback)?;
+            visit.call(&state.repr)?;
+        }
+        Ok(())
+    }
+
+    /// The context, tracked first: once Python code holds it, the collector must see it.
+    pub(super) fn shared_context(&self, py: Python<'_>) -> Py<PyAny> {
+        let state = self.state.borrow_mut(py);
+        gc::reveal_context(&state.context);
+        state.context.clone_ref(py)
+    }
+
+    /// Tracks the context again if it was hidden with the handle.
+    pub(crate) fn reveal_context(&self, py: Python<'_>) {
+        gc::reveal_context(&self.state.borrow_mut(py).context);
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: the field is taken once, here, and never used again.
+        drop_attached(unsafe { ManuallyDrop::take(&mut self.loop_) });
+    }
+}
+
+impl Drop for HandleState {
+    fn drop(&mut self) {
+        // A context copy hidden with its handle must be tracked again before it is freed.
+        gc::reveal_context(&self.context);
+        // SAFETY: the field is taken once, here, and never used again.
+        drop_attached(unsafe { ManuallyDrop::take(&mut self.context) });
+        let held = [
+            self.callback.take(),
+            self.args.take().map(Py::into_any),
+            self.source_traceback.take(),
+            self.repr.take(),
+        ];
+        held.into_iter().flatten().for_each(drop_attached);
+    }
+}
+
+/// What `Handle::empty` took out, released when dropped.
+pub(crate) struct Emptied([Option<Py<PyAny>>; 5]);
+
+impl Drop for Emptied {
+    fn drop(&mut self) {
+        self.0
+            .iter_mut()
+            .filter_map(Option::take)
+            .for_each(drop_attached);
+    }
+}
+
+/// Drops a reference held by a handle, which is only ever dropped with the thread
+/// attached (by its `tp_dealloc`, or by a failed `Py::new`). `Py`'s own `Drop` reads a
+/// thread-local to check that first: a call into the TLS resolver per reference, four or
+/// more per handle (callgrind).
+fn drop_attached<T>(obj: Py<T>) {
+    // SAFETY: see above: handles and their state are dropped only while attached.
+    obj.drop_ref(unsafe { Python::assume_attached() });
+}
+
+/// Cancels a handle: drops its callback and arguments so they can be collected, and in
+/// debug mode keeps its repr for later warnings, as asyncio's `Handle.cancel` does.
+pub(crate) fn cancel(handle: &Bound<'_, Handle>) -> PyResult<()> {
+    let py = handle.py();
+    let h = handle.get();
+    // A load and a store, not a swap: the GIL already makes this exclusive.
+    if h.cancelled.load(Relaxed) {
+        return Ok(());
+    }
+    h.cancelled.store(true, Relaxed);
+    // Like asyncio, the repr kept in debug mode is taken once the handle reads as cancelled.
+    let repr = if loop_debug(h.loop_.bind(py))? {
+        Some(handle.repr()?.into_any().unbind())
+    } else {
+        None
+    };
+    let released = {
+        let mut state = h.state.borrow_mut(py);
+        if repr.is_some() {
+            state.repr = repr;
+        }
+        (state.callback.take(), state.args.take())
+    };
+    // The callback and its arguments are released here, with no borrow held: their
+    // finalizers may run arbitrary code.
+    drop(released);
+    Ok(())
+}
+
+pub(super) fn joined_repr(info: &Bound<'_, PyAny>) -> PyResult<String> {
+    let parts: Vec<String> = info
+        .try_iter()?
+        .map(|p| p.and_then(|p| p.str().map(|s| s.to_string())))
+        .collect::<PyResult<_>>()?;
+    Ok(format!("<{}>", parts.join(" ")))
+}
+
+/// What `handle.__class__` answers: for an instance of exactly `T`, asyncio's own class
+/// of that handle, so that `isinstance(handle, asyncio.Handle)` holds as on asyncio's loop
+/// (`type(handle)` is still ferroloop's); for a subclass, the subclass.
+pub(super) fn asyncio_class<'py, T: PyTypeInfo>(
+    obj: &Bound<'py, PyAny>,
+    asyncio_type: fn(Python<'py>) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let own = obj.get_type();
+    if own.is(T::type_object(py)) {
+        asyncio_type(py)
+    } else {
+        Ok(own.into_any())
+    }
+}

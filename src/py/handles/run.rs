@@ -1,0 +1,85 @@
+//! Running a handle as `Handle._run` does, and reporting what its callback raised.
+
+use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use super::handle::{loop_debug, Handle};
+use super::threadsafe::ThreadSafeHandle;
+use crate::py::context::call_in_context;
+use crate::py::messages;
+use crate::py::pyapi;
+use crate::py::report::ExceptionContext;
+
+/// Whether an exception must propagate out of the loop rather than reach the exception
+/// handler (asyncio lets only these two through).
+pub(crate) fn is_exit(py: Python<'_>, err: &PyErr) -> bool {
+    err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py)
+}
+
+/// Runs a handle as `Handle._run` does: `SystemExit` and `KeyboardInterrupt` propagate,
+/// any other exception goes to the loop's exception handler. A cancelled handle (its
+/// callback already released) is a no-op; the result says whether the callback ran.
+/// Inlined into the loop's pass, so that a plain handle pays only the test.
+#[inline(always)]
+pub(crate) fn run(handle: &Bound<'_, Handle>) -> PyResult<bool> {
+    if handle.get().threadsafe {
+        return run_threadsafe(handle);
+    }
+    run_unlocked(handle)
+}
+
+/// `_ThreadSafeHandle._run`: `run`, holding the handle's lock.
+fn run_threadsafe(handle: &Bound<'_, Handle>) -> PyResult<bool> {
+    ThreadSafeHandle::run_locked(handle.cast::<ThreadSafeHandle>()?, || run_unlocked(handle))
+}
+
+fn run_unlocked(handle: &Bound<'_, Handle>) -> PyResult<bool> {
+    let py = handle.py();
+    let h = handle.get();
+    let Some((callback, args, context)) = h.call_in(py) else {
+        return Ok(false);
+    };
+    let (callback, args, context) = (
+        callback.into_bound(py),
+        args.into_bound(py),
+        context.into_bound(py),
+    );
+    match call_in_context(&context, &callback, &args) {
+        Ok(()) => Ok(true),
+        Err(err) if is_exit(py, &err) => Err(err),
+        Err(err) => report_error(handle, &callback, &args, err).map(|()| true),
+    }
+}
+
+/// Reports `err`, raised by what `handle` stands for, as `run` would have: for work the
+/// loop does without a Handle, which makes one only when there is an error to report.
+pub(crate) fn report(handle: &Bound<'_, Handle>, err: PyErr) -> PyResult<()> {
+    let py = handle.py();
+    match handle.get().call(py) {
+        Some((callback, args)) => report_error(handle, callback.bind(py), args.bind(py), err),
+        None => Ok(()),
+    }
+}
+
+fn report_error(
+    handle: &Bound<'_, Handle>,
+    callback: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+    err: PyErr,
+) -> PyResult<()> {
+    let py = handle.py();
+    let loop_ = handle.get().loop_.bind(py);
+    let source_traceback = handle.get().source_traceback(py);
+    let source = pyapi::format_callback_source(py, callback, args, loop_debug(loop_)?)?;
+    let mut context = ExceptionContext::new(
+        py,
+        &messages::exception_in_callback(&source.str()?.to_string()),
+        &err,
+    )?
+    .with("handle", handle)?;
+    if let Some(tb) = source_traceback {
+        context = context.with("source_traceback", tb)?;
+    }
+    context.report(loop_)
+}

@@ -1,0 +1,194 @@
+//! `TimerHandle`: what `call_later` and `call_at` return and the timer heap holds.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use pyo3::prelude::*;
+use pyo3::pyclass::CompareOp;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+use super::handle::{asyncio_class, cancel, joined_repr, Handle};
+use crate::py::errors::shield;
+use crate::py::event_loop::LoopCore;
+use crate::py::pyapi;
+
+/// A due time as seconds, with the object it was given as, if any (`call_at`'s `when`).
+pub(crate) type Due<'a, 'py> = (f64, Option<&'a Bound<'py, PyAny>>);
+
+/// A handle with a due time. `scheduled` is true while it sits in the loop's timer heap;
+/// only then does cancelling it count towards the heap's compaction threshold.
+#[pyclass(frozen, module = "ferroloop._ferroloop", extends = Handle, subclass)]
+pub(crate) struct TimerHandle {
+    pub(crate) when: f64,
+    /// The int `call_at` was given, which `when()` returns as asyncio's does (and aiohttp
+    /// checks, having rounded its timeouts up to whole seconds); None for a float.
+    given: Option<Py<PyAny>>,
+    scheduled: AtomicBool,
+}
+
+impl TimerHandle {
+    pub(crate) fn is_cancelled(timer: &Bound<'_, TimerHandle>) -> bool {
+        timer.as_super().get().is_cancelled()
+    }
+
+    pub(crate) fn is_scheduled(&self) -> bool {
+        self.scheduled.load(Relaxed)
+    }
+
+    /// It has left the loop's timer heap (fired, or purged once cancelled).
+    pub(crate) fn unscheduled(&self) {
+        self.scheduled.store(false, Relaxed);
+    }
+
+    /// `when` as a float, and the object it came from, kept when it is an int or a bool
+    /// (not a float, and holding no references the collector would have to see).
+    pub(crate) fn new(when: Due<'_, '_>, scheduled: bool) -> Self {
+        let (seconds, given) = when;
+        let kept = given.filter(|given| {
+            given.is_exact_instance_of::<PyInt>() || given.is_exact_instance_of::<PyBool>()
+        });
+        TimerHandle {
+            when: seconds,
+            given: kept.map(|given| given.clone().unbind()),
+            scheduled: AtomicBool::new(scheduled),
+        }
+    }
+
+    fn when_object<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        match &self.given {
+            Some(given) => given.bind(py).clone(),
+            None => PyFloat::new(py, self.when).into_any(),
+        }
+    }
+}
+
+/// What asyncio's TimerHandle compares: when, callback, args and cancelled.
+struct TimerKey {
+    when: f64,
+    callback: Option<Py<PyAny>>,
+    args: Option<Py<PyTuple>>,
+    cancelled: bool,
+}
+
+fn timer_key(timer: &Bound<'_, TimerHandle>) -> TimerKey {
+    let py = timer.py();
+    let h = timer.as_super().get();
+    let (callback, args) = h.call(py).unzip();
+    TimerKey {
+        when: timer.get().when,
+        callback,
+        args,
+        cancelled: h.is_cancelled(),
+    }
+}
+
+fn same_timer(py: Python<'_>, a: &TimerKey, b: &TimerKey) -> PyResult<bool> {
+    let eq = |x: &Option<Py<PyAny>>, y: &Option<Py<PyAny>>| -> PyResult<bool> {
+        match (x, y) {
+            (Some(x), Some(y)) => x.bind(py).eq(y.bind(py)),
+            (None, None) => Ok(true),
+            _ => Ok(false),
+        }
+    };
+    let args = |t: &Option<Py<PyTuple>>| t.as_ref().map(|t| t.clone_ref(py).into_any());
+    Ok(a.when == b.when
+        && eq(&a.callback, &b.callback)?
+        && eq(&args(&a.args), &args(&b.args))?
+        && a.cancelled == b.cancelled)
+}
+
+#[pymethods]
+impl TimerHandle {
+    #[new]
+    #[pyo3(signature = (when, callback, args, r#loop, context=None))]
+    fn py_new(
+        when: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyAny>,
+        r#loop: Bound<'_, PyAny>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<PyClassInitializer<TimerHandle>> {
+        let seconds = when.extract::<f64>()?;
+        let base = Handle::construct(callback, args, r#loop, context)?;
+        let timer = TimerHandle::new((seconds, Some(&when)), false);
+        Ok(PyClassInitializer::from(base).add_subclass(timer))
+    }
+
+    fn when<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.when_object(py)
+    }
+
+    #[getter(__class__)]
+    fn class<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        asyncio_class::<Self>(slf.as_any(), pyapi::timer_handle_type)
+    }
+
+    #[getter]
+    fn _when<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.when_object(py)
+    }
+
+    #[getter]
+    fn _scheduled(&self) -> bool {
+        self.is_scheduled()
+    }
+
+    fn cancel(slf: &Bound<'_, Self>) -> PyResult<()> {
+        shield(|| {
+            let h = slf.as_super().get();
+            let loop_ = h.loop_.clone_ref(slf.py());
+            if !h.is_cancelled() {
+                match loop_.bind(slf.py()).cast::<LoopCore>() {
+                    Ok(core) => core.get().timer_handle_cancelled(slf),
+                    Err(_) => {
+                        drop(loop_.call_method1(slf.py(), "_timer_handle_cancelled", (slf,))?)
+                    }
+                }
+            }
+            cancel(slf.as_super())
+        })
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        shield(|| {
+            let py = slf.py();
+            if let Some(r) = slf.as_super().get().kept_repr(py) {
+                return r.bind(py).str().map(|s| s.to_string());
+            }
+            let info = pyapi::handle_repr_info(slf.as_any())?.cast_into::<PyList>()?;
+            let cancelled = timer_key(slf).cancelled;
+            let when = format!("when={}", slf.get().when_object(py).str()?);
+            info.insert(if cancelled { 2 } else { 1 }, PyString::new(py, &when))?;
+            joined_repr(&info)
+        })
+    }
+
+    fn __hash__(&self) -> isize {
+        // hash(float): equal `when`s hash alike, as asyncio's TimerHandle does.
+        Python::attach(|py| PyFloat::new(py, self.when).hash().unwrap_or(0))
+    }
+
+    fn __richcmp__(
+        slf: &Bound<'_, Self>,
+        other: &Bound<'_, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let Ok(other) = other.cast::<TimerHandle>() else {
+            return Ok(py.NotImplemented());
+        };
+        let (a, b) = (timer_key(slf), timer_key(other));
+        let same = || same_timer(py, &a, &b);
+        let result = match op {
+            CompareOp::Lt => a.when < b.when,
+            CompareOp::Gt => a.when > b.when,
+            CompareOp::Le => a.when < b.when || same()?,
+            CompareOp::Ge => a.when > b.when || same()?,
+            CompareOp::Eq => same()?,
+            CompareOp::Ne => !same()?,
+        };
+        Ok(pyo3::types::PyBool::new(py, result)
+            .to_owned()
+            .into_any()
+            .unbind())
+    }
+}
