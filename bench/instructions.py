@@ -1,6 +1,10 @@
 """Instructions per operation of `make bench`'s micro workloads, counted by callgrind.
 
     python bench/instructions.py WORKLOAD[,WORKLOAD...] N [BUILD_DIR,...]
+    python bench/instructions.py --table
+
+`--table` prints the counts recorded for the README and the closing notes (TABLE below),
+so that figures live here rather than in code comments.
 
 Timings on a shared 2-core VM swing by tens of percent; instruction counts do not, so an
 A/B of two builds is decided here, then confirmed in `make bench`. A BUILD_DIR holds a
@@ -59,7 +63,29 @@ def instructions(build, workload, n):
     return int(found.group(1))
 
 
+# Instructions per operation on CPython 3.11, release builds, measured with this script
+# (`N` as given): (workload, N, before, after) for the last change that recorded them.
+TABLE_CHANGE = "issue 14's redesign step: c338c3f (before) and 7ebf235 (after)"
+TABLE = [
+    ("call_soon_chain", 20_000, 1_955, 1_973),
+    ("call_soon_batch", 20_000, 2_586, 2_596),
+    ("call_later_half_cancelled", 10_000, 3_710, 3_720),
+    ("gather_10k", 2_000, 136_350, 136_585),
+    ("future_ping_pong", 10_000, 10_763, 10_780),
+    ("connection_churn", 500, 56_602, 55_883),
+]
+
+
+def print_table():
+    print(f"instructions/op, {TABLE_CHANGE}")
+    print(f"{'workload':28} {'N':>7} {'before':>9} {'after':>9} {'change':>8}")
+    for name, n, before, after in TABLE:
+        print(f"{name:28} {n:>7,} {before:>9,} {after:>9,} {after / before - 1:>+8.2%}")
+
+
 def main():
+    if sys.argv[1:] == ["--table"]:
+        return print_table()
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
     names = sys.argv[1].split(",")

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import sys
 
 import pytest
 
@@ -44,3 +45,19 @@ def test_instruction_counts_for_ab_comparisons():
     for name in ("installed:", "uvloop:"):
         count = float(proc.stdout.split(name)[1].split()[0].replace(",", ""))
         assert 100 < count < 100_000, proc.stdout
+
+
+def test_instruction_table_names_real_workloads():
+    # The recorded table (`bench/instructions.py --table`) must stay measurable: each row a
+    # workload that takes n=.
+    proc = run_python(os.path.join(ROOT, "bench", "instructions.py"), "--table")
+    assert proc.returncode == 0, proc.stderr
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        import instructions
+        import workloads
+    finally:
+        sys.path.pop(0)
+    for name, *_ in instructions.TABLE:
+        assert name in proc.stdout
+        assert "n" in getattr(workloads, name).__code__.co_varnames, name

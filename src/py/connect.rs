@@ -1,8 +1,8 @@
 //! Connecting without a socket object: the syscalls of `create_connection`'s short path.
 //!
-//! asyncio makes a `socket.socket` for every connection, which costs about 6k
-//! instructions to make and 2.5k to close (callgrind), yet a transport's socket object is
-//! rarely asked for. On the short path the transport owns the bare fd and makes the socket
+//! asyncio makes a `socket.socket` for every connection, which costs more to make and
+//! close than the rest of the connection's set-up (callgrind), yet
+//! a transport's socket object is rarely asked for. On the short path the transport owns the bare fd and makes the socket
 //! object on first request (`SocketTransport._sock`); these functions are what
 //! `socket.socket()`, `connect_ex()` and `getsockopt(SO_ERROR)` did there, natively.
 

@@ -15,8 +15,10 @@
 //! - `handles`: Handle, TimerHandle, and how the loop's queues hold them;
 //! - at the bottom, what everything uses: `messages` (asyncio's words), `errors`,
 //!   `report` (the exception handler's context), `context` (contextvars), `gc` (the
-//!   collector), `gil_cell`, `pyapi` (CPython's own code), `sockaddr`.
+//!   collector), `cmethod` (C-style methods), `gil_cell`, `pyapi` (CPython's own code),
+//!   `sockaddr`.
 
+mod cmethod;
 pub(crate) mod connect;
 mod context;
 pub(crate) mod errors;

@@ -66,8 +66,7 @@ pub(crate) fn to_python<'py>(py: Python<'py>, addr: &SockAddr) -> PyResult<Bound
 /// `SocketTransport` records them; None for a family `to_python` does not convert.
 ///
 /// CPython's own `getsockname()` formats an IPv4 address with glibc's `inet_ntop`, which
-/// goes through `sprintf`: about 1,700 instructions a call (callgrind), twice per
-/// connection.
+/// goes through `sprintf`, twice per connection.
 #[pyfunction]
 pub(crate) fn _socket_names(py: Python<'_>, fd: i32) -> PyResult<Option<(Py<PyAny>, Py<PyAny>)>> {
     let name = |addr: std::io::Result<SockAddr>| -> PyResult<Option<Py<PyAny>>> {

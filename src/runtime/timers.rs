@@ -11,8 +11,8 @@ use crate::constants::{MIN_CANCELLED_TIMER_HANDLES_FRACTION, MIN_SCHEDULED_TIMER
 
 struct Entry<T> {
     /// `when` as an integer in `f64::total_cmp`'s order. With `seq` it makes one 128-bit
-    /// integer to compare: a pop from 100k timers took 530 instructions comparing the
-    /// floats with `total_cmp` and then the sequences, 310 this way (callgrind).
+    /// integer to compare, which pops from a large heap take markedly fewer instructions
+    /// over than comparing the floats with `total_cmp` and then the sequences.
     key: u64,
     seq: u64,
     item: T,

@@ -11,22 +11,15 @@
 mod arguments;
 mod descriptor;
 
-use std::ptr;
-
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyType};
 
+use crate::py::cmethod::{method_descriptor, MethodDef};
 use crate::py::event_loop::LoopCore;
 use arguments::{call_at, call_later, call_soon, call_soon_threadsafe};
 use descriptor::CallSoonDescriptor;
-
-pub(crate) struct MethodDef(pub(crate) ffi::PyMethodDef);
-
-// SAFETY: the definition is never mutated and points only at 'static data (C strings and a
-// function), so sharing it between threads is sound.
-unsafe impl Sync for MethodDef {}
 
 type FastCall = unsafe extern "C" fn(
     *mut ffi::PyObject,
@@ -104,23 +97,6 @@ unsafe extern "C" fn get_debug(
             .get()
             .debug_object(py)
             .into_ptr()
-    }
-}
-
-/// A method descriptor for `def` on `ty`, as a C type's methods are: called on an
-/// instance, it runs `def`'s function with no bound object made and no Python frame.
-pub(crate) fn method_descriptor<'py>(
-    ty: &Bound<'py, PyType>,
-    def: &'static MethodDef,
-) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: `ty` is a live type object; `def` is 'static, and CPython only reads a
-    // PyMethodDef through the pointer despite its `*mut` type. The call returns a new
-    // reference or NULL with an exception set.
-    unsafe {
-        Bound::from_owned_ptr_or_err(
-            ty.py(),
-            ffi::PyDescr_NewMethod(ty.as_ptr().cast(), ptr::from_ref(&def.0).cast_mut()),
-        )
     }
 }
 

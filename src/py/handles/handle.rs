@@ -243,8 +243,8 @@ impl Drop for Emptied {
 
 /// Drops a reference held by a handle, which is only ever dropped with the thread
 /// attached (by its `tp_dealloc`, or by a failed `Py::new`). `Py`'s own `Drop` reads a
-/// thread-local to check that first: a call into the TLS resolver per reference, four or
-/// more per handle (callgrind).
+/// thread-local to check that first: a call into the TLS resolver per reference, several
+/// per handle.
 fn drop_attached<T>(obj: Py<T>) {
     // SAFETY: see above: handles and their state are dropped only while attached.
     obj.drop_ref(unsafe { Python::assume_attached() });

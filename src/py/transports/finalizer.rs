@@ -1,8 +1,8 @@
 //! `SocketTransport.__del__`, natively: the `ResourceWarning` for a transport dropped
 //! unclosed, as asyncio's transports give it.
 //!
-//! Written in Python, `__del__` runs a frame at the death of every transport, about 1k
-//! instructions, twice per connection (callgrind). CPython's finalizer slot calls a
+//! Written in Python, `__del__` runs a frame at the death of every transport, twice per
+//! connection. CPython's finalizer slot calls a
 //! method descriptor found on the type as an unbound method, so a C method installed as
 //! the class's `__del__` runs with no frame at all.
 
@@ -15,8 +15,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
 
 use super::StreamTransport;
+use crate::py::cmethod::{method_descriptor, MethodDef};
 use crate::py::errors::shield;
-use crate::py::fastcall::{method_descriptor, MethodDef};
 use crate::py::messages;
 use crate::py::pyapi;
 

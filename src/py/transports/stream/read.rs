@@ -62,7 +62,7 @@ impl StreamTransport {
                     buf.resize(MAX_READ + PAGE, 0);
                 }
                 // The kernel's copy into a page-aligned buffer runs several times faster
-                // than into malloc's 16-byte alignment (measured: 100 KiB echo, 2x rps).
+                // than into malloc's 16-byte alignment (the bench's large echo rows).
                 let start = buf.as_ptr().align_offset(PAGE);
                 let buf = &mut buf[start..start + MAX_READ];
                 sys::recv(this.fd, buf).map(|n| PyBytes::new(py, &buf[..n]))
