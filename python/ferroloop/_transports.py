@@ -128,8 +128,8 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
         self._loop = loop
         self._server = server
         # `context`: 3.15's, in which every callback of the transport runs.
-        core = self._core = _ferroloop.StreamTransport(loop, fd, protocol, self, sock,
-                                                       sock_args, context)
+        core = self._core = loop._stream_transport(fd, protocol, self, sock, sock_args,
+                                                   context)
         if server is not None:
             attach = getattr(server, _ATTACH)
             attach(self) if _SERVER_TRACKS_TRANSPORTS else attach()

@@ -1,11 +1,13 @@
-//! The Python-free core of the event loop: the epoll poller, the eventfd waker, the timer
+//! The Python-free core of the event loop, and the scheduling decisions it makes: the
+//! epoll poller and the eventfd waker (together, `selector`), the fd registry and the
+//! interest epoll is told (`io_registry`), how each pass waits (`pass_plan`), the timer
 //! heap, the ready queue, the monotonic clock, the counters, and the lock a thread-safe
 //! handle holds while it runs.
 //!
 //! Nothing here imports pyo3: every type is generic over what it schedules, so plain
 //! `cargo test` covers it. Every syscall goes through `sys`, the one place with `unsafe`
-//! around the kernel interface. This layer owns *mechanism*; asyncio's *policy* (what a
-//! Handle is, when a callback runs, how errors are reported) belongs to `py/`.
+//! around the kernel interface. What a Handle is, how a callback runs and how errors are
+//! reported belong to `py/`.
 
 pub(crate) mod clock;
 pub(crate) mod io_registry;

@@ -8,40 +8,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyTuple};
 
+use super::queues::{IoCallback, IoDetached, Registration};
 use super::LoopCore;
 use crate::py::errors::os_error;
 use crate::py::handles::{self, Handle};
 use crate::py::messages;
 use crate::py::transports::{StreamTransport, WatchId};
-use crate::runtime::io_registry::{Detached, Direction};
-
-/// What runs when an fd is ready: a Handle (`add_reader`), or a native transport, which
-/// the run loop calls directly, with no Handle and no Python frame in between.
-pub(crate) enum IoCallback {
-    Handle(Py<Handle>),
-    Transport(Py<StreamTransport>, WatchId),
-}
-
-impl IoCallback {
-    /// The object to show Python code (the selector view) and the collector.
-    pub(crate) fn as_any(&self) -> &Py<PyAny> {
-        match self {
-            IoCallback::Handle(h) => h.as_any(),
-            IoCallback::Transport(t, _) => t.as_any(),
-        }
-    }
-}
-
-pub(super) type IoDetached = Detached<IoCallback, Py<PyAny>>;
-
-/// One fd's registration, `(fd, fileobj, reader, writer)`, with `fileobj` None for an fd
-/// registered by its number.
-pub(super) type Registration = (
-    RawFd,
-    Option<Py<PyAny>>,
-    Option<Py<PyAny>>,
-    Option<Py<PyAny>>,
-);
+use crate::runtime::io_registry::Direction;
 
 /// Settles a registry change: after one that succeeded, the Handles it detached are
 /// cancelled, as asyncio's selector loop cancels them (transports need nothing); after

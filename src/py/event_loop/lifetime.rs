@@ -9,10 +9,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
-use super::attributes::ObjectSlot;
 use super::clock::CLOCK_OVERRIDDEN;
-use super::fds::IoDetached;
-use super::{LoopCore, LoopState, Ready};
+use super::queues::{IoCallback, IoDetached, Ready};
+use super::slots::ObjectSlot;
+use super::{LoopCore, LoopState};
 use crate::py::errors::os_error;
 use crate::py::gc::{visit_all, Visit};
 use crate::py::gil_cell::GilCell;
@@ -171,15 +171,15 @@ impl LoopCore {
         // SAFETY: this is called from `__traverse__` only.
         if let Ok(state) = unsafe { self.state.try_borrow_in_traverse() } {
             for entry in state.ready.iter() {
-                entry.visit(visit)?;
+                entry.visit_with(visit)?;
             }
             for t in state.timers.iter() {
                 t.visit(visit)?;
             }
             state.spare.visit(visit)?;
             for (_, fileobj, reader, writer) in state.io.iter() {
-                visit.call(reader.map(super::IoCallback::as_any))?;
-                visit.call(writer.map(super::IoCallback::as_any))?;
+                visit.call(reader.map(IoCallback::as_any))?;
+                visit.call(writer.map(IoCallback::as_any))?;
                 visit.call(fileobj)?;
             }
         }

@@ -12,11 +12,13 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::attributes::KeepWhileRunning;
-use super::fds::Registration;
+use super::links::transport_link;
+use super::queues::Registration;
 use super::LoopCore;
 use crate::py::errors::shield;
 use crate::py::handles::{Handle, TimerHandle};
 use crate::py::messages;
+use crate::py::transports::StreamTransport;
 use crate::runtime::clock;
 use crate::runtime::io_registry::Direction;
 
@@ -173,6 +175,33 @@ impl LoopCore {
         shield(|| {
             self.registered_fd(fileobj)?
                 .ok_or_else(messages::too_large_fd)
+        })
+    }
+
+    /// The native half of a stream transport (`ferroloop._transports.SocketTransport`, the
+    /// `shell`) on `fd`: see `StreamTransport::create`.
+    #[pyo3(signature = (fd, protocol, shell, sock=None, sock_args=None, context=None))]
+    fn _stream_transport(
+        slf: &Bound<'_, Self>,
+        fd: RawFd,
+        protocol: &Bound<'_, PyAny>,
+        shell: &Bound<'_, PyAny>,
+        sock: Option<Bound<'_, PyAny>>,
+        sock_args: Option<Bound<'_, PyAny>>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<StreamTransport>> {
+        shield(|| {
+            let transport = StreamTransport::create(
+                slf.as_any(),
+                transport_link,
+                fd,
+                protocol,
+                shell,
+                sock,
+                sock_args,
+                context,
+            )?;
+            Py::new(slf.py(), transport)
         })
     }
 

@@ -12,29 +12,31 @@
 //! - `run_once`: one pass of the loop;
 //! - `tasks`: `create_future` and `create_task` without a Python frame;
 //! - `clock`: `time()`, replaced by a subclass or a patch;
-//! - `attributes`: asyncio's private loop attributes that other threads read;
-//! - `lifetime`: creation, closing, counters and the collector's view.
+//! - `queues`: what the ready queue and the fd registry hold;
+//! - `attributes`, `slots`: asyncio's private loop attributes, some read by other threads;
+//! - `lifetime`: creation, closing, counters and the collector's view;
+//! - `links`: how the handles and transports it makes reach it.
 
 mod attributes;
 mod clock;
 mod fds;
 mod lifetime;
+mod links;
 mod methods;
+mod queues;
 mod run_once;
 mod scheduling;
+mod slots;
 mod tasks;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
-use pyo3::{PyTraverseError, PyVisit};
 
-use super::gc::Visit;
 use super::gil_cell::GilCell;
-use super::handles::{Handle, HandlePool, Queued, TimerHandle};
-use super::transports::{Step, StreamTransport, WatchId};
-use crate::runtime::io_registry::{Direction, IoRegistry};
+use super::handles::{HandlePool, Queued, TimerHandle};
+use crate::runtime::io_registry::IoRegistry;
 use crate::runtime::pass_plan::PassPlan;
 use crate::runtime::poller::{Event, EventBuffer};
 use crate::runtime::ready::ReadyQueue;
@@ -42,31 +44,8 @@ use crate::runtime::selector::Selector;
 use crate::runtime::stats::Stats;
 use crate::runtime::timers::TimerHeap;
 
-use attributes::{ObjectSlot, WhileRunning};
-pub(crate) use fds::IoCallback;
-
-/// One entry of the ready queue.
-pub(crate) enum Ready {
-    Handle(Queued<Handle>),
-    /// A native transport's fd is ready: the transport reads or flushes without a Handle.
-    Transport(Py<StreamTransport>, Direction, WatchId),
-    /// A step of a native transport's set-up or tear-down, which asyncio would queue as a
-    /// Handle (`transports/lifecycle.rs`).
-    Step(Py<StreamTransport>, Step),
-}
-
-impl Ready {
-    fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        match self {
-            Ready::Handle(h) => h.visit(visit),
-            Ready::Transport(t, ..) => visit.call(t),
-            Ready::Step(t, step) => {
-                visit.call(t)?;
-                step.visit_with(visit)
-            }
-        }
-    }
-}
+use queues::{IoCallback, Ready};
+use slots::{ObjectSlot, WhileRunning};
 
 /// What the loop schedules, behind one `GilCell`.
 struct LoopState {

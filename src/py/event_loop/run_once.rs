@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use super::fds::{IoCallback, IoDetached};
-use super::{LoopCore, LoopState, Ready};
+use super::queues::{IoCallback, IoDetached, Ready};
+use super::{LoopCore, LoopState};
 use crate::py::errors::os_error;
 use crate::py::handles::{self, Handle, Queued, TimerHandle};
 use crate::py::messages;

@@ -6,7 +6,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::clock::seconds;
-use super::{LoopCore, Ready};
+use super::links::handle_link;
+use super::queues::Ready;
+use super::LoopCore;
 use crate::py::handles::{Due, Handle, Queued, ThreadSafeHandle, TimerHandle};
 use crate::py::messages;
 use crate::py::pyapi;
@@ -88,7 +90,7 @@ impl LoopCore {
         let handle = if threadsafe && slf.get().threadsafe_handles {
             let py = slf.py();
             let debug = slf.get().debug();
-            let base = Handle::create(callback, args, context, slf.as_any(), debug)?;
+            let base = Handle::create(callback, args, context, slf.as_any(), handle_link, debug)?;
             Bound::new(py, ThreadSafeHandle::around(base))?
                 .into_super()
                 .unbind()
@@ -147,7 +149,14 @@ impl LoopCore {
         let py = slf.py();
         slf.get().check_closed()?;
         Self::check_callback(slf, &callback, "call_at", true)?;
-        let base = Handle::create(callback, args, context, slf.as_any(), slf.get().debug())?;
+        let base = Handle::create(
+            callback,
+            args,
+            context,
+            slf.as_any(),
+            handle_link,
+            slf.get().debug(),
+        )?;
         let timer = Py::new(
             py,
             PyClassInitializer::from(base).add_subclass(TimerHandle::new(when, true)),
@@ -182,7 +191,7 @@ impl LoopCore {
             handle.get().refill(callback, args, context)?;
             return Ok(handle);
         }
-        let handle = Handle::create(callback, args, context, slf.as_any(), debug)?;
+        let handle = Handle::create(callback, args, context, slf.as_any(), handle_link, debug)?;
         Py::new(py, handle)
     }
 

@@ -10,8 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyTypeInfo, PyVisit};
 
+use super::owner::{foreign, HandleLoop, LoopLink};
 use crate::py::context::copy_current_context;
-use crate::py::event_loop::LoopCore;
 use crate::py::gc;
 use crate::py::gil_cell::GilCell;
 use crate::py::pyapi;
@@ -23,6 +23,8 @@ use crate::py::pyapi;
 pub(crate) struct Handle {
     /// Released by `Drop`, without PyO3's check for an attached thread (`drop_attached`).
     pub(crate) loop_: ManuallyDrop<Py<PyAny>>,
+    /// How it reaches its loop natively (`owner.rs`).
+    link: LoopLink,
     cancelled: AtomicBool,
     /// A `ThreadSafeHandle`, whose runs take its lock.
     pub(super) threadsafe: bool,
@@ -49,14 +51,6 @@ fn given_or_current(py: Python<'_>, context: Option<Bound<'_, PyAny>>) -> PyResu
     }
 }
 
-/// Whether `loop_` is in debug mode: natively for our loop, by asking otherwise.
-pub(super) fn loop_debug(loop_: &Bound<'_, PyAny>) -> PyResult<bool> {
-    match loop_.cast::<LoopCore>() {
-        Ok(core) => Ok(core.get().debug()),
-        Err(_) => loop_.call_method0("get_debug")?.is_truthy(),
-    }
-}
-
 impl Handle {
     /// `Handle(callback, args, loop, context=None)`, as Python code makes one.
     pub(super) fn construct(
@@ -67,8 +61,8 @@ impl Handle {
     ) -> PyResult<Handle> {
         let args = args.try_iter()?.collect::<PyResult<Vec<_>>>()?;
         let args = PyTuple::new(callback.py(), args)?;
-        let debug = loop_debug(&loop_)?;
-        Handle::create(callback, args, context, &loop_, debug)
+        let debug = loop_.call_method0("get_debug")?.is_truthy()?;
+        Handle::create(callback, args, context, &loop_, foreign, debug)
     }
 
     /// A handle for `callback(*args)` in `context` (a copy of the current one if None).
@@ -78,6 +72,7 @@ impl Handle {
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
         loop_: &Bound<'_, PyAny>,
+        link: LoopLink,
         debug: bool,
     ) -> PyResult<Handle> {
         let py = callback.py();
@@ -89,6 +84,7 @@ impl Handle {
         };
         Ok(Handle {
             loop_: ManuallyDrop::new(loop_.clone().unbind()),
+            link,
             cancelled: AtomicBool::new(false),
             threadsafe: false,
             state: GilCell::new(HandleState {
@@ -99,6 +95,20 @@ impl Handle {
                 repr: None,
             }),
         })
+    }
+
+    /// Whether its loop is in debug mode.
+    pub(super) fn loop_debug(&self, py: Python<'_>) -> PyResult<bool> {
+        let loop_ = self.loop_.bind(py);
+        match (self.link)(loop_) {
+            Some(owner) => Ok(owner.debug()),
+            None => loop_.call_method0("get_debug")?.is_truthy(),
+        }
+    }
+
+    /// Its loop, natively, if it can be reached so.
+    pub(super) fn owner<'a>(&'a self, py: Python<'a>) -> Option<&'a dyn HandleLoop> {
+        (self.link)(self.loop_.bind(py))
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -261,7 +271,7 @@ pub(crate) fn cancel(handle: &Bound<'_, Handle>) -> PyResult<()> {
     }
     h.cancelled.store(true, Relaxed);
     // Like asyncio, the repr kept in debug mode is taken once the handle reads as cancelled.
-    let repr = if loop_debug(h.loop_.bind(py))? {
+    let repr = if h.loop_debug(py)? {
         Some(handle.repr()?.into_any().unbind())
     } else {
         None

@@ -5,6 +5,7 @@
 
 mod handle;
 mod methods;
+mod owner;
 mod pool;
 mod queued;
 mod run;
@@ -12,6 +13,7 @@ mod threadsafe;
 mod timer;
 
 pub(crate) use handle::{cancel, Handle};
+pub(crate) use owner::{HandleLoop, LoopLink};
 pub(crate) use pool::HandlePool;
 pub(crate) use queued::Queued;
 pub(crate) use run::{is_exit, report, run};

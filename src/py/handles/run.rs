@@ -4,7 +4,7 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use super::handle::{loop_debug, Handle};
+use super::handle::Handle;
 use super::threadsafe::ThreadSafeHandle;
 use crate::py::context::call_in_context;
 use crate::py::messages;
@@ -71,7 +71,8 @@ fn report_error(
     let py = handle.py();
     let loop_ = handle.get().loop_.bind(py);
     let source_traceback = handle.get().source_traceback(py);
-    let source = pyapi::format_callback_source(py, callback, args, loop_debug(loop_)?)?;
+    let debug = handle.get().loop_debug(py)?;
+    let source = pyapi::format_callback_source(py, callback, args, debug)?;
     let mut context = ExceptionContext::new(
         py,
         &messages::exception_in_callback(&source.str()?.to_string()),

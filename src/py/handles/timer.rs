@@ -8,7 +8,6 @@ use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::handle::{asyncio_class, cancel, joined_repr, Handle};
 use crate::py::errors::shield;
-use crate::py::event_loop::LoopCore;
 use crate::py::pyapi;
 
 /// A due time as seconds, with the object it was given as, if any (`call_at`'s `when`).
@@ -134,14 +133,17 @@ impl TimerHandle {
 
     fn cancel(slf: &Bound<'_, Self>) -> PyResult<()> {
         shield(|| {
+            let py = slf.py();
             let h = slf.as_super().get();
-            let loop_ = h.loop_.clone_ref(slf.py());
             if !h.is_cancelled() {
-                match loop_.bind(slf.py()).cast::<LoopCore>() {
-                    Ok(core) => core.get().timer_handle_cancelled(slf),
-                    Err(_) => {
-                        drop(loop_.call_method1(slf.py(), "_timer_handle_cancelled", (slf,))?)
-                    }
+                match h.owner(py) {
+                    Some(owner) if slf.get().is_scheduled() => owner.timer_cancelled(py),
+                    Some(_) => {}
+                    None => drop(
+                        h.loop_
+                            .bind(py)
+                            .call_method1("_timer_handle_cancelled", (slf,))?,
+                    ),
                 }
             }
             cancel(slf.as_super())

@@ -14,7 +14,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
 
-use super::StreamTransport;
+use super::stream::StreamTransport;
 use crate::py::cmethod::{method_descriptor, MethodDef};
 use crate::py::errors::shield;
 use crate::py::messages;

@@ -16,6 +16,5 @@ pub(crate) use lifecycle::Step;
 pub(crate) use native_method::NativeMethod;
 pub(crate) use registry::TransportRegistry;
 
-pub(crate) use stream::{
-    event_handle, is_watching, run_event, run_step, step_handle, StreamTransport, WatchId,
-};
+pub(crate) use stream::events::{event_handle, is_watching, run_event, run_step, step_handle};
+pub(crate) use stream::{StreamTransport, TransportLoop, WatchId};

@@ -100,12 +100,15 @@ pub(crate) fn event_handle<'py>(
         }
     };
     let callback = transport.getattr(name)?;
-    let loop_ = transport.get().loop_any(py);
+    let this = transport.get();
+    let loop_ = this.loop_any(py);
+    let link = this.owner(py)?.handle_link();
     let handle = Handle::create(
         callback,
         PyTuple::empty(py),
         context.map(|c| c.into_bound(py)),
         &loop_,
+        link,
         false,
     )?;
     Bound::new(py, handle)
@@ -185,12 +188,15 @@ pub(crate) fn step_handle<'py>(
             context,
         ),
     };
-    let loop_ = transport.get().loop_any(py);
+    let this = transport.get();
+    let loop_ = this.loop_any(py);
+    let link = this.owner(py)?.handle_link();
     let handle = Handle::create(
         callback,
         args,
         Some(context.bind(py).clone()),
         &loop_,
+        link,
         false,
     )?;
     Bound::new(py, handle)

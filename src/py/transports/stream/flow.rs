@@ -44,7 +44,7 @@ impl StreamTransport {
             Err(err) => ExceptionContext::new(py, &messages::flow_control_failed(method), &err)?
                 .with("transport", shell)?
                 .with("protocol", protocol)?
-                .report(self.loop_.bind(py).as_any()),
+                .report(&self.loop_any(py)),
         }
     }
 

@@ -1,7 +1,5 @@
 //! `StreamTransport`'s Python-facing method table.
 
-use std::os::fd::RawFd;
-
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
@@ -14,23 +12,6 @@ use crate::runtime::sys;
 
 #[pymethods]
 impl StreamTransport {
-    /// The native half of `shell` on `fd`. `sock` is the socket object that owns the fd;
-    /// without one, `sock_args` gives the kind of socket the bare fd is, and the transport
-    /// takes the fd over once set up (`_schedule_connection_made`).
-    #[new]
-    #[pyo3(signature = (r#loop, fd, protocol, shell, sock=None, sock_args=None, context=None))]
-    fn py_new(
-        r#loop: &Bound<'_, PyAny>,
-        fd: RawFd,
-        protocol: &Bound<'_, PyAny>,
-        shell: &Bound<'_, PyAny>,
-        sock: Option<Bound<'_, PyAny>>,
-        sock_args: Option<Bound<'_, PyAny>>,
-        context: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<StreamTransport> {
-        shield(|| Self::create(r#loop, fd, protocol, shell, sock, sock_args, context))
-    }
-
     fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         shield(|| Self::write_data(slf, data))
     }
@@ -169,7 +150,7 @@ impl StreamTransport {
             if self.state().empty_waiter.is_some() {
                 return Err(messages::empty_waiter_set());
             }
-            let waiter = self.loop_.call_method0(py, "create_future")?;
+            let waiter = self.loop_any(py).call_method0("create_future")?.unbind();
             let empty = {
                 let mut st = self.state();
                 st.empty_waiter = Some(waiter.clone_ref(py));

@@ -16,7 +16,7 @@
 //! - `events`: how the loop runs it when its fd is ready.
 
 mod close;
-mod events;
+pub(crate) mod events;
 mod flow;
 mod methods;
 mod read;
@@ -33,17 +33,16 @@ use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::buffer::WriteBuffer;
+use super::lifecycle::Step;
 use crate::constants::DEFAULT_HIGH_WATER;
 use crate::py::context::copy_current_context;
-use crate::py::event_loop::LoopCore;
 use crate::py::gc::{visit_all, Visit};
 use crate::py::gil_cell::GilCell;
+use crate::py::handles::LoopLink;
 use crate::py::pyapi;
 use crate::runtime::io_registry::Direction;
 use crate::runtime::sync::lock;
 use crate::runtime::sys;
-
-pub(crate) use events::{event_handle, is_watching, run_event, run_step, step_handle};
 
 /// Which of a transport's registrations of its reader or writer an event came from.
 /// asyncio cancels a removed reader's Handle, so an event queued for it is dropped even
@@ -51,6 +50,32 @@ pub(crate) use events::{event_handle, is_watching, run_event, run_step, step_han
 /// pass); a transport numbers its registrations to do the same.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct WatchId(u32);
+
+/// The loop a transport belongs to, as the transport needs it: its fd watched, its steps
+/// queued, its debug mode. The loop makes each transport (`LoopCore._stream_transport`)
+/// and hands it the link to reach it by, so this layer never names the loop's type.
+pub(crate) trait TransportLoop {
+    fn debug(&self) -> bool;
+    /// Registers the transport as the reader or writer of its fd.
+    fn watch_transport(
+        &self,
+        transport: &Bound<'_, StreamTransport>,
+        fd: RawFd,
+        direction: Direction,
+        id: WatchId,
+    ) -> PyResult<()>;
+    /// Unregisters the reader or writer of `fd` (a no-op when there is none).
+    fn unwatch(&self, py: Python<'_>, fd: RawFd, direction: Direction) -> PyResult<()>;
+    /// Queues a step where asyncio's transport would `call_soon` a Handle.
+    fn push_step(&self, py: Python<'_>, transport: Py<StreamTransport>, step: Step)
+        -> PyResult<()>;
+    /// How the Handles made for the transport (in debug mode, for an error) reach it.
+    fn handle_link(&self) -> LoopLink;
+}
+
+/// How a transport reaches its loop: None once the object is not that loop.
+pub(crate) type TransportLink =
+    for<'a, 'py> fn(&'a Bound<'py, PyAny>) -> Option<&'a dyn TransportLoop>;
 
 /// How the protocol takes data, decided when it is set, as asyncio decides it. Its methods
 /// are looked up at each call, as asyncio's transport looks them up: a protocol may
@@ -113,7 +138,9 @@ pub(crate) struct StreamTransport {
     /// as `call_soon` and asyncio's reader and writer Handles make them. Set once; outside
     /// `state`, so that reading it takes no lock.
     context: GilCell<Option<Py<PyAny>>>,
-    loop_: Py<LoopCore>,
+    loop_: Py<PyAny>,
+    /// How it reaches `loop_` natively (`TransportLoop`).
+    link: TransportLink,
     fd: RawFd,
     /// (family, type, proto) of a transport made on a bare fd: its socket object's kind.
     sock_args: Option<Py<PyAny>>,
@@ -143,9 +170,14 @@ fn would_block(err: &std::io::Error) -> bool {
     )
 }
 impl StreamTransport {
-    /// The native half of `shell` on `fd` (see the Python-facing constructor).
-    fn create(
+    /// The native half of `shell` on `fd`, made by its loop, which `link` reaches. `sock`
+    /// is the socket object that owns the fd; without one, `sock_args` gives the kind of
+    /// socket the bare fd is, and the transport takes the fd over once set up
+    /// (`_schedule_connection_made`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn create(
         loop_: &Bound<'_, PyAny>,
+        link: TransportLink,
         fd: RawFd,
         protocol: &Bound<'_, PyAny>,
         shell: &Bound<'_, PyAny>,
@@ -153,11 +185,7 @@ impl StreamTransport {
         sock_args: Option<Bound<'_, PyAny>>,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<StreamTransport> {
-        let loop_ = loop_
-            .cast::<LoopCore>()
-            .map_err(|_| PyTypeError::new_err("a ferroloop loop is required"))?
-            .clone()
-            .unbind();
+        let loop_ = loop_.clone().unbind();
         let endpoint = match (sock, &sock_args) {
             (Some(sock), _) => Endpoint::Socket(sock.unbind()),
             (None, Some(_)) => Endpoint::Lent,
@@ -192,6 +220,7 @@ impl StreamTransport {
             }),
             context: GilCell::new(context.filter(|c| !c.is_none()).map(Bound::unbind)),
             loop_,
+            link,
             fd,
             sock_args: sock_args.map(Bound::unbind),
         })
@@ -201,16 +230,19 @@ impl StreamTransport {
         lock(&self.state)
     }
 
-    fn loop_core(&self) -> &LoopCore {
-        self.loop_.get()
+    /// The loop, natively. It is the loop that made the transport, so this fails only
+    /// if that object stopped being a ferroloop loop.
+    fn owner<'a>(&'a self, py: Python<'a>) -> PyResult<&'a dyn TransportLoop> {
+        (self.link)(self.loop_.bind(py))
+            .ok_or_else(|| PyTypeError::new_err("a ferroloop loop is required"))
     }
 
-    pub(super) fn loop_any<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
-        self.loop_.bind(py).clone().into_any()
+    fn loop_any<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.loop_.bind(py).clone()
     }
 
-    fn debug(&self) -> bool {
-        self.loop_core().debug()
+    fn debug(&self, py: Python<'_>) -> bool {
+        self.owner(py).is_ok_and(|owner| owner.debug())
     }
 
     /// The context a callback scheduled now runs in: the transport's own, if it has one,
@@ -246,7 +278,7 @@ impl StreamTransport {
             st.watches = st.watches.wrapping_add(1);
             WatchId(st.watches)
         };
-        this.loop_core()
+        this.owner(slf.py())?
             .watch_transport(slf, this.fd, direction, id)?;
         *Self::watching(&mut this.state(), direction) = Some(id);
         Ok(())
@@ -254,11 +286,11 @@ impl StreamTransport {
 
     fn unwatch(&self, py: Python<'_>, direction: Direction) -> PyResult<()> {
         *Self::watching(&mut self.state(), direction) = None;
-        self.loop_core().unwatch(py, self.fd, direction)
+        self.owner(py)?.unwatch(py, self.fd, direction)
     }
 
     fn debug_log(&self, py: Python<'_>, message: &str) -> PyResult<()> {
-        if self.debug() {
+        if self.debug(py) {
             if let Some(shell) = self.state().shell.as_ref().map(|s| s.clone_ref(py)) {
                 pyapi::transport_logger(py)?.call_method1("debug", (message, shell))?;
             }

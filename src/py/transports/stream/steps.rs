@@ -22,7 +22,7 @@ impl StreamTransport {
             context: slf.get().step_context(py)?,
         };
         slf.get()
-            .loop_core()
+            .owner(py)?
             .push_step(py, slf.clone().unbind(), step)
     }
 
@@ -35,7 +35,7 @@ impl StreamTransport {
             return Ok(());
         }
         let context = this.step_context(py)?;
-        this.loop_core()
+        this.owner(py)?
             .push_step(py, slf.clone().unbind(), Step::Lost { exc, context })
     }
 
@@ -58,7 +58,7 @@ impl StreamTransport {
             shell,
             context: this.step_context(py)?,
         };
-        let loop_ = this.loop_core();
+        let loop_ = this.owner(py)?;
         loop_.push_step(py, slf.clone().unbind(), made)?;
         let context = this.step_context(py)?;
         loop_.push_step(py, slf.clone().unbind(), Step::StartReading { context })?;

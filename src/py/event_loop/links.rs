@@ -1,0 +1,69 @@
+//! How the handles and transports the loop makes reach it natively: the loop implements
+//! what each needs (`HandleLoop`, `TransportLoop`) and hands them the link, so neither
+//! layer names `LoopCore`.
+
+use std::os::fd::RawFd;
+
+use pyo3::prelude::*;
+
+use super::LoopCore;
+use crate::py::handles::{HandleLoop, LoopLink};
+use crate::py::transports::{Step, StreamTransport, TransportLoop, WatchId};
+use crate::runtime::io_registry::Direction;
+
+impl HandleLoop for LoopCore {
+    fn debug(&self) -> bool {
+        LoopCore::debug(self)
+    }
+
+    fn timer_cancelled(&self, py: Python<'_>) {
+        self.state(py).timers.note_cancelled();
+    }
+}
+
+impl TransportLoop for LoopCore {
+    fn debug(&self) -> bool {
+        LoopCore::debug(self)
+    }
+
+    fn watch_transport(
+        &self,
+        transport: &Bound<'_, StreamTransport>,
+        fd: RawFd,
+        direction: Direction,
+        id: WatchId,
+    ) -> PyResult<()> {
+        LoopCore::watch_transport(self, transport, fd, direction, id)
+    }
+
+    fn unwatch(&self, py: Python<'_>, fd: RawFd, direction: Direction) -> PyResult<()> {
+        LoopCore::unwatch(self, py, fd, direction)
+    }
+
+    fn push_step(
+        &self,
+        py: Python<'_>,
+        transport: Py<StreamTransport>,
+        step: Step,
+    ) -> PyResult<()> {
+        LoopCore::push_step(self, py, transport, step)
+    }
+
+    fn handle_link(&self) -> LoopLink {
+        handle_link
+    }
+}
+
+/// The link of the handles the loop makes.
+pub(super) fn handle_link<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a dyn HandleLoop> {
+    obj.cast::<LoopCore>()
+        .ok()
+        .map(|core| core.get() as &dyn HandleLoop)
+}
+
+/// The link of the transports the loop makes.
+pub(super) fn transport_link<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a dyn TransportLoop> {
+    obj.cast::<LoopCore>()
+        .ok()
+        .map(|core| core.get() as &dyn TransportLoop)
+}

@@ -1,0 +1,63 @@
+//! What the loop's queues hold: the ready queue's entries, and the readers and writers of
+//! the fd registry.
+
+use std::os::fd::RawFd;
+
+use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::py::gc::Visit;
+use crate::py::handles::{Handle, Queued};
+use crate::py::transports::{Step, StreamTransport, WatchId};
+use crate::runtime::io_registry::{Detached, Direction};
+
+/// One entry of the ready queue.
+pub(crate) enum Ready {
+    Handle(Queued<Handle>),
+    /// A native transport's fd is ready: the transport reads or flushes without a Handle.
+    Transport(Py<StreamTransport>, Direction, WatchId),
+    /// A step of a native transport's set-up or tear-down, which asyncio would queue as a
+    /// Handle (`transports/lifecycle.rs`).
+    Step(Py<StreamTransport>, Step),
+}
+
+impl Visit for Ready {
+    fn visit_with(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match self {
+            Ready::Handle(h) => h.visit(visit),
+            Ready::Transport(t, ..) => visit.call(t),
+            Ready::Step(t, step) => {
+                visit.call(t)?;
+                step.visit_with(visit)
+            }
+        }
+    }
+}
+
+/// What runs when an fd is ready: a Handle (`add_reader`), or a native transport, which
+/// the run loop calls directly, with no Handle and no Python frame in between.
+pub(crate) enum IoCallback {
+    Handle(Py<Handle>),
+    Transport(Py<StreamTransport>, WatchId),
+}
+
+impl IoCallback {
+    /// The object to show Python code (the selector view) and the collector.
+    pub(crate) fn as_any(&self) -> &Py<PyAny> {
+        match self {
+            IoCallback::Handle(h) => h.as_any(),
+            IoCallback::Transport(t, _) => t.as_any(),
+        }
+    }
+}
+
+pub(super) type IoDetached = Detached<IoCallback, Py<PyAny>>;
+
+/// One fd's registration, `(fd, fileobj, reader, writer)`, with `fileobj` None for an fd
+/// registered by its number.
+pub(super) type Registration = (
+    RawFd,
+    Option<Py<PyAny>>,
+    Option<Py<PyAny>>,
+    Option<Py<PyAny>>,
+);
