@@ -4,6 +4,7 @@
 #                            third-party suites (CI's part)
 #   make conformance PY=python3.13
 #   make bench               stdlib vs uvloop vs ferroloop, interleaved
+#   make lint                cargo fmt, clippy, and stubtest of the native module's stubs
 #   make wheels              a manylinux wheel for every installed CPython 3.11-3.15, in dist/
 #   make soak                a soak that loses nothing, on the stdlib loop and ferroloop
 #   make thirdparty          aiohttp's, httpx's and httpcore's suites on both loops
@@ -95,9 +96,16 @@ bench: build loadgen wrk
 wrk:
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
-lint: $(VENV)/.deps
+$(VENV)/.lint: requirements-lint.txt $(VENV)/.deps
+	$(VPY) -m pip install -q -r requirements-lint.txt
+	touch $@
+
+# Formatting, clippy (with the lints Cargo.toml denies), and the native module's stubs
+# against the built module.
+lint: build $(VENV)/.lint
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cd / && $(abspath $(VPY)) -m mypy.stubtest ferroloop._ferroloop
 
 clean:
 	rm -rf target .venv .venv-* .thirdparty

@@ -20,6 +20,7 @@ fn _check_panic_boundary() -> PyResult<()> {
 #[pymodule]
 fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::event_loop::LoopCore>()?;
+    py::handles::install_loop_link(py::event_loop::links::handle_link);
     py::fastcall::install(&m.py().get_type::<py::event_loop::LoopCore>())?;
     m.add_class::<py::handles::Handle>()?;
     m.add_class::<py::handles::TimerHandle>()?;
@@ -29,6 +30,7 @@ fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::connect::Connector>()?;
     m.add_class::<py::transports::TransportRegistry>()?;
     m.add_class::<py::transports::NativeMethod>()?;
+    m.add_class::<py::transports::NativeAttribute>()?;
     m.add_function(wrap_pyfunction!(_check_panic_boundary, m)?)?;
     m.add_function(wrap_pyfunction!(
         py::transports::_install_transport_finalizer,

@@ -17,9 +17,10 @@ from . import _compat, _ferroloop
 _ATTACH = _compat.SERVER_ATTACH
 _SERVER_TRACKS_TRANSPORTS = _compat.SERVER_TRACKS_TRANSPORTS
 
-# What the native half answers: bound to an instance on first use, with no Python frame
-# (see src/py/transports/native_method.rs).
+# What the native half answers, with no Python frame (src/py/transports/native_method.rs):
+# a method, bound to an instance on first use; an attribute, read at each access.
 _Native = _ferroloop.NativeMethod
+_NativeAttr = _ferroloop.NativeAttribute
 
 _UNKNOWN = object()
 
@@ -124,7 +125,6 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
                     extra['peername'] = sock.getpeername()
                 except socket.error:
                     extra['peername'] = None
-        self._sock_fd = fd
         self._loop = loop
         self._server = server
         # `context`: 3.15's, in which every callback of the transport runs.
@@ -159,16 +159,18 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
             extra['socket'] = _compat.TransportSocket(sock)
         return extra.get(name, default)
 
-    # asyncio's transport state, as the attributes its loop and tests read.
-    _protocol = property(lambda self: self._core.get_protocol())
-    _closing = property(lambda self: self._core._closing)
-    _conn_lost = property(lambda self: self._core._conn_lost)
-    _paused = property(lambda self: self._core._paused)
-    _eof = property(lambda self: self._core._eof)
-    _protocol_paused = property(lambda self: self._core._protocol_paused)
-    _empty_waiter = property(lambda self: self._core._empty_waiter)
-    _low_water = property(lambda self: self._core.get_write_buffer_limits()[0])
-    _high_water = property(lambda self: self._core.get_write_buffer_limits()[1])
+    # asyncio's transport state, as the attributes its loop and tests read: the native
+    # half's, which alone holds them (the fd included).
+    _sock_fd = _NativeAttr()
+    _protocol = _NativeAttr()
+    _closing = _NativeAttr()
+    _conn_lost = _NativeAttr()
+    _paused = _NativeAttr()
+    _eof = _NativeAttr()
+    _protocol_paused = _NativeAttr()
+    _empty_waiter = _NativeAttr()
+    _low_water = _NativeAttr()
+    _high_water = _NativeAttr()
 
     def __repr__(self):
         info = [self.__class__.__name__]
@@ -176,12 +178,13 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
             info.append('closed')
         elif self._closing:
             info.append('closing')
-        info.append(f'fd={self._sock_fd}')
-        if self._loop is not None and not self._loop.is_closed():
+        fd = None if self._core is None else self._core._sock_fd
+        info.append(f'fd={fd}')
+        if fd is not None and self._loop is not None and not self._loop.is_closed():
             for event, name in ((selectors.EVENT_READ, 'read'),
                                 (selectors.EVENT_WRITE, 'write')):
                 try:
-                    polling = bool(self._loop._selector.get_key(self._sock_fd).events & event)
+                    polling = bool(self._loop._selector.get_key(fd).events & event)
                 except KeyError:
                     polling = False
                 state = 'polling' if polling else 'idle'

@@ -22,7 +22,6 @@ use super::event_loop::LoopCore;
 use super::handles::is_exit;
 use super::messages;
 use super::pyapi;
-use super::transports::StreamTransport;
 use crate::runtime::io_registry::Direction;
 use crate::runtime::sync::lock;
 use crate::runtime::sys::{self, SockAddr};
@@ -182,6 +181,7 @@ impl Connector {
             } else {
                 None
             };
+            let context_kept = context.as_ref().map(|c| c.clone_ref(py));
             let made = this.protocol_factory.bind(py).call0().and_then(|protocol| {
                 let kwargs = PyDict::new(py);
                 kwargs.set_item(intern!(py, "sock_args"), this.kind.bind(py))?;
@@ -206,21 +206,17 @@ impl Connector {
             this.fd.store(-1, Relaxed); // the transport's now
             *lock(&this.transport) = Some(transport.clone().unbind());
             let result = PyTuple::new(py, [&transport, &protocol])?;
-            match transport
-                .getattr(intern!(py, "_core"))
-                .ok()
-                .and_then(|core| core.cast_into::<StreamTransport>().ok())
-            {
-                Some(core) => StreamTransport::wake_soon(&core, fut, &result),
-                None => this
-                    .loop_
-                    .bind(py)
-                    .call_method1(
-                        intern!(py, "call_soon"),
-                        (pyapi::set_result_unless_cancelled(py)?, fut, result),
-                    )
-                    .map(drop),
-            }
+            // The caller wakes in the context the transport's own steps run in.
+            let context = match context_kept {
+                Some(context) => context,
+                None => copy_current_context(py)?,
+            };
+            this.loop_.get().push_wake(
+                py,
+                fut.clone().unbind(),
+                result.into_any().unbind(),
+                context,
+            )
         })
     }
 

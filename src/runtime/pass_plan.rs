@@ -25,6 +25,7 @@ pub(crate) enum Wait {
 }
 
 impl Wait {
+    #[inline(always)]
     pub(crate) fn blocks(self) -> bool {
         matches!(self, Wait::Poll(t) if t != Some(Duration::ZERO))
     }
@@ -44,22 +45,28 @@ pub(crate) struct PassPlan {
 
 impl PassPlan {
     /// The wait of a pass that has callbacks ready (`busy`, or the loop is stopping) or
-    /// else the next timer due at `next_timer`, by the clock `now` reads.
+    /// else the next timer due at `next_timer`, by the clock `now` reads. Each question is
+    /// asked only if the answer matters: this runs on every pass.
+    #[inline(always)]
     pub(crate) fn next(
         &mut self,
         busy: bool,
-        next_timer: Option<f64>,
+        next_timer: impl FnOnce() -> Option<f64>,
         now: impl FnOnce() -> f64,
-        fds: Fds,
+        fds: impl FnOnce() -> Fds,
     ) -> Wait {
         let timeout = if busy {
             Some(0.0)
         } else {
-            next_timer.map(|when| (when - now()).clamp(0.0, MAXIMUM_SELECT_TIMEOUT))
+            next_timer().map(|when| (when - now()).clamp(0.0, MAXIMUM_SELECT_TIMEOUT))
         };
         let timeout = clock::timeout(timeout);
         let blocking = timeout != Some(Duration::ZERO);
-        if blocking || fds.user || (fds.any && self.passes_since_poll >= INTERNAL_POLL_EVERY) {
+        let must_poll = blocking || {
+            let fds = fds();
+            fds.user || (fds.any && self.passes_since_poll >= INTERNAL_POLL_EVERY)
+        };
+        if must_poll {
             self.passes_since_poll = 0;
             Wait::Poll(timeout)
         } else {
@@ -89,11 +96,14 @@ mod tests {
     #[test]
     fn an_idle_loop_waits_for_the_next_timer_or_forever() {
         let mut plan = PassPlan::default();
-        let wait = plan.next(false, Some(12.5), || 10.0, NO_FDS);
+        let wait = plan.next(false, || Some(12.5), || 10.0, || NO_FDS);
         assert_eq!(wait, Wait::Poll(Some(Duration::from_secs_f64(2.5))));
         assert!(wait.blocks());
-        assert_eq!(plan.next(false, None, || 0.0, NO_FDS), Wait::Poll(None));
-        let overdue = plan.next(false, Some(1.0), || 5.0, USER_FDS);
+        assert_eq!(
+            plan.next(false, || None, || 0.0, || NO_FDS),
+            Wait::Poll(None)
+        );
+        let overdue = plan.next(false, || Some(1.0), || 5.0, || USER_FDS);
         assert_eq!(overdue, Wait::Poll(Some(Duration::ZERO)));
         assert!(!overdue.blocks());
     }
@@ -103,7 +113,7 @@ mod tests {
         let mut plan = PassPlan::default();
         let cap = Duration::from_secs_f64(MAXIMUM_SELECT_TIMEOUT);
         assert_eq!(
-            plan.next(false, Some(1e12), || 0.0, NO_FDS),
+            plan.next(false, || Some(1e12), || 0.0, || NO_FDS),
             Wait::Poll(Some(cap))
         );
     }
@@ -113,12 +123,12 @@ mod tests {
         let mut plan = PassPlan::default();
         let mut polls = 0;
         for _ in 0..(INTERNAL_POLL_EVERY + 1) * 3 {
-            if plan.next(true, None, || unreachable!(), OWN_FDS) != Wait::Skip {
+            if plan.next(true, || unreachable!(), || unreachable!(), || OWN_FDS) != Wait::Skip {
                 polls += 1;
             }
         }
         assert_eq!(polls, 3);
-        assert_eq!(plan.next(true, None, || 0.0, NO_FDS), Wait::Skip);
+        assert_eq!(plan.next(true, || None, || 0.0, || NO_FDS), Wait::Skip);
     }
 
     #[test]
@@ -126,7 +136,7 @@ mod tests {
         let mut plan = PassPlan::default();
         for _ in 0..INTERNAL_POLL_EVERY * 2 {
             assert_eq!(
-                plan.next(true, Some(0.0), || 0.0, USER_FDS),
+                plan.next(true, || Some(0.0), || 0.0, || USER_FDS),
                 Wait::Poll(Some(Duration::ZERO))
             );
         }

@@ -129,7 +129,7 @@ impl LoopCore {
             .iter()
             .filter_map(|entry| match entry {
                 Ready::Handle(h) => Some(h.share(py)),
-                Ready::Transport(..) | Ready::Step(..) => None,
+                Ready::Transport(..) | Ready::Step(..) | Ready::Wake(..) => None,
             })
             .collect();
         PyList::new(py, items)

@@ -1,13 +1,13 @@
-//! How the handles and transports the loop makes reach it natively: the loop implements
-//! what each needs (`HandleLoop`, `TransportLoop`) and hands them the link, so neither
-//! layer names `LoopCore`.
+//! How handles and transports reach their loop natively: the loop implements what each
+//! needs (`HandleLoop`, `TransportLoop`) and provides the links, so neither layer names
+//! `LoopCore`.
 
 use std::os::fd::RawFd;
 
 use pyo3::prelude::*;
 
 use super::LoopCore;
-use crate::py::handles::{HandleLoop, LoopLink};
+use crate::py::handles::HandleLoop;
 use crate::py::transports::{Step, StreamTransport, TransportLoop, WatchId};
 use crate::runtime::io_registry::Direction;
 
@@ -49,13 +49,19 @@ impl TransportLoop for LoopCore {
         LoopCore::push_step(self, py, transport, step)
     }
 
-    fn handle_link(&self) -> LoopLink {
-        handle_link
+    fn push_wake(
+        &self,
+        py: Python<'_>,
+        waiter: Py<PyAny>,
+        result: Py<PyAny>,
+        context: Py<PyAny>,
+    ) -> PyResult<()> {
+        LoopCore::push_wake(self, py, waiter, result, context)
     }
 }
 
-/// The link of the handles the loop makes.
-pub(super) fn handle_link<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a dyn HandleLoop> {
+/// How a handle recognises ferroloop's loop (installed once, `handles::install_loop_link`).
+pub(crate) fn handle_link<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a dyn HandleLoop> {
     obj.cast::<LoopCore>()
         .ok()
         .map(|core| core.get() as &dyn HandleLoop)

@@ -15,19 +15,21 @@
 //! - `queues`: what the ready queue and the fd registry hold;
 //! - `attributes`, `slots`: asyncio's private loop attributes, some read by other threads;
 //! - `lifetime`: creation, closing, counters and the collector's view;
-//! - `links`: how the handles and transports it makes reach it.
+//! - `links`: how the handles and transports it makes reach it;
+//! - `wake`: waking a waiter without a Handle.
 
 mod attributes;
 mod clock;
 mod fds;
 mod lifetime;
-mod links;
+pub(crate) mod links;
 mod methods;
 mod queues;
 mod run_once;
 mod scheduling;
 mod slots;
 mod tasks;
+mod wake;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 use std::sync::Mutex;

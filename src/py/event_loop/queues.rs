@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 
-use crate::py::gc::Visit;
+use crate::py::gc::{visit_all, Visit};
 use crate::py::handles::{Handle, Queued};
 use crate::py::transports::{Step, StreamTransport, WatchId};
 use crate::runtime::io_registry::{Detached, Direction};
@@ -19,6 +19,8 @@ pub(crate) enum Ready {
     /// A step of a native transport's set-up or tear-down, which asyncio would queue as a
     /// Handle (`transports/lifecycle.rs`).
     Step(Py<StreamTransport>, Step),
+    /// A waiter to wake (`wake.rs`).
+    Wake(Wake),
 }
 
 impl Visit for Ready {
@@ -30,6 +32,7 @@ impl Visit for Ready {
                 visit.call(t)?;
                 step.visit_with(visit)
             }
+            Ready::Wake(wake) => wake.visit_with(visit),
         }
     }
 }
@@ -61,3 +64,17 @@ pub(super) type Registration = (
     Option<Py<PyAny>>,
     Option<Py<PyAny>>,
 );
+
+/// A waiter to wake with a result, in place of the Handle asyncio queues (`wake.rs`).
+pub(super) struct Wake {
+    pub(super) waiter: Py<PyAny>,
+    pub(super) result: Py<PyAny>,
+    /// The context the Handle would have run in.
+    pub(super) context: Py<PyAny>,
+}
+
+impl Visit for Wake {
+    fn visit_with(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit_all(visit, &[&self.waiter, &self.result, &self.context])
+    }
+}

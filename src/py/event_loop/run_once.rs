@@ -64,17 +64,17 @@ impl LoopCore {
                 .timers
                 .purge(|t| TimerHandle::is_cancelled(t.get().bind(py)), &mut purged);
             let busy = !state.ready.is_empty() || this.stopping.load(Relaxed);
-            let fds = Fds {
-                any: !state.io.is_empty(),
-                user: state.io.has_user_fds(),
-            };
-            let next_timer = state.timers.next_when();
-            match state.plan.next(
+            let (timers, io) = (&state.timers, &state.io);
+            let wait = state.plan.next(
                 busy,
-                next_timer,
+                || timers.next_when(),
                 || now.unwrap_or_else(clock::monotonic),
-                fds,
-            ) {
+                || Fds {
+                    any: !io.is_empty(),
+                    user: io.has_user_fds(),
+                },
+            );
+            match wait {
                 Wait::Skip => {
                     state.collect_ready(py, now, this.resolution(), batch);
                     None
@@ -195,6 +195,10 @@ impl LoopCore {
                 Ready::Step(t, step) if debug => transports::step_handle(t.bind(py), step)
                     .and_then(|handle| Self::run_debug(slf, &handle)),
                 Ready::Step(t, step) => transports::run_step(t.bind(py), step),
+                Ready::Wake(wake) if debug => wake
+                    .handle(slf)
+                    .and_then(|handle| Self::run_debug(slf, &handle)),
+                Ready::Wake(wake) => wake.run(slf),
             };
             match result {
                 Ok(did_run) => {

@@ -6,7 +6,6 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::clock::seconds;
-use super::links::handle_link;
 use super::queues::Ready;
 use super::LoopCore;
 use crate::py::handles::{Due, Handle, Queued, ThreadSafeHandle, TimerHandle};
@@ -90,7 +89,7 @@ impl LoopCore {
         let handle = if threadsafe && slf.get().threadsafe_handles {
             let py = slf.py();
             let debug = slf.get().debug();
-            let base = Handle::create(callback, args, context, slf.as_any(), handle_link, debug)?;
+            let base = Handle::create(callback, args, context, slf.as_any(), debug)?;
             Bound::new(py, ThreadSafeHandle::around(base))?
                 .into_super()
                 .unbind()
@@ -149,14 +148,7 @@ impl LoopCore {
         let py = slf.py();
         slf.get().check_closed()?;
         Self::check_callback(slf, &callback, "call_at", true)?;
-        let base = Handle::create(
-            callback,
-            args,
-            context,
-            slf.as_any(),
-            handle_link,
-            slf.get().debug(),
-        )?;
+        let base = Handle::create(callback, args, context, slf.as_any(), slf.get().debug())?;
         let timer = Py::new(
             py,
             PyClassInitializer::from(base).add_subclass(TimerHandle::new(when, true)),
@@ -191,7 +183,7 @@ impl LoopCore {
             handle.get().refill(callback, args, context)?;
             return Ok(handle);
         }
-        let handle = Handle::create(callback, args, context, slf.as_any(), handle_link, debug)?;
+        let handle = Handle::create(callback, args, context, slf.as_any(), debug)?;
         Py::new(py, handle)
     }
 

@@ -46,28 +46,28 @@ const fn method(
 static CALL_SOON: MethodDef = method(
     c"call_soon",
     call_soon,
-    c"call_soon(callback, *args, context=None)\n--\n\nArrange for callback(*args) \
+    c"call_soon($self, callback, *args, context=None)\n--\n\nArrange for callback(*args) \
 to be called as soon as possible, in `context` (a copy of the current one by default).",
 );
 
 static CALL_SOON_THREADSAFE: MethodDef = method(
     c"call_soon_threadsafe",
     call_soon_threadsafe,
-    c"call_soon_threadsafe(callback, *args, context=None)\n--\n\nLike call_soon(), but \
+    c"call_soon_threadsafe($self, callback, *args, context=None)\n--\n\nLike call_soon(), but \
 thread-safe: wakes the loop if it is waiting.",
 );
 
 static CALL_LATER: MethodDef = method(
     c"call_later",
     call_later,
-    c"call_later(delay, callback, *args, context=None)\n--\n\nArrange for callback(*args) \
+    c"call_later($self, delay, callback, *args, context=None)\n--\n\nArrange for callback(*args) \
 to be called `delay` seconds from now; returns a TimerHandle.",
 );
 
 static CALL_AT: MethodDef = method(
     c"call_at",
     call_at,
-    c"call_at(when, callback, *args, context=None)\n--\n\nLike call_later(), but at the \
+    c"call_at($self, when, callback, *args, context=None)\n--\n\nLike call_later(), but at the \
 loop.time() `when`.",
 );
 

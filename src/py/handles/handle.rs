@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyTypeInfo, PyVisit};
 
-use super::owner::{foreign, HandleLoop, LoopLink};
+use super::owner::{owner, HandleLoop};
 use crate::py::context::copy_current_context;
 use crate::py::gc;
 use crate::py::gil_cell::GilCell;
@@ -23,8 +23,6 @@ use crate::py::pyapi;
 pub(crate) struct Handle {
     /// Released by `Drop`, without PyO3's check for an attached thread (`drop_attached`).
     pub(crate) loop_: ManuallyDrop<Py<PyAny>>,
-    /// How it reaches its loop natively (`owner.rs`).
-    link: LoopLink,
     cancelled: AtomicBool,
     /// A `ThreadSafeHandle`, whose runs take its lock.
     pub(super) threadsafe: bool,
@@ -61,8 +59,11 @@ impl Handle {
     ) -> PyResult<Handle> {
         let args = args.try_iter()?.collect::<PyResult<Vec<_>>>()?;
         let args = PyTuple::new(callback.py(), args)?;
-        let debug = loop_.call_method0("get_debug")?.is_truthy()?;
-        Handle::create(callback, args, context, &loop_, foreign, debug)
+        let debug = match owner(&loop_) {
+            Some(native) => native.debug(),
+            None => loop_.call_method0("get_debug")?.is_truthy()?,
+        };
+        Handle::create(callback, args, context, &loop_, debug)
     }
 
     /// A handle for `callback(*args)` in `context` (a copy of the current one if None).
@@ -72,7 +73,6 @@ impl Handle {
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
         loop_: &Bound<'_, PyAny>,
-        link: LoopLink,
         debug: bool,
     ) -> PyResult<Handle> {
         let py = callback.py();
@@ -84,7 +84,6 @@ impl Handle {
         };
         Ok(Handle {
             loop_: ManuallyDrop::new(loop_.clone().unbind()),
-            link,
             cancelled: AtomicBool::new(false),
             threadsafe: false,
             state: GilCell::new(HandleState {
@@ -100,7 +99,7 @@ impl Handle {
     /// Whether its loop is in debug mode.
     pub(super) fn loop_debug(&self, py: Python<'_>) -> PyResult<bool> {
         let loop_ = self.loop_.bind(py);
-        match (self.link)(loop_) {
+        match owner(loop_) {
             Some(owner) => Ok(owner.debug()),
             None => loop_.call_method0("get_debug")?.is_truthy(),
         }
@@ -108,7 +107,7 @@ impl Handle {
 
     /// Its loop, natively, if it can be reached so.
     pub(super) fn owner<'a>(&'a self, py: Python<'a>) -> Option<&'a dyn HandleLoop> {
-        (self.link)(self.loop_.bind(py))
+        owner(self.loop_.bind(py))
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {

@@ -13,7 +13,7 @@ mod threadsafe;
 mod timer;
 
 pub(crate) use handle::{cancel, Handle};
-pub(crate) use owner::{HandleLoop, LoopLink};
+pub(crate) use owner::{install_loop_link, HandleLoop};
 pub(crate) use pool::HandlePool;
 pub(crate) use queued::Queued;
 pub(crate) use run::{is_exit, report, run};

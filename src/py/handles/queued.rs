@@ -84,7 +84,9 @@ impl Queued<TimerHandle> {
 }
 
 impl<T: PyClass> Queued<T> {
-    /// Queues a handle the loop made itself, hidden from the collector.
+    /// Queues a handle the loop made itself, hidden from the collector. Inlined into
+    /// `call_soon`, which the compiler does not always do by itself.
+    #[inline(always)]
     pub(crate) fn hidden(handle: &Bound<'_, T>) -> Self {
         if let Some(h) = as_handle(handle) {
             hide(h);

@@ -1,7 +1,8 @@
 //! A transport's set-up and tear-down steps, queued without Handles.
 //!
 //! asyncio's transport schedules each step of its life with `call_soon`: the protocol's
-//! `connection_made`, then `_add_reader`, then waking the waiter, and at the end
+//! `connection_made`, then `_add_reader`, then waking the waiter (the loop's own `Wake`),
+//! and at the end
 //! `_call_connection_lost`. Each costs a Handle, a bound method and a context copy made
 //! and freed per connection. Here each is a `Step` in the ready queue, in the same order
 //! and the same pass, run in the context its Handle would have had. The Handle is made
@@ -24,12 +25,6 @@ pub(crate) enum Step {
     /// asyncio's `_add_reader` Handle: reading starts once `connection_made` has run, with
     /// the context it was scheduled in.
     StartReading { context: Py<PyAny> },
-    /// `futures._set_result_unless_cancelled(waiter, result)`.
-    Wake {
-        waiter: Py<PyAny>,
-        result: Py<PyAny>,
-        context: Py<PyAny>,
-    },
     /// `transport._call_connection_lost(exc)`.
     Lost { exc: Py<PyAny>, context: Py<PyAny> },
 }
@@ -43,11 +38,6 @@ impl Visit for Step {
                 context,
             } => visit_all(visit, &[callback, shell, context]),
             Step::StartReading { context } => visit.call(context),
-            Step::Wake {
-                waiter,
-                result,
-                context,
-            } => visit_all(visit, &[waiter, result, context]),
             Step::Lost { exc, context } => visit_all(visit, &[exc, context]),
         }
     }

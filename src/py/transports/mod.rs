@@ -13,7 +13,7 @@ mod stream;
 
 pub(crate) use finalizer::_install_transport_finalizer;
 pub(crate) use lifecycle::Step;
-pub(crate) use native_method::NativeMethod;
+pub(crate) use native_method::{NativeAttribute, NativeMethod};
 pub(crate) use registry::TransportRegistry;
 
 pub(crate) use stream::events::{event_handle, is_watching, run_event, run_step, step_handle};

@@ -1,4 +1,5 @@
-//! `NativeMethod`: how a transport's Python half answers for a method of its native half.
+//! How a transport's Python half answers for its native half: `NativeMethod` for a method,
+//! `NativeAttribute` for an attribute; either without a Python frame.
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -58,6 +59,54 @@ impl NativeMethod {
         match self.name.get() {
             Some(name) => format!("<NativeMethod {}>", name.bind(py)),
             None => "<NativeMethod>".to_owned(),
+        }
+    }
+}
+
+/// A class attribute of the Python half (`SocketTransport._closing = NativeAttribute()`)
+/// that reads the native half's attribute of that name on every access, where a Python
+/// `property` would run a frame. Like the plain attribute asyncio's transport has, an
+/// assignment to the instance replaces it.
+#[pyclass(frozen, module = "ferroloop._ferroloop")]
+pub(crate) struct NativeAttribute {
+    name: std::sync::OnceLock<Py<PyString>>,
+}
+
+#[pymethods]
+impl NativeAttribute {
+    #[new]
+    fn new() -> NativeAttribute {
+        NativeAttribute {
+            name: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn __set_name__(&self, _owner: &Bound<'_, PyAny>, name: Bound<'_, PyString>) {
+        let _ = self.name.set(name.unbind());
+    }
+
+    fn __get__<'py>(
+        slf: &Bound<'py, Self>,
+        instance: Option<&Bound<'py, PyAny>>,
+        _owner: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let Some(instance) = instance else {
+            return Ok(slf.clone().into_any());
+        };
+        let name = slf
+            .get()
+            .name
+            .get()
+            .ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("NativeAttribute unnamed"))?
+            .bind(py);
+        instance.getattr(intern!(py, "_core"))?.getattr(name)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        match self.name.get() {
+            Some(name) => format!("<NativeAttribute {}>", name.bind(py)),
+            None => "<NativeAttribute>".to_owned(),
         }
     }
 }

@@ -9,7 +9,6 @@ use super::{StreamTransport, WatchId};
 use crate::py::context::in_context;
 use crate::py::handles::{self, Handle};
 use crate::py::messages;
-use crate::py::pyapi;
 use crate::py::report::ExceptionContext;
 use crate::py::transports::lifecycle::Step;
 use crate::runtime::io_registry::Direction;
@@ -102,27 +101,14 @@ pub(crate) fn event_handle<'py>(
     let callback = transport.getattr(name)?;
     let this = transport.get();
     let loop_ = this.loop_any(py);
-    let link = this.owner(py)?.handle_link();
     let handle = Handle::create(
         callback,
         PyTuple::empty(py),
         context.map(|c| c.into_bound(py)),
         &loop_,
-        link,
         false,
     )?;
     Bound::new(py, handle)
-}
-
-/// `futures._set_result_unless_cancelled`.
-fn set_result_unless_cancelled(waiter: &Bound<'_, PyAny>, result: &Py<PyAny>) -> PyResult<()> {
-    let py = waiter.py();
-    if waiter.call_method0(intern!(py, "cancelled"))?.is_truthy()? {
-        return Ok(());
-    }
-    waiter
-        .call_method1(intern!(py, "set_result"), (result,))
-        .map(drop)
 }
 
 /// Runs a step as its Handle would run: an exception other than `SystemExit` and
@@ -140,7 +126,6 @@ pub(crate) fn run_step(transport: &Bound<'_, StreamTransport>, step: &Step) -> P
         Step::StartReading { context } => {
             StreamTransport::start_reading_in(transport, context.clone_ref(py))
         }
-        Step::Wake { waiter, result, .. } => set_result_unless_cancelled(waiter.bind(py), result),
         Step::Lost { exc, context } => in_context(context.bind(py), || {
             transport.get().call_connection_lost(py, exc.bind(py))
         }),
@@ -173,15 +158,6 @@ pub(crate) fn step_handle<'py>(
             PyTuple::empty(py),
             context,
         ),
-        Step::Wake {
-            waiter,
-            result,
-            context,
-        } => (
-            pyapi::set_result_unless_cancelled(py)?,
-            PyTuple::new(py, [waiter, result])?,
-            context,
-        ),
         Step::Lost { exc, context } => (
             transport.getattr(intern!(py, "_call_connection_lost"))?,
             PyTuple::new(py, [exc])?,
@@ -190,13 +166,11 @@ pub(crate) fn step_handle<'py>(
     };
     let this = transport.get();
     let loop_ = this.loop_any(py);
-    let link = this.owner(py)?.handle_link();
     let handle = Handle::create(
         callback,
         args,
         Some(context.bind(py).clone()),
         &loop_,
-        link,
         false,
     )?;
     Bound::new(py, handle)

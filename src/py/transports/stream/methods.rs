@@ -1,5 +1,7 @@
 //! `StreamTransport`'s Python-facing method table.
 
+use std::os::fd::RawFd;
+
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
@@ -199,6 +201,33 @@ impl StreamTransport {
     #[getter]
     fn _sock_args(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.sock_args.as_ref().map(|a| a.clone_ref(py))
+    }
+
+    #[getter]
+    fn _sock_fd(&self) -> RawFd {
+        self.fd
+    }
+
+    #[getter]
+    fn _protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.state().protocol.as_ref().map(|p| p.clone_ref(py))
+    }
+
+    /// As `set_write_buffer_limits` was given it (`get_write_buffer_limits()[0]`).
+    #[getter]
+    fn _low_water(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.get_write_buffer_limits(py)?
+            .bind(py)
+            .get_item(0)
+            .map(Bound::unbind)
+    }
+
+    #[getter]
+    fn _high_water(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.get_write_buffer_limits(py)?
+            .bind(py)
+            .get_item(1)
+            .map(Bound::unbind)
     }
 
     #[getter]

@@ -38,7 +38,6 @@ use crate::constants::DEFAULT_HIGH_WATER;
 use crate::py::context::copy_current_context;
 use crate::py::gc::{visit_all, Visit};
 use crate::py::gil_cell::GilCell;
-use crate::py::handles::LoopLink;
 use crate::py::pyapi;
 use crate::runtime::io_registry::Direction;
 use crate::runtime::sync::lock;
@@ -69,8 +68,15 @@ pub(crate) trait TransportLoop {
     /// Queues a step where asyncio's transport would `call_soon` a Handle.
     fn push_step(&self, py: Python<'_>, transport: Py<StreamTransport>, step: Step)
         -> PyResult<()>;
-    /// How the Handles made for the transport (in debug mode, for an error) reach it.
-    fn handle_link(&self) -> LoopLink;
+    /// Wakes `waiter` with `result` where asyncio's transport would `call_soon`
+    /// `futures._set_result_unless_cancelled`.
+    fn push_wake(
+        &self,
+        py: Python<'_>,
+        waiter: Py<PyAny>,
+        result: Py<PyAny>,
+        context: Py<PyAny>,
+    ) -> PyResult<()>;
 }
 
 /// How a transport reaches its loop: None once the object is not that loop.

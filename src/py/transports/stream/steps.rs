@@ -9,23 +9,6 @@ use super::{Endpoint, StreamTransport};
 use crate::py::transports::lifecycle::Step;
 
 impl StreamTransport {
-    /// `call_soon(futures._set_result_unless_cancelled, waiter, result)`, queued as a step.
-    pub(crate) fn wake_soon(
-        slf: &Bound<'_, Self>,
-        waiter: &Bound<'_, PyAny>,
-        result: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let py = slf.py();
-        let step = Step::Wake {
-            waiter: waiter.clone().unbind(),
-            result: result.clone().unbind(),
-            context: slf.get().step_context(py)?,
-        };
-        slf.get()
-            .owner(py)?
-            .push_step(py, slf.clone().unbind(), step)
-    }
-
     /// `call_soon(self._call_connection_lost, exc)`, queued as a step, in a copy of the
     /// current context as `call_soon` would make it.
     pub(super) fn schedule_connection_lost(slf: &Bound<'_, Self>, exc: Py<PyAny>) -> PyResult<()> {
@@ -63,7 +46,8 @@ impl StreamTransport {
         let context = this.step_context(py)?;
         loop_.push_step(py, slf.clone().unbind(), Step::StartReading { context })?;
         if let Some(waiter) = waiter {
-            Self::wake_soon(slf, &waiter, &py.None().into_bound(py))?;
+            let context = this.step_context(py)?;
+            loop_.push_wake(py, waiter.unbind(), py.None(), context)?;
         }
         // Set up: a bare fd is the transport's from here on.
         let mut st = this.state();
