@@ -81,7 +81,7 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
         writelines = _Native("_writelines_buffered")
 
     # Read by __del__ and repr, which can run even if __init__ failed early.
-    _core = None
+    _native = None
 
     def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None,
                  sockname=_UNKNOWN, sock_args=None, context=None):
@@ -128,8 +128,8 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
         self._loop = loop
         self._server = server
         # `context`: 3.15's, in which every callback of the transport runs.
-        core = self._core = loop._stream_transport(fd, protocol, self, sock, sock_args,
-                                                   context)
+        native = self._native = loop._stream_transport(fd, protocol, self, sock, sock_args,
+                                                       context)
         if server is not None:
             attach = getattr(server, _ATTACH)
             attach(self) if _SERVER_TRACKS_TRANSPORTS else attach()
@@ -141,21 +141,21 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
             _set_nodelay(sock)
         # asyncio's three call_soon: connection_made, then reading, then the waiter (only
         # once connection_made() has been called); queued natively, without Handles.
-        core._schedule_connection_made(protocol, waiter)
+        native._schedule_connection_made(protocol, waiter)
 
     @property
     def _sock(self):
         """The socket object, as asyncio's transports keep it (None once closed); for a
         transport set up on a bare fd, made on first request."""
-        return None if self._core is None else self._core._sock
+        return None if self._native is None else self._native._sock
 
     def get_extra_info(self, name, default=None):
         extra = self._extra
-        if name == 'socket' and 'socket' not in extra and self._core is not None:
-            core = self._core
-            sock = core._sock
+        if name == 'socket' and 'socket' not in extra and self._native is not None:
+            native = self._native
+            sock = native._sock
             if sock is None:
-                sock = _closed_socket(core._sock_args)
+                sock = _closed_socket(native._sock_args)
             extra['socket'] = _compat.TransportSocket(sock)
         return extra.get(name, default)
 
@@ -174,11 +174,11 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
 
     def __repr__(self):
         info = [self.__class__.__name__]
-        if self._core is None or not self._core._socket_open:
+        if self._native is None or not self._native._socket_open:
             info.append('closed')
         elif self._closing:
             info.append('closing')
-        fd = None if self._core is None else self._core._sock_fd
+        fd = None if self._native is None else self._native._sock_fd
         info.append(f'fd={fd}')
         if fd is not None and self._loop is not None and not self._loop.is_closed():
             for event, name in ((selectors.EVENT_READ, 'read'),
@@ -202,7 +202,7 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(
                 f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
-        self._core._set_write_buffer_limits(high, low)
+        self._native._set_write_buffer_limits(high, low)
 
     def _fatal_error(self, exc, message='Fatal error on transport'):
         if isinstance(exc, OSError):

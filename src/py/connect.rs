@@ -19,6 +19,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use super::context::copy_current_context;
 use super::errors::{os_error, shield};
 use super::event_loop::LoopCore;
+use super::gc::{visit_all, Visit};
 use super::handles::is_exit;
 use super::messages;
 use super::pyapi;
@@ -239,14 +240,19 @@ impl Connector {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.loop_)?;
-        visit.call(&self.kind)?;
-        visit.call(&self.address)?;
-        visit.call(&self.protocol_factory)?;
-        visit.call(&self.make_transport)?;
-        visit.call(&self.fut)?;
+        visit_all(
+            &visit,
+            &[
+                &self.loop_,
+                &self.kind,
+                &self.address,
+                &self.protocol_factory,
+                &self.make_transport,
+                &self.fut,
+            ],
+        )?;
         if let Ok(transport) = self.transport.try_lock() {
-            visit.call(&*transport)?;
+            transport.visit_with(&visit)?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use pyo3::types::{PyDict, PyTuple};
 use super::context::{copy_current_context, in_context};
 use super::errors::{os_error, shield};
 use super::event_loop::LoopCore;
+use super::gc::visit_all;
 use super::handles::is_exit;
 use super::pyapi;
 use super::sockaddr;
@@ -150,14 +151,19 @@ impl Acceptor {
     }
 
     fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
-        visit.call(&self.loop_)?;
-        visit.call(&self.serving_args)?;
-        visit.call(&self.protocol_factory)?;
-        visit.call(&self.server)?;
-        visit.call(&self.socket_args)?;
-        visit.call(&self.shared_sockname)?;
-        visit.call(&self.context)?;
-        visit.call(&self.make_transport)
+        visit_all(
+            &visit,
+            &[
+                &self.loop_,
+                &self.serving_args,
+                &self.protocol_factory,
+                &self.server,
+                &self.socket_args,
+                &self.shared_sockname,
+                &self.context,
+                &self.make_transport,
+            ],
+        )
     }
 }
 

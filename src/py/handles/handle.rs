@@ -186,7 +186,8 @@ impl Handle {
     /// Everything the handle refers to, for its own `__traverse__` and for the loop's,
     /// which speaks for the handles it hides (`queued`).
     ///
-    /// Call only from a `__traverse__` implementation.
+    /// Call only from a `__traverse__` implementation. Visited field by field rather than
+    /// through `gc::visit_all`: a collection runs this for every handle the loop holds.
     pub(crate) fn visit_references(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&*self.loop_)?;
         // SAFETY: callers are `__traverse__` implementations (documented above).

@@ -53,12 +53,12 @@ unsafe extern "C" fn transport_del(
 /// server (which tracks its transports there).
 fn warn_if_unclosed(shell: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = shell.py();
-    // The class default `_core = None` stands until `__init__` sets it.
-    let core = shell.getattr(intern!(py, "_core"))?;
-    let Ok(core) = core.cast::<StreamTransport>() else {
+    // The class default `_native = None` stands until `__init__` sets it.
+    let native = shell.getattr(intern!(py, "_native"))?;
+    let Ok(native) = native.cast::<StreamTransport>() else {
         return Ok(());
     };
-    if !core.get().socket_open() {
+    if !native.get().socket_open() {
         return Ok(());
     }
     let kwargs = PyDict::new(py);
@@ -72,7 +72,7 @@ fn warn_if_unclosed(shell: &Bound<'_, PyAny>) -> PyResult<()> {
             ),
             Some(&kwargs),
         )?;
-    core.get().close_endpoint(py)?;
+    native.get().close_endpoint(py)?;
     let server = shell.getattr(intern!(py, "_server"))?;
     if !server.is_none() {
         pyapi::server_detach(&server, shell, true)?;

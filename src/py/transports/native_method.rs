@@ -49,7 +49,7 @@ impl NativeMethod {
             .bind(py);
         let native_name = this.native_name.as_ref().map_or(name, |n| n.bind(py));
         let method = instance
-            .getattr(intern!(py, "_core"))?
+            .getattr(intern!(py, "_native"))?
             .getattr(native_name)?;
         instance.setattr(name, &method)?;
         Ok(method)
@@ -100,7 +100,7 @@ impl NativeAttribute {
             .get()
             .ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("NativeAttribute unnamed"))?
             .bind(py);
-        instance.getattr(intern!(py, "_core"))?.getattr(name)
+        instance.getattr(intern!(py, "_native"))?.getattr(name)
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
