@@ -225,6 +225,15 @@ def test_mirrored_function_is_the_one_compared(path):
         "record it (python tests/test_compat.py --record)")
 
 
+@pytest.mark.parametrize("path", sorted(_compat.MIRRORS))
+def test_mirror_location_exists(path):
+    # Where the copy lives must name files that exist, so the next comparison finds it.
+    root = os.path.dirname(HERE)
+    for location in _compat.MIRRORS[path].split(","):
+        file = location.split("(")[0].strip()
+        assert os.path.isfile(os.path.join(root, file)), (path, file)
+
+
 def test_the_native_layer_names_no_private_asyncio_module():
     """The native layer takes private names from ferroloop._compat only."""
     src = os.path.join(os.path.dirname(HERE), "src")

@@ -361,60 +361,64 @@ PROVIDED_TRANSPORT_ATTRIBUTES = (
 # tests/cpython_mirrors.txt; a release that changes one fails tests/test_compat.py until
 # ferroloop's copy is compared again (where it lives is named after the colon).
 MIRRORS = {
-    "asyncio.events.Handle.__init__": "src/py/handles.rs",
-    "asyncio.events.Handle.cancel": "src/py/handles.rs",
-    "asyncio.events.Handle._run": "src/py/handles.rs",
-    "asyncio.events.TimerHandle.__init__": "src/py/handles.rs",
-    "asyncio.events.TimerHandle.cancel": "src/py/handles.rs",
-    "asyncio.events.TimerHandle.__eq__": "src/py/handles.rs",
-    f"{_BASE}.call_soon": "src/py/fastcall.rs, src/py/event_loop.rs",
-    f"{_BASE}._call_soon": "src/py/event_loop.rs",
-    f"{_BASE}.call_soon_threadsafe": "src/py/event_loop.rs",
-    f"{_BASE}.call_later": "src/py/event_loop.rs",
-    f"{_BASE}.call_at": "src/py/event_loop.rs",
-    f"{_BASE}.create_future": "src/py/event_loop.rs",
-    f"{_BASE}.create_task": "src/py/event_loop.rs",
+    "asyncio.events.Handle.__init__": "src/py/handles/handle.rs",
+    "asyncio.events.Handle.cancel": "src/py/handles/handle.rs",
+    "asyncio.events.Handle._run": "src/py/handles/run.rs",
+    "asyncio.events.TimerHandle.__init__": "src/py/handles/timer.rs",
+    "asyncio.events.TimerHandle.cancel": "src/py/handles/timer.rs",
+    "asyncio.events.TimerHandle.__eq__": "src/py/handles/timer.rs",
+    f"{_BASE}.call_soon": "src/py/fastcall/arguments.rs, src/py/event_loop/scheduling.rs",
+    f"{_BASE}._call_soon": "src/py/event_loop/scheduling.rs",
+    f"{_BASE}.call_soon_threadsafe": "src/py/event_loop/scheduling.rs",
+    f"{_BASE}.call_later": "src/py/event_loop/scheduling.rs",
+    f"{_BASE}.call_at": "src/py/event_loop/scheduling.rs",
+    f"{_BASE}.create_future": "src/py/event_loop/tasks.rs",
+    f"{_BASE}.create_task": "src/py/event_loop/tasks.rs",
     f"{_BASE}.run_forever": "python/ferroloop/_compat.py (run_forever)",
-    f"{_BASE}._run_once": "src/py/event_loop.rs",
+    f"{_BASE}._run_once": "src/py/event_loop/run_once.rs, src/runtime/pass_plan.rs",
     f"{_BASE}.create_connection": "python/ferroloop/_loop.py, src/py/connect.rs",
     f"{_BASE}._create_connection_transport": "src/py/connect.rs",
-    f"{_SEL}._add_reader": "src/py/event_loop.rs",
-    f"{_SEL}._remove_reader": "src/py/event_loop.rs",
+    f"{_SEL}._add_reader": "src/py/event_loop/fds.rs, src/runtime/io_registry.rs",
+    f"{_SEL}._remove_reader": "src/py/event_loop/fds.rs, src/runtime/io_registry.rs",
     f"{_SEL}._accept_connection": "src/py/server.rs",
     f"{_SEL}._accept_connection2": "src/py/server.rs",
     "asyncio.selector_events._SelectorTransport.__init__": "python/ferroloop/_transports.py",
-    "asyncio.selector_events._SelectorTransport.close": "src/py/transports/stream.rs",
-    "asyncio.selector_events._SelectorTransport._force_close": "src/py/transports/stream.rs",
+    "asyncio.selector_events._SelectorTransport.close": "src/py/transports/stream/close.rs",
+    "asyncio.selector_events._SelectorTransport._force_close":
+        "src/py/transports/stream/close.rs",
     "asyncio.selector_events._SelectorTransport._call_connection_lost":
-        "src/py/transports/stream.rs",
-    "asyncio.selector_events._SelectorTransport.pause_reading": "src/py/transports/stream.rs",
-    "asyncio.selector_events._SelectorTransport.resume_reading": "src/py/transports/stream.rs",
+        "src/py/transports/stream/close.rs",
+    "asyncio.selector_events._SelectorTransport.pause_reading":
+        "src/py/transports/stream/methods.rs",
+    "asyncio.selector_events._SelectorTransport.resume_reading":
+        "src/py/transports/stream/methods.rs",
     "asyncio.selector_events._SelectorSocketTransport.__init__":
-        "python/ferroloop/_transports.py, src/py/transports/lifecycle.rs",
+        "python/ferroloop/_transports.py, src/py/transports/stream/steps.rs",
     "asyncio.selector_events._SelectorSocketTransport._read_ready__get_buffer":
-        "src/py/transports/stream.rs",
+        "src/py/transports/stream/read.rs",
     "asyncio.selector_events._SelectorSocketTransport._read_ready__data_received":
-        "src/py/transports/stream.rs",
+        "src/py/transports/stream/read.rs",
     "asyncio.selector_events._SelectorSocketTransport._read_ready__on_eof":
-        "src/py/transports/stream.rs",
-    "asyncio.selector_events._SelectorSocketTransport.write": "src/py/transports/stream.rs",
+        "src/py/transports/stream/read.rs",
+    "asyncio.selector_events._SelectorSocketTransport.write":
+        "src/py/transports/stream/write.rs",
     "asyncio.selector_events._SelectorSocketTransport._write_send":
-        "src/py/transports/stream.rs",
+        "src/py/transports/stream/write.rs",
     "asyncio.selector_events._SelectorSocketTransport.writelines":
-        "src/py/transports/stream.rs",
+        "src/py/transports/stream/write.rs",
     "asyncio.selector_events._SelectorSocketTransport.write_eof":
-        "src/py/transports/stream.rs",
+        "src/py/transports/stream/methods.rs",
     "asyncio.selector_events._SelectorSocketTransport._call_connection_lost":
-        "src/py/transports/stream.rs",
+        "src/py/transports/stream/close.rs",
     "asyncio.transports._FlowControlMixin._maybe_pause_protocol":
-        "src/py/transports/stream.rs",
+        "src/py/transports/stream/flow.rs",
     "asyncio.transports._FlowControlMixin._maybe_resume_protocol":
-        "src/py/transports/stream.rs",
+        "src/py/transports/stream/flow.rs",
     "asyncio.transports._FlowControlMixin.set_write_buffer_limits":
         "python/ferroloop/_transports.py",
     "asyncio.transports._FlowControlMixin._set_write_buffer_limits":
-        "src/py/transports/stream.rs (DEFAULT_HIGH_WATER in src/constants.rs)",
+        "src/py/transports/stream/flow.rs (DEFAULT_HIGH_WATER in src/constants.rs)",
 }
 if VERSION >= (3, 14):
-    MIRRORS["asyncio.events._ThreadSafeHandle.cancel"] = "src/py/handles.rs"
-    MIRRORS["asyncio.events._ThreadSafeHandle._run"] = "src/py/handles.rs"
+    MIRRORS["asyncio.events._ThreadSafeHandle.cancel"] = "src/py/handles/threadsafe.rs"
+    MIRRORS["asyncio.events._ThreadSafeHandle._run"] = "src/py/handles/threadsafe.rs"

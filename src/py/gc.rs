@@ -1,5 +1,5 @@
 //! The cycle collector: one way to report references (`Visit`, `visit_all`), and the
-//! tracking primitives the loop uses to hide the handles it alone holds (`queued.rs`).
+//! tracking primitives the loop uses to hide the handles it alone holds (`handles/queued.rs`).
 
 use pyo3::ffi;
 use pyo3::prelude::*;

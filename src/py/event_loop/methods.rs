@@ -1,7 +1,7 @@
 //! `LoopCore`'s Python-facing method table (PyO3 allows one per class): each method runs
 //! under the panic shield and delegates to the module that owns its idea. `call_soon`,
 //! `call_soon_threadsafe`, `call_later`, `call_at` and `get_debug` are installed apart,
-//! by `fastcall.rs`, with argument parsing of their own.
+//! by `fastcall/`, with argument parsing of their own.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;

@@ -1,5 +1,5 @@
 //! `call_soon`, `call_soon_threadsafe`, `call_later` and `call_at` (whose entry points in
-//! `fastcall.rs` parse the arguments), and the steps native transports queue in their
+//! `fastcall/` parse the arguments), and the steps native transports queue in their
 //! place.
 
 use pyo3::prelude::*;
