@@ -1,9 +1,41 @@
 //! How a transport's Python half answers for its native half: `NativeMethod` for a method,
 //! `NativeAttribute` for an attribute; either without a Python frame.
 
+use std::sync::OnceLock;
+
+use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
+
+/// The name a descriptor learns from `__set_name__`.
+#[derive(Default)]
+struct AttributeName(OnceLock<Py<PyString>>);
+
+impl AttributeName {
+    fn set(&self, name: Bound<'_, PyString>) {
+        let _ = self.0.set(name.unbind());
+    }
+
+    fn get<'a, 'py>(&'a self, py: Python<'py>) -> PyResult<&'a Bound<'py, PyString>> {
+        self.0
+            .get()
+            .map(|name| name.bind(py))
+            .ok_or_else(|| PyTypeError::new_err("descriptor used before __set_name__"))
+    }
+
+    fn repr(&self, py: Python<'_>, kind: &str) -> String {
+        match self.0.get() {
+            Some(name) => format!("<{kind} {}>", name.bind(py)),
+            None => format!("<{kind}>"),
+        }
+    }
+}
+
+/// The native half of the transport `instance`.
+fn native_half<'py>(instance: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    instance.getattr(intern!(instance.py(), "_native"))
+}
 
 /// A class attribute of the Python half (`SocketTransport.write = NativeMethod()`) that,
 /// on first use on an instance, binds the native half's method of that name and stores it
@@ -13,7 +45,7 @@ use pyo3::types::PyString;
 #[pyclass(frozen, module = "ferroloop._ferroloop")]
 pub(crate) struct NativeMethod {
     native_name: Option<Py<PyString>>,
-    name: std::sync::OnceLock<Py<PyString>>,
+    name: AttributeName,
 }
 
 #[pymethods]
@@ -24,12 +56,12 @@ impl NativeMethod {
     fn new(native_name: Option<Bound<'_, PyString>>) -> NativeMethod {
         NativeMethod {
             native_name: native_name.map(Bound::unbind),
-            name: std::sync::OnceLock::new(),
+            name: AttributeName::default(),
         }
     }
 
     fn __set_name__(&self, _owner: &Bound<'_, PyAny>, name: Bound<'_, PyString>) {
-        let _ = self.name.set(name.unbind());
+        self.name.set(name);
     }
 
     fn __get__<'py>(
@@ -42,24 +74,15 @@ impl NativeMethod {
             return Ok(slf.clone().into_any());
         };
         let this = slf.get();
-        let name = this
-            .name
-            .get()
-            .ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("NativeMethod unnamed"))?
-            .bind(py);
+        let name = this.name.get(py)?;
         let native_name = this.native_name.as_ref().map_or(name, |n| n.bind(py));
-        let method = instance
-            .getattr(intern!(py, "_native"))?
-            .getattr(native_name)?;
+        let method = native_half(instance)?.getattr(native_name)?;
         instance.setattr(name, &method)?;
         Ok(method)
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        match self.name.get() {
-            Some(name) => format!("<NativeMethod {}>", name.bind(py)),
-            None => "<NativeMethod>".to_owned(),
-        }
+        self.name.repr(py, "NativeMethod")
     }
 }
 
@@ -69,7 +92,7 @@ impl NativeMethod {
 /// assignment to the instance replaces it.
 #[pyclass(frozen, module = "ferroloop._ferroloop")]
 pub(crate) struct NativeAttribute {
-    name: std::sync::OnceLock<Py<PyString>>,
+    name: AttributeName,
 }
 
 #[pymethods]
@@ -77,12 +100,12 @@ impl NativeAttribute {
     #[new]
     fn new() -> NativeAttribute {
         NativeAttribute {
-            name: std::sync::OnceLock::new(),
+            name: AttributeName::default(),
         }
     }
 
     fn __set_name__(&self, _owner: &Bound<'_, PyAny>, name: Bound<'_, PyString>) {
-        let _ = self.name.set(name.unbind());
+        self.name.set(name);
     }
 
     fn __get__<'py>(
@@ -90,23 +113,13 @@ impl NativeAttribute {
         instance: Option<&Bound<'py, PyAny>>,
         _owner: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
         let Some(instance) = instance else {
             return Ok(slf.clone().into_any());
         };
-        let name = slf
-            .get()
-            .name
-            .get()
-            .ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("NativeAttribute unnamed"))?
-            .bind(py);
-        instance.getattr(intern!(py, "_native"))?.getattr(name)
+        native_half(instance)?.getattr(slf.get().name.get(slf.py())?)
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        match self.name.get() {
-            Some(name) => format!("<NativeAttribute {}>", name.bind(py)),
-            None => "<NativeAttribute>".to_owned(),
-        }
+        self.name.repr(py, "NativeAttribute")
     }
 }
