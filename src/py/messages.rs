@@ -22,12 +22,12 @@ pub(crate) fn not_callable(method: &str, repr: &str) -> PyErr {
     ))
 }
 
-/// `call_later`'s check (3.12+), for every CPython.
+/// `call_later`'s check.
 pub(crate) fn delay_none() -> PyErr {
     PyTypeError::new_err("delay must not be None")
 }
 
-/// `call_at`'s check (3.12+), for every CPython.
+/// `call_at`'s check.
 pub(crate) fn when_none() -> PyErr {
     PyTypeError::new_err("when cannot be None")
 }

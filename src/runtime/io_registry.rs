@@ -320,143 +320,120 @@ mod tests {
 
     use super::*;
 
-    type Registry = IoRegistry<&'static str, u32>;
+    /// A registry, its poller, and a connected socket pair to register (`fd`).
+    struct Fixture {
+        poller: Poller,
+        registry: IoRegistry<&'static str, u32>,
+        detached: Detached<&'static str, u32>,
+        fd: RawFd,
+        _pair: (UnixStream, UnixStream),
+    }
 
-    fn fired(registry: &mut Registry, poller: &Poller, event: Event) -> Vec<&'static str> {
-        let mut seen = Vec::new();
-        let mut detached = Detached::default();
-        registry.dispatch(poller, event, &mut detached, |_, c| {
-            seen.push(*c);
-            *c != "cancelled"
-        });
-        seen
+    fn fixture() -> Fixture {
+        let pair = UnixStream::pair().unwrap();
+        Fixture {
+            poller: Poller::new().unwrap(),
+            registry: IoRegistry::default(),
+            detached: Detached::default(),
+            fd: pair.0.as_raw_fd(),
+            _pair: pair,
+        }
+    }
+
+    impl Fixture {
+        fn set(
+            &mut self,
+            fd: RawFd,
+            d: Direction,
+            c: &'static str,
+            f: Option<u32>,
+        ) -> io::Result<()> {
+            self.registry
+                .set(&self.poller, fd, d, c, f, &mut self.detached)
+        }
+
+        fn clear(&mut self, d: Direction) -> bool {
+            self.registry
+                .clear(&self.poller, self.fd, d, &mut self.detached)
+                .unwrap()
+        }
+
+        fn detached(&self) -> Vec<&'static str> {
+            self.detached.callbacks().copied().collect()
+        }
+
+        fn fired(&mut self, event: Event) -> Vec<&'static str> {
+            let mut seen = Vec::new();
+            self.registry
+                .dispatch(&self.poller, event, &mut self.detached, |_, c| {
+                    seen.push(*c);
+                    *c != "cancelled"
+                });
+            seen
+        }
     }
 
     #[test]
     fn interest_follows_reader_and_writer() {
-        let poller = Poller::new().unwrap();
-        let (a, _b) = UnixStream::pair().unwrap();
-        let fd = a.as_raw_fd();
-        let mut registry = Registry::default();
-        let mut detached = Detached::default();
-        registry
-            .set(&poller, fd, Direction::Read, "r", Some(7), &mut detached)
-            .unwrap();
-        registry
-            .set(&poller, fd, Direction::Write, "w", None, &mut detached)
-            .unwrap();
-        assert!(registry.has_user_fds() && !registry.is_empty());
-        assert_eq!(registry.fd_of(|f| *f == 7), Some(fd));
-        let all: Vec<_> = registry.iter().collect();
+        let mut t = fixture();
+        let fd = t.fd;
+        t.set(fd, Direction::Read, "r", Some(7)).unwrap();
+        t.set(fd, Direction::Write, "w", None).unwrap();
+        assert!(t.registry.has_user_fds() && !t.registry.is_empty());
+        assert_eq!(t.registry.fd_of(|f| *f == 7), Some(fd));
+        let all: Vec<_> = t.registry.iter().collect();
         assert_eq!(all, vec![(fd, Some(&7), Some(&"r"), Some(&"w"))]);
-        assert!(registry
-            .clear(&poller, fd, Direction::Read, &mut detached)
-            .unwrap());
-        assert!(!registry
-            .clear(&poller, fd, Direction::Read, &mut detached)
-            .unwrap());
-        assert!(registry
-            .clear(&poller, fd, Direction::Write, &mut detached)
-            .unwrap());
-        assert!(registry.is_empty() && !registry.has_user_fds());
-        assert_eq!(
-            detached.callbacks().copied().collect::<Vec<_>>(),
-            ["r", "w"]
-        );
-        assert_eq!(detached.fileobjs, vec![7]);
+        assert!(t.clear(Direction::Read));
+        assert!(!t.clear(Direction::Read));
+        assert!(t.clear(Direction::Write));
+        assert!(t.registry.is_empty() && !t.registry.has_user_fds());
+        assert_eq!(t.detached(), ["r", "w"]);
+        assert_eq!(t.detached.fileobjs, vec![7]);
     }
 
     #[test]
     fn a_replaced_callback_is_detached() {
-        let poller = Poller::new().unwrap();
-        let (a, _b) = UnixStream::pair().unwrap();
-        let mut registry = Registry::default();
-        let mut detached = Detached::default();
+        let mut t = fixture();
         for callback in ["first", "second"] {
-            registry
-                .set(
-                    &poller,
-                    a.as_raw_fd(),
-                    Direction::Read,
-                    callback,
-                    None,
-                    &mut detached,
-                )
-                .unwrap();
+            t.set(t.fd, Direction::Read, callback, None).unwrap();
         }
-        assert_eq!(detached.callbacks().copied().collect::<Vec<_>>(), ["first"]);
+        assert_eq!(t.detached(), ["first"]);
     }
 
     #[test]
     fn a_failed_registration_keeps_nothing() {
-        let poller = Poller::new().unwrap();
-        let mut registry = Registry::default();
-        let mut detached = Detached::default();
+        let mut t = fixture();
         let closed = {
             let (a, _b) = UnixStream::pair().unwrap();
             a.as_raw_fd()
         };
-        assert!(registry
-            .set(
-                &poller,
-                closed,
-                Direction::Read,
-                "r",
-                Some(1),
-                &mut detached
-            )
-            .is_err());
-        assert!(registry.is_empty());
-        assert_eq!(detached.callbacks().copied().collect::<Vec<_>>(), ["r"]);
-        assert_eq!(detached.fileobjs, vec![1]);
+        assert!(t.set(closed, Direction::Read, "r", Some(1)).is_err());
+        assert!(t.registry.is_empty());
+        assert_eq!(t.detached(), ["r"]);
+        assert_eq!(t.detached.fileobjs, vec![1]);
     }
 
     #[test]
     fn internal_fds_are_not_the_users() {
-        let poller = Poller::new().unwrap();
-        let (a, _b) = UnixStream::pair().unwrap();
-        let mut registry = Registry::default();
-        let mut detached = Detached::default();
-        registry
-            .set(
-                &poller,
-                a.as_raw_fd(),
-                Direction::Read,
-                "r",
-                None,
-                &mut detached,
-            )
-            .unwrap();
-        registry.set_internal(a.as_raw_fd(), true);
-        assert!(!registry.is_empty() && !registry.has_user_fds());
-        registry.set_internal(a.as_raw_fd(), false);
-        assert!(registry.has_user_fds());
+        let mut t = fixture();
+        t.set(t.fd, Direction::Read, "r", None).unwrap();
+        t.registry.set_internal(t.fd, true);
+        assert!(!t.registry.is_empty() && !t.registry.has_user_fds());
+        t.registry.set_internal(t.fd, false);
+        assert!(t.registry.has_user_fds());
     }
 
     #[test]
     fn dispatch_clears_a_callback_that_no_longer_stands() {
-        let poller = Poller::new().unwrap();
-        let (a, _b) = UnixStream::pair().unwrap();
-        let fd = a.as_raw_fd();
-        let mut registry = Registry::default();
-        let mut detached = Detached::default();
-        registry
-            .set(
-                &poller,
-                fd,
-                Direction::Write,
-                "cancelled",
-                None,
-                &mut detached,
-            )
-            .unwrap();
+        let mut t = fixture();
+        t.set(t.fd, Direction::Write, "cancelled", None).unwrap();
         let event = Event {
-            token: token(fd),
+            token: token(t.fd),
             readable: true,
             writable: true,
         };
-        assert_eq!(fired(&mut registry, &poller, event), ["cancelled"]);
-        assert!(registry.is_empty());
-        assert!(fired(&mut registry, &poller, event).is_empty());
+        assert_eq!(t.fired(event), ["cancelled"]);
+        assert!(t.registry.is_empty());
+        assert!(t.fired(event).is_empty());
     }
 }

@@ -13,7 +13,6 @@ use super::LoopCore;
 use crate::py::errors::os_error;
 use crate::py::handles::{self, Handle};
 use crate::py::messages;
-use crate::py::transports::{StreamTransport, WatchId};
 use crate::runtime::io_registry::Direction;
 
 /// Settles a registry change: after one that succeeded, the Handles it detached are
@@ -117,7 +116,7 @@ impl LoopCore {
 
     /// Sets the reader or writer of `fd`. A Handle it replaces is cancelled, as asyncio's
     /// selector loop does.
-    fn register(
+    pub(super) fn register(
         &self,
         py: Python<'_>,
         fd: RawFd,
@@ -162,23 +161,6 @@ impl LoopCore {
             }
         };
         settle(py, result, detached)
-    }
-
-    /// Registers a native transport as the reader or writer of its fd.
-    pub(crate) fn watch_transport(
-        &self,
-        transport: &Bound<'_, StreamTransport>,
-        fd: RawFd,
-        direction: Direction,
-        id: WatchId,
-    ) -> PyResult<()> {
-        let callback = IoCallback::Transport(transport.clone().unbind(), id);
-        self.register(transport.py(), fd, direction, callback, None)
-    }
-
-    /// Unregisters the reader or writer of `fd` (a no-op when there is none).
-    pub(crate) fn unwatch(&self, py: Python<'_>, fd: RawFd, direction: Direction) -> PyResult<()> {
-        self.unregister(py, fd, direction).map(drop)
     }
 
     /// `(fd, fileobj, reader, writer)` for every registered fd.

@@ -6,6 +6,7 @@ use std::os::fd::RawFd;
 
 use pyo3::prelude::*;
 
+use super::queues::{IoCallback, Ready};
 use super::LoopCore;
 use crate::py::handles::HandleLoop;
 use crate::py::transports::{Step, StreamTransport, TransportLoop, WatchId};
@@ -33,20 +34,24 @@ impl TransportLoop for LoopCore {
         direction: Direction,
         id: WatchId,
     ) -> PyResult<()> {
-        LoopCore::watch_transport(self, transport, fd, direction, id)
+        let callback = IoCallback::Transport(transport.clone().unbind(), id);
+        self.register(transport.py(), fd, direction, callback, None)
     }
 
     fn unwatch(&self, py: Python<'_>, fd: RawFd, direction: Direction) -> PyResult<()> {
-        LoopCore::unwatch(self, py, fd, direction)
+        self.unregister(py, fd, direction).map(drop)
     }
 
+    /// Refused, as `call_soon` would refuse the Handle, once the loop is closed.
     fn push_step(
         &self,
         py: Python<'_>,
         transport: Py<StreamTransport>,
         step: Step,
     ) -> PyResult<()> {
-        LoopCore::push_step(self, py, transport, step)
+        self.check_closed()?;
+        self.state(py).ready.push(Ready::Step(transport, step));
+        Ok(())
     }
 
     fn push_wake(

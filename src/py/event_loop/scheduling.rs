@@ -1,6 +1,5 @@
 //! `call_soon`, `call_soon_threadsafe`, `call_later` and `call_at` (whose entry points in
-//! `fastcall/` parse the arguments), and the steps native transports queue in their
-//! place.
+//! `fastcall/` parse the arguments).
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -8,10 +7,9 @@ use pyo3::types::PyTuple;
 use super::clock::seconds;
 use super::queues::Ready;
 use super::LoopCore;
-use crate::py::handles::{Due, Handle, Queued, ThreadSafeHandle, TimerHandle};
+use crate::py::handles::{Due, Handle, HandleLoop, Queued, ThreadSafeHandle, TimerHandle};
 use crate::py::messages;
 use crate::py::pyapi;
-use crate::py::transports::{Step, StreamTransport};
 
 impl LoopCore {
     /// asyncio checks callbacks only in debug mode; a non-callable is refused always, since
@@ -34,19 +32,6 @@ impl LoopCore {
                 messages::not_callable(method, &callback.repr()?.to_string())
             });
         }
-        Ok(())
-    }
-
-    /// Queues a step of a native transport's life, where `call_soon` would have queued
-    /// its Handle (and, as `call_soon` would, refuses once the loop is closed).
-    pub(crate) fn push_step(
-        &self,
-        py: Python<'_>,
-        transport: Py<StreamTransport>,
-        step: Step,
-    ) -> PyResult<()> {
-        self.check_closed()?;
-        self.state(py).ready.push(Ready::Step(transport, step));
         Ok(())
     }
 
@@ -187,11 +172,11 @@ impl LoopCore {
         Py::new(py, handle)
     }
 
-    /// A timer in the heap was cancelled: it counts towards the heap's compaction.
+    /// `_timer_handle_cancelled`: a timer cancelled while in the heap counts towards the
+    /// heap's compaction.
     pub(crate) fn timer_handle_cancelled(&self, timer: &Bound<'_, TimerHandle>) {
-        let py = timer.py();
         if timer.get().is_scheduled() {
-            self.state(py).timers.note_cancelled();
+            HandleLoop::timer_cancelled(self, timer.py());
         }
     }
 }
