@@ -26,7 +26,7 @@ VENV ?= $(if $(filter python3,$(PY)),.venv,.venv-$(PYVER))
 VPY := $(VENV)/bin/python
 export PYO3_PYTHON := $(abspath $(VPY))
 
-.PHONY: run test build loadgen wrk cargo-test pytest conformance bench lint clean wheels \
+.PHONY: run test build loadgen wrk tmux cargo-test pytest conformance bench lint clean wheels \
 	soak thirdparty
 
 $(VENV)/.deps: requirements-dev.txt
@@ -56,7 +56,7 @@ cargo-test: $(VENV)/.deps
 loadgen:
 	cargo build --release -q -p ferroloop-loadgen
 
-pytest: build loadgen wrk
+pytest: build loadgen wrk tmux
 	$(VPY) -m pytest -q tests
 
 conformance: build
@@ -95,6 +95,10 @@ bench: build loadgen wrk
 # wrk (Debian's package) loads the HTTP rows of the bench.
 wrk:
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+# The monitor's terminal view is tested in tmux.
+tmux:
+	command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; }
 
 $(VENV)/.lint: requirements-lint.txt $(VENV)/.deps
 	$(VPY) -m pip install -q -r requirements-lint.txt

@@ -93,10 +93,12 @@ def test_private_dependency(dep):
     if dep.instance:
         import asyncio
         owner, name = dep.where.rsplit(".", 1)
+        cls = resolve(owner)
         loop = asyncio.SelectorEventLoop()
         try:
-            assert isinstance(loop, resolve(owner)) and hasattr(loop, name), (
-                f"{dep.where}: asyncio's loop has no {name} in {CPYTHON}. {advice}")
+            obj = cls([], loop=loop) if issubclass(cls, asyncio.Future) else loop
+            assert isinstance(obj, cls) and hasattr(obj, name), (
+                f"{dep.where}: asyncio's {cls.__name__} has no {name} in {CPYTHON}. {advice}")
         finally:
             loop.close()
         return

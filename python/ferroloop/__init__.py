@@ -11,13 +11,15 @@ While CPython still has event loop policies (deprecated in 3.14, gone in 3.16),
 """
 
 import asyncio as _asyncio
+import functools as _functools
 
 from . import _compat, _policy
 from ._ferroloop import Handle, TimerHandle, __version__, build_profile
 from ._loop import Loop
+from ._tasks import format_tasks
 
-__all__ = ("Loop", "Handle", "TimerHandle", "new_event_loop", "run", "__version__",
-           "build_profile")
+__all__ = ("Loop", "Handle", "TimerHandle", "new_event_loop", "run", "format_tasks",
+           "__version__", "build_profile")
 
 
 def new_event_loop():
@@ -25,9 +27,15 @@ def new_event_loop():
     return Loop()
 
 
-def run(main, *, debug=None):
-    """Runs the coroutine ``main`` on a new ferroloop loop, as ``asyncio.run`` does."""
-    with _asyncio.Runner(loop_factory=new_event_loop, debug=debug) as runner:
+def run(main, *, debug=None, watchdog=None, monitor=None):
+    """Runs the coroutine ``main`` on a new ferroloop loop, as ``asyncio.run`` does.
+
+    ``watchdog`` (seconds) and ``monitor`` (a socket path) are ``Loop``'s: see
+    "Finding what blocks your loop" in the README."""
+    factory = new_event_loop
+    if watchdog is not None or monitor is not None:
+        factory = _functools.partial(Loop, watchdog=watchdog, monitor=monitor)
+    with _asyncio.Runner(loop_factory=factory, debug=debug) as runner:
         return runner.run(main)
 
 

@@ -1,15 +1,25 @@
-"""python -m ferroloop [script.py | - | -m module] [args ...]
+"""python -m ferroloop [--watchdog SECONDS] [--monitor PATH] [script.py | - | -m module] [args ...]
+python -m ferroloop monitor PATH
 
 Runs a script (a file, `-` for standard input, or a module) with ferroloop as asyncio's
 event loop: sys.argv, __main__, sys.path[0] and the exit code are as `python script.py`
 would have them. With no arguments, runs the demo.
+
+--watchdog SECONDS logs what blocks the loop for that long, while it blocks
+(FERROLOOP_WATCHDOG); --monitor PATH serves a live view on that Unix socket
+(FERROLOOP_MONITOR), which `python -m ferroloop monitor PATH` shows.
 """
 
 import os
 import runpy
 import sys
 
-USAGE = "usage: python -m ferroloop [script.py | - | -m module] [args ...]"
+USAGE = ("usage: python -m ferroloop [--watchdog SECONDS] [--monitor PATH] "
+         "[script.py | - | -m module] [args ...]\n"
+         "       python -m ferroloop monitor PATH")
+
+# Options before the script, and the environment variable each sets for its loops.
+OPTIONS = {"--watchdog": "FERROLOOP_WATCHDOG", "--monitor": "FERROLOOP_MONITOR"}
 
 
 def _run_source(path, source):
@@ -37,6 +47,23 @@ def main(argv=None):
         from . import __version__
         print(f"ferroloop {__version__}")
         return 0
+    if argv[0] == "monitor":
+        if len(argv) != 2:
+            print(USAGE, file=sys.stderr)
+            return 2
+        from ._monitor import main as monitor
+        return monitor(argv[1])
+    while argv and argv[0].split("=", 1)[0] in OPTIONS:
+        option, _, value = argv.pop(0).partition("=")
+        if not value:
+            if not argv:
+                print(USAGE, file=sys.stderr)
+                return 2
+            value = argv.pop(0)
+        os.environ[OPTIONS[option]] = value
+    if not argv:
+        from ._demo import main as demo
+        return demo()
 
     from . import _compat, _policy
     # asyncio.run() and new_event_loop() in the script make ferroloop loops; on 3.14+

@@ -13,10 +13,11 @@ Public APIs and the running CPython's own methods are used wherever they do the 
 what is here is what they cannot do.
 """
 
+import asyncio
 import sys
 import warnings
 from asyncio import (base_events, constants, events, format_helpers, futures,
-                     selector_events, transports, trsock)
+                     selector_events, tasks, transports, trsock)
 from typing import NamedTuple
 
 VERSION = sys.version_info[:2]
@@ -175,6 +176,19 @@ else:
 
 HAS_POLICIES = hasattr(events, "set_event_loop_policy")
 
+# asyncio.capture_call_graph (3.14+) knows who awaits whom, gather() and TaskGroup included.
+HAS_CALL_GRAPH = hasattr(asyncio, "capture_call_graph")
+
+
+def awaited_future(task):
+    """The future a task waits for, or None (3.11-3.13)."""
+    return getattr(task, "_fut_waiter", None)
+
+
+def gathering_children(future):
+    """The futures a gather() future waits for (3.11-3.13), or () for any other future."""
+    return getattr(future, "_children", ()) if isinstance(future, tasks._GatheringFuture) else ()
+
 
 def default_policy_class():
     """asyncio's default policy class, without the DeprecationWarning 3.14 attaches to
@@ -211,7 +225,8 @@ class Private(NamedTuple):
     own code calls), "provides" (an attribute CPython's code reads of ferroloop's objects).
     ``params``: for callables, the parameters ferroloop passes or accepts, as in CPython's
     signature on this version (None: not checked). ``why``: the reason. ``instance``: an
-    attribute asyncio sets on each loop rather than on its class.
+    attribute asyncio sets on each instance (of a loop, or of a future made with no
+    children) rather than on its class.
     """
     where: str
     use: str
@@ -332,6 +347,12 @@ DEPENDENCIES = (
     Private(f"{_BASE}._run_forever_cleanup", "calls",
             "run_forever is the running version's own clean-up after the native run loop",
             ()) if VERSION >= (3, 13) else None,
+    Private("asyncio.tasks.Task._fut_waiter", "reads",
+            "format_tasks on 3.11-3.13 finds the future each task waits for")
+    if VERSION < (3, 14) else None,
+    Private("asyncio.tasks._GatheringFuture._children", "reads",
+            "format_tasks on 3.11-3.13 shows gather()'s tasks under the task awaiting them",
+            instance=True) if VERSION < (3, 14) else None,
     Private("asyncio.events._ThreadSafeHandle", "reads",
             "call_soon_threadsafe's handles are instances of it, as on asyncio")
     if VERSION >= (3, 14) else None,

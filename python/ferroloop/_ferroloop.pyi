@@ -1,6 +1,7 @@
 """Type stubs for ferroloop's native module (checked by stubtest: `make lint`)."""
 
 import contextvars
+import os
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any, final
@@ -120,7 +121,9 @@ class LoopCore:
                           context: contextvars.Context | None = None) -> StreamTransport: ...
     def _reveal_shared_handles(self) -> None: ...
     def _close_native(self) -> None: ...
-    def _stats(self) -> dict[str, int]: ...
+    def _stats(self) -> dict[str, Any]: ...
+    def _watch(self, threshold: float | None = None,
+               monitor: str | os.PathLike[str] | None = None) -> None: ...
     def _timer_handle_cancelled(self, handle: TimerHandle) -> None: ...
     _closed: bool
     _stopping: bool
@@ -131,6 +134,7 @@ class LoopCore:
     _timer_cancelled_count: int
     _ready: list[Handle]
     _scheduled: list[TimerHandle]
+    slow_callback_duration: Any
 
 @final
 class StreamTransport:

@@ -153,15 +153,41 @@ def _before_full_collection(phase, info):
 gc.callbacks.append(_before_full_collection)
 
 
-class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
-    """asyncio's event loop, with its core in Rust. Subclass it like any event loop."""
+def _watchdog_from_environment():
+    value = os.environ.get("FERROLOOP_WATCHDOG", "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"FERROLOOP_WATCHDOG must be a number of seconds, not {value!r}") \
+            from None
 
-    def __init__(self):
+
+class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
+    """asyncio's event loop, with its core in Rust. Subclass it like any event loop.
+
+    ``watchdog``: seconds a callback may run before a native thread logs what blocks the
+    loop, and where (default: ``$FERROLOOP_WATCHDOG``, else off). ``monitor``: a Unix
+    socket path for ``python -m ferroloop monitor PATH`` (default: ``$FERROLOOP_MONITOR``).
+    """
+
+    def __init__(self, *, watchdog=None, monitor=None):
         super().__init__(_Registrations(self))
         # asyncio's WeakValueDictionary, natively: a connection registers and leaves
         # without running Python frames for it.
         self._transports = _ferroloop.TransportRegistry()
         _open_loops.add(self)
+        if watchdog is None:
+            watchdog = _watchdog_from_environment()
+        if monitor is None:
+            monitor = os.environ.get("FERROLOOP_MONITOR") or None
+        if watchdog is not None or monitor is not None:
+            try:
+                self._watch(watchdog, monitor)
+            except BaseException:
+                self.close()
+                raise
 
     def _ensure_fd_no_transport(self, fd):
         # An fd no transport holds, the usual case, is answered here: asyncio's own check
@@ -306,5 +332,8 @@ class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
             _open_loops.discard(self)
 
     def stats(self):
-        """Counters since the loop was created (passes, callbacks, timers, polls, ...)."""
+        """Counters since the loop was created: passes, callbacks, timers, polls, the
+        loop's lag (how late due timers ran), pass durations, the longest callback and
+        how many took ``slow_callback_duration`` or longer. Times are in seconds;
+        histograms map each bucket's upper bound to its count."""
         return self._stats()

@@ -1,9 +1,8 @@
-//! Counters cheap enough to leave on: plain integers bumped on the loop thread.
+//! Counters cheap enough to leave on: plain integers bumped on the loop thread, read
+//! with the GIL (those other threads read are in `activity`).
 
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Stats {
-    /// Passes of the loop (`_run_once` calls).
-    pub(crate) iterations: u64,
     /// Timers moved to the ready queue because they were due.
     pub(crate) timers_fired: u64,
     /// Waits that blocked in the kernel, and waits that only checked (timeout 0).

@@ -125,6 +125,14 @@ pub(crate) fn monotonic_ns() -> i64 {
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
+/// The CPU's time-stamp counter, where there is one: cheaper to read than any clock.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn time_stamp_counter() -> u64 {
+    // SAFETY: RDTSC reads a register and has no preconditions on x86-64; it is `unsafe`
+    // only because some kernels may forbid it, which Linux does not for user space.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
 /// The clock's resolution in seconds, as `time.get_clock_info('monotonic').resolution`.
 pub(crate) fn monotonic_resolution() -> f64 {
     let mut ts = libc::timespec {

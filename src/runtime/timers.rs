@@ -141,12 +141,12 @@ impl<T> TimerHeap<T> {
         self.heap.peek().map(|e| from_order_key(e.key))
     }
 
-    /// Pops the earliest timer if it is due before `end_time`.
-    pub(crate) fn pop_due(&mut self, end_time: f64) -> Option<T> {
+    /// Pops the earliest timer, and when it was due, if it is due before `end_time`.
+    pub(crate) fn pop_due(&mut self, end_time: f64) -> Option<(f64, T)> {
         if self.heap.peek()?.key >= order_key(end_time) {
             return None;
         }
-        self.heap.pop().map(|e| e.item)
+        self.heap.pop().map(|e| (from_order_key(e.key), e.item))
     }
 
     /// Empties the heap (loop close); the caller releases what it gets.
@@ -185,10 +185,10 @@ mod tests {
         heap.push(1.0, "a2");
         heap.push(3.0, "c");
         assert_eq!(heap.next_when(), Some(1.0));
-        assert_eq!(heap.pop_due(2.5), Some("a1"));
-        assert_eq!(heap.pop_due(2.5), Some("a2"));
-        assert_eq!(heap.pop_due(2.5), Some("b"));
-        assert_eq!(heap.pop_due(2.5), None);
+        assert_eq!(heap.pop_due(2.5).map(|(_, t)| t), Some("a1"));
+        assert_eq!(heap.pop_due(2.5).map(|(_, t)| t), Some("a2"));
+        assert_eq!(heap.pop_due(2.5).map(|(_, t)| t), Some("b"));
+        assert_eq!(heap.pop_due(2.5).map(|(_, t)| t), None);
         assert_eq!(heap.ordered(), vec![&"c"]);
     }
 
@@ -215,7 +215,7 @@ mod tests {
                 let end = (next() % 1000) as f64 / 10.0 + 1.0;
                 reference.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                 let expected = (reference[0].0 < end).then(|| reference.remove(0).1);
-                assert_eq!(heap.pop_due(end), expected, "round {round}");
+                assert_eq!(heap.pop_due(end).map(|(_, t)| t), expected, "round {round}");
             }
             assert_eq!(heap.len(), reference.len());
         }
@@ -247,8 +247,8 @@ mod tests {
     fn due_means_strictly_before_end_time() {
         let mut heap = TimerHeap::default();
         heap.push(1.0, ());
-        assert_eq!(heap.pop_due(1.0), None);
-        assert_eq!(heap.pop_due(1.0 + 1e-9), Some(()));
+        assert_eq!(heap.pop_due(1.0).map(|(_, t)| t), None);
+        assert_eq!(heap.pop_due(1.0 + 1e-9).map(|(_, t)| t), Some(()));
     }
 
     #[test]
@@ -282,7 +282,7 @@ mod tests {
         assert_eq!(heap.len(), 50);
         assert_eq!(heap.cancelled_count(), 0);
         let mut order = Vec::new();
-        while let Some(i) = heap.pop_due(f64::INFINITY) {
+        while let Some(i) = heap.pop_due(f64::INFINITY).map(|(_, t)| t) {
             order.push(i);
         }
         assert_eq!(order, (0..200).step_by(4).collect::<Vec<_>>());

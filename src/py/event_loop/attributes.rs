@@ -11,6 +11,8 @@ use pyo3::types::{PyBool, PyDict};
 use super::slots::WhileRunning;
 use super::LoopCore;
 use crate::py::messages;
+use crate::runtime::ticks;
+use pyo3::exceptions::PyAttributeError;
 
 /// The bits of `LoopCore::debug`.
 const DEBUG_ON: u8 = 1;
@@ -107,6 +109,19 @@ impl LoopCore {
         } else {
             Ok(())
         }
+    }
+
+    /// `slow_callback_duration = value`: a number of seconds, or anything else (which no
+    /// callback's time reaches).
+    pub(super) fn set_slow_threshold(&self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let value = value.ok_or_else(|| {
+            PyAttributeError::new_err("cannot delete attribute 'slow_callback_duration'")
+        })?;
+        let secs = value.extract::<f64>().ok();
+        self.activity
+            .set_slow_threshold(secs.and_then(ticks::from_secs));
+        self.slow_callback_duration.set(Some(value));
+        Ok(())
     }
 
     pub(super) fn resolution(&self) -> f64 {

@@ -1,8 +1,9 @@
 //! The loop's life: made, closed, counted, and seen by the cycle collector.
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -12,6 +13,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use super::clock::CLOCK_OVERRIDDEN;
 use super::queues::{IoCallback, IoDetached, Ready};
 use super::slots::ObjectSlot;
+use super::watch::Watch;
 use super::{LoopCore, LoopState};
 use crate::py::errors::os_error;
 use crate::py::gc::{visit_all, Visit};
@@ -19,6 +21,7 @@ use crate::py::gil_cell::GilCell;
 use crate::py::handles::{Handle, HandlePool, TimerHandle};
 use crate::py::messages;
 use crate::py::pyapi;
+use crate::runtime::activity::{Activity, SpansSnapshot, BUCKET_BOUNDS_NS};
 use crate::runtime::clock;
 use crate::runtime::io_registry::IoRegistry;
 use crate::runtime::pass_plan::PassPlan;
@@ -26,6 +29,8 @@ use crate::runtime::poller::EventBuffer;
 use crate::runtime::ready::ReadyQueue;
 use crate::runtime::selector::Selector;
 use crate::runtime::stats::Stats;
+use crate::runtime::sync::lock;
+use crate::runtime::ticks;
 use crate::runtime::timers::TimerHeap;
 
 impl LoopCore {
@@ -48,13 +53,15 @@ impl LoopCore {
             }),
             events: Mutex::new((EventBuffer::default(), Vec::new())),
             closed: AtomicBool::new(false),
-            callbacks_run: AtomicU64::new(0),
+            activity: Arc::new(Activity::new()),
+            watch: Mutex::default(),
             stopping: AtomicBool::new(false),
             debug: AtomicU8::new(0),
             debug_value: ObjectSlot::default(),
             clock_resolution: AtomicU64::new(clock::resolution().to_bits()),
             thread_id: ObjectSlot::default(),
             current_handle: ObjectSlot::default(),
+            slow_callback_duration: ObjectSlot::default(),
             while_running: GilCell::new(None),
             threadsafe_handles: behaviour.threadsafe_handles,
             clock_replaced: AtomicU8::new(if overridden { CLOCK_OVERRIDDEN } else { 0 }),
@@ -64,6 +71,7 @@ impl LoopCore {
     /// Lets go of everything the loop holds and closes its epoll and eventfd descriptors.
     pub(super) fn close_native(&self, py: Python<'_>) {
         self.closed.store(true, Relaxed);
+        self.stop_watch(py);
         let mut detached = IoDetached::default();
         let (ready, timers, selector) = {
             let mut state = self.state(py);
@@ -79,6 +87,24 @@ impl LoopCore {
             )
         };
         drop((ready, timers, detached, selector));
+    }
+
+    /// Starts the watchdog and the monitor (`watch.rs`); `close` stops them.
+    pub(super) fn start_watch(
+        slf: &Bound<'_, Self>,
+        threshold: Option<f64>,
+        monitor: Option<PathBuf>,
+    ) -> PyResult<()> {
+        let this = slf.get();
+        let started = Watch::start(slf.as_any(), &this.activity, threshold, monitor)?;
+        let replaced = std::mem::replace(&mut *lock(&this.watch), started);
+        replaced.stop(slf.py());
+        Ok(())
+    }
+
+    fn stop_watch(&self, py: Python<'_>) {
+        let watch = std::mem::take(&mut *lock(&self.watch));
+        watch.stop(py);
     }
 
     /// Tracks again every queued handle someone else also holds (see `_reveal_shared_handles`).
@@ -106,9 +132,10 @@ impl LoopCore {
                 state.timers.cancelled_count(),
             )
         };
+        let a = self.activity.snapshot();
         let d = PyDict::new(py);
-        d.set_item("iterations", s.iterations)?;
-        d.set_item("callbacks", self.callbacks_run.load(Relaxed))?;
+        d.set_item("iterations", a.passes)?;
+        d.set_item("callbacks", a.callbacks)?;
         d.set_item("timers_fired", s.timers_fired)?;
         d.set_item("blocking_polls", s.blocking_polls)?;
         d.set_item("nonblocking_polls", s.nonblocking_polls)?;
@@ -117,6 +144,16 @@ impl LoopCore {
         d.set_item("ready", ready)?;
         d.set_item("timers", timers)?;
         d.set_item("timers_cancelled", cancelled)?;
+        d.set_item("lag", spans(py, &a.lag)?)?;
+        d.set_item("pass_duration", spans(py, &a.pass)?)?;
+        d.set_item("slow_callbacks", a.slow_callbacks)?;
+        let longest = (a.longest.ticks > 0).then(|| {
+            let longest = PyDict::new(py);
+            longest.set_item("seconds", ticks::to_secs(a.longest.ticks))?;
+            longest.set_item("callback", &a.longest.text)?;
+            PyResult::Ok(longest)
+        });
+        d.set_item("longest_callback", longest.transpose()?)?;
         Ok(d)
     }
 
@@ -185,6 +222,7 @@ impl LoopCore {
         }
         self.current_handle.visit(visit)?;
         self.debug_value.visit(visit)?;
+        self.slow_callback_duration.visit(visit)?;
         // SAFETY: this is called from `__traverse__` only.
         if let Ok(kept) = unsafe { self.while_running.try_borrow_in_traverse() } {
             if let Some(w) = kept.as_ref() {
@@ -216,6 +254,23 @@ impl LoopCore {
                 .and_then(|mut b| b.take())
         });
         let debug_value = self.debug_value.try_take();
-        drop((taken, detached, bound, debug_value));
+        let slow = self.slow_callback_duration.try_take();
+        drop((taken, detached, bound, debug_value, slow));
     }
+}
+
+/// `{'count', 'sum', 'max', 'histogram'}` in seconds; the histogram maps each bucket's upper
+/// bound (the last is infinity) to its count.
+fn spans<'py>(py: Python<'py>, s: &SpansSnapshot) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("count", s.count)?;
+    d.set_item("sum", s.sum_ns as f64 * 1e-9)?;
+    d.set_item("max", s.max_ns as f64 * 1e-9)?;
+    let histogram = PyDict::new(py);
+    let bounds = BUCKET_BOUNDS_NS.map(|ns| ns as f64 * 1e-9);
+    for (bound, count) in bounds.iter().chain([&f64::INFINITY]).zip(s.buckets) {
+        histogram.set_item(bound, count)?;
+    }
+    d.set_item("histogram", histogram)?;
+    Ok(d)
 }

@@ -220,6 +220,31 @@ impl LoopCore {
         self.reveal_shared_handles(py);
     }
 
+    /// Starts the watchdog (`threshold`, seconds) and the monitor (`monitor`, a socket
+    /// path), either or both.
+    #[pyo3(signature = (threshold=None, monitor=None))]
+    fn _watch(
+        slf: &Bound<'_, Self>,
+        threshold: Option<f64>,
+        monitor: Option<std::path::PathBuf>,
+    ) -> PyResult<()> {
+        shield(|| Self::start_watch(slf, threshold, monitor))
+    }
+
+    /// asyncio's `slow_callback_duration`, kept natively: the loop counts the callbacks
+    /// that take this long (`stats()["slow_callbacks"]`), debug mode or not.
+    #[getter]
+    fn slow_callback_duration(&self, py: Python<'_>) -> Py<PyAny> {
+        self.slow_callback_duration
+            .get(py)
+            .unwrap_or_else(|| py.None())
+    }
+
+    #[setter]
+    fn set_slow_callback_duration(&self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        shield(|| self.set_slow_threshold(value))
+    }
+
     /// Counters since the loop was created: cheap enough to leave on.
     fn _stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.stats(py)

@@ -16,7 +16,8 @@
 //! - `attributes`, `slots`: asyncio's private loop attributes, some read by other threads;
 //! - `lifetime`: creation, closing, counters and the collector's view;
 //! - `links`: how the handles and transports it makes reach it;
-//! - `wake`: waking a waiter without a Handle.
+//! - `wake`: waking a waiter without a Handle;
+//! - `watch`: the watchdog and the monitor, and what they say of a callback.
 
 mod attributes;
 mod clock;
@@ -30,14 +31,16 @@ mod scheduling;
 mod slots;
 mod tasks;
 mod wake;
+mod watch;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 
 use super::gil_cell::GilCell;
 use super::handles::{HandlePool, Queued, TimerHandle};
+use crate::runtime::activity::Activity;
 use crate::runtime::io_registry::IoRegistry;
 use crate::runtime::pass_plan::PassPlan;
 use crate::runtime::poller::{Event, EventBuffer};
@@ -48,6 +51,7 @@ use crate::runtime::timers::TimerHeap;
 
 use queues::{IoCallback, Ready};
 use slots::{ObjectSlot, WhileRunning};
+use watch::Watch;
 
 /// What the loop schedules, behind one `GilCell`.
 struct LoopState {
@@ -71,8 +75,10 @@ pub(crate) struct LoopCore {
     events: Mutex<(EventBuffer, Vec<Event>)>,
     closed: AtomicBool,
     stopping: AtomicBool,
-    /// Callbacks run, for `stats()`; counted outside the state.
-    callbacks_run: AtomicU64,
+    /// The always-on counters and the running callback, for any thread (`runtime::activity`).
+    activity: Arc<Activity>,
+    /// The watchdog and the monitor, when asked for (`watch.rs`).
+    watch: Mutex<Watch>,
     /// Debug mode: its truth (`DEBUG_ON`), and whether `set_debug` was given something
     /// other than a bool (`DEBUG_OBJECT`), kept in `debug_value` for `get_debug` to return
     /// as asyncio's does.
@@ -81,6 +87,8 @@ pub(crate) struct LoopCore {
     clock_resolution: AtomicU64,
     thread_id: ObjectSlot,
     current_handle: ObjectSlot,
+    /// What `slow_callback_duration` was set to; the activity keeps it in ticks.
+    slow_callback_duration: ObjectSlot,
     /// Objects that refer to the loop, made once per run rather than once per use. Set
     /// only while running: each is a reference cycle, and an idle loop must stay
     /// free-able by reference counting.

@@ -8,12 +8,13 @@ use std::time::Duration;
 use pyo3::prelude::*;
 
 use super::queues::{IoCallback, IoDetached, Ready};
-use super::{LoopCore, LoopState};
+use super::{watch, LoopCore, LoopState};
 use crate::py::errors::os_error;
 use crate::py::handles::{self, Handle, Queued, TimerHandle};
 use crate::py::messages;
 use crate::py::pyapi;
 use crate::py::transports;
+use crate::runtime::activity::Activity;
 use crate::runtime::clock;
 use crate::runtime::pass_plan::{Fds, Wait};
 use crate::runtime::poller::PollFd;
@@ -26,6 +27,7 @@ impl LoopState {
         py: Python<'_>,
         now: Option<f64>,
         resolution: f64,
+        activity: &Activity,
         batch: &mut VecDeque<Ready>,
     ) {
         if !self.timers.is_empty() {
@@ -38,7 +40,10 @@ impl LoopState {
                 resolution
             };
             let end_time = now + window;
-            while let Some(timer) = self.timers.pop_due(end_time) {
+            while let Some((when, timer)) = self.timers.pop_due(end_time) {
+                // The loop's lag: how late the timer is taken (never negative: the
+                // window takes timers a little early).
+                activity.lag.add(((now - when).max(0.0) * 1e9) as u64);
                 timer.get().get().unscheduled();
                 self.stats.timers_fired += 1;
                 self.ready.push(Ready::Handle(timer.into_handle(py)));
@@ -56,10 +61,10 @@ impl LoopCore {
         let this = slf.get();
         let mut purged = Vec::new();
         let now = Self::replaced_now(slf)?;
+        this.activity.count_pass();
         let poll = {
             let mut state = this.state(py);
             let state = &mut *state;
-            state.stats.iterations += 1;
             state
                 .timers
                 .purge(|t| TimerHandle::is_cancelled(t.get().bind(py)), &mut purged);
@@ -76,7 +81,7 @@ impl LoopCore {
             );
             match wait {
                 Wait::Skip => {
-                    state.collect_ready(py, now, this.resolution(), batch);
+                    state.collect_ready(py, now, this.resolution(), &this.activity, batch);
                     None
                 }
                 wait @ Wait::Poll(timeout) => {
@@ -150,7 +155,7 @@ impl LoopCore {
                     );
                 }
             }
-            state.collect_ready(py, now, this.resolution(), batch);
+            state.collect_ready(py, now, this.resolution(), &this.activity, batch);
         }
         drop(events_guard);
         drop(detached);
@@ -173,9 +178,11 @@ impl LoopCore {
         let py = slf.py();
         let this = slf.get();
         let debug = this.debug();
-        let mut ran = 0u64;
+        let mut timing = this.activity.batch();
         let mut outcome = Ok(());
         while let Some(entry) = batch.pop_front() {
+            let (object, kind) = watch::running(&entry);
+            timing.enter(object.as_ptr() as usize, kind);
             let result = match &entry {
                 Ready::Handle(queued) if debug => Self::run_debug(slf, queued.get().bind(py)),
                 Ready::Handle(queued) => handles::run(queued.get().bind(py)),
@@ -200,9 +207,12 @@ impl LoopCore {
                     .and_then(|handle| Self::run_debug(slf, &handle)),
                 Ready::Wake(wake) => wake.run(slf),
             };
+            // Before the entry may be dropped: a watcher must not look at it after.
+            timing.leave(matches!(result, Ok(true)), || {
+                watch::describe(slf.as_any(), object.bind(py), kind)
+            });
             match result {
-                Ok(did_run) => {
-                    ran += u64::from(did_run);
+                Ok(_) => {
                     if let Ready::Handle(queued) = entry {
                         Self::retire(slf, queued, debug);
                     }
@@ -214,9 +224,7 @@ impl LoopCore {
                 }
             }
         }
-        // A load and a store rather than an atomic add: only the GIL holder gets here.
-        let before = this.callbacks_run.load(Relaxed);
-        this.callbacks_run.store(before + ran, Relaxed);
+        timing.finish();
         outcome
     }
 

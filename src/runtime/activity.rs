@@ -1,0 +1,363 @@
+//! What the loop is doing and has done, readable by any thread without the GIL and without
+//! stopping the loop: the always-on counters of `loop.stats()`, and the callback running
+//! now, which the watchdog and the monitor watch.
+//!
+//! Only the loop thread writes the counters, so each is a load and a store rather than an
+//! atomic add; readers may see one counter a pass ahead of another.
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize};
+use std::sync::Mutex;
+
+use super::sync::lock;
+use super::ticks;
+
+/// Upper bounds of the histograms' buckets, in nanoseconds; one more bucket holds the rest.
+pub(crate) const BUCKET_BOUNDS_NS: [u64; 5] =
+    [100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
+pub(crate) const BUCKETS: usize = BUCKET_BOUNDS_NS.len() + 1;
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(by), Relaxed);
+}
+
+/// Spans of time: how many, their sum and maximum, and a histogram, in nanoseconds.
+#[derive(Default)]
+pub(crate) struct Spans {
+    count: AtomicU64,
+    sum: AtomicU64,
+    max: AtomicU64,
+    buckets: [AtomicU64; BUCKETS],
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct SpansSnapshot {
+    pub(crate) count: u64,
+    pub(crate) sum_ns: u64,
+    pub(crate) max_ns: u64,
+    pub(crate) buckets: [u64; BUCKETS],
+}
+
+impl Spans {
+    pub(crate) fn add(&self, ns: u64) {
+        bump(&self.count, 1);
+        bump(&self.sum, ns);
+        if ns > self.max.load(Relaxed) {
+            self.max.store(ns, Relaxed);
+        }
+        let bucket = BUCKET_BOUNDS_NS
+            .iter()
+            .position(|&bound| ns <= bound)
+            .unwrap_or(BUCKETS - 1);
+        bump(&self.buckets[bucket], 1);
+    }
+
+    pub(crate) fn snapshot(&self) -> SpansSnapshot {
+        SpansSnapshot {
+            count: self.count.load(Relaxed),
+            sum_ns: self.sum.load(Relaxed),
+            max_ns: self.max.load(Relaxed),
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Relaxed)),
+        }
+    }
+}
+
+/// A callback's description, and the tick it started at, which tells whose it is.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Described {
+    pub(crate) started: u64,
+    pub(crate) ticks: u64,
+    pub(crate) text: String,
+}
+
+/// The running callback, as the loop publishes it: the tick it started at (0: none runs),
+/// and the address and kind of the object that describes it, which only the GIL holder
+/// may look at, and only while `started` still reads the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Running {
+    pub(crate) started: u64,
+    pub(crate) address: usize,
+    pub(crate) kind: u8,
+}
+
+#[derive(Default)]
+pub(crate) struct Activity {
+    passes: AtomicU64,
+    callbacks: AtomicU64,
+    /// How late due timers were when the loop took them.
+    pub(crate) lag: Spans,
+    /// How long each pass spent running its callbacks.
+    pub(crate) pass: Spans,
+    slow_callbacks: AtomicU64,
+    /// `slow_callback_duration`, and the shorter of it and the watchdog's threshold, in
+    /// ticks: callbacks that reach the latter are worth a second look.
+    slow_ticks: AtomicU64,
+    notable_ticks: AtomicU64,
+    watch_ticks: AtomicU64,
+    longest_ticks: AtomicU64,
+    longest: Mutex<Described>,
+    /// The last callback that ran `notable_ticks` or longer.
+    last_notable: Mutex<Described>,
+    started: AtomicU64,
+    address: AtomicUsize,
+    kind: AtomicU8,
+    /// What a watcher found running, and the task tree it last saw (for the monitor).
+    described: Mutex<Described>,
+    tasks: Mutex<(u64, String)>,
+    /// When a monitor last asked (ticks), so the watcher knows to refresh the tasks.
+    watched_at: AtomicU64,
+}
+
+/// The counters, as `loop.stats()` and the monitor report them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Snapshot {
+    pub(crate) passes: u64,
+    pub(crate) callbacks: u64,
+    pub(crate) lag: SpansSnapshot,
+    pub(crate) pass: SpansSnapshot,
+    pub(crate) slow_callbacks: u64,
+    pub(crate) longest: Described,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Activity {
+        ticks::init();
+        let activity = Activity::default();
+        activity.watch_ticks.store(u64::MAX, Relaxed);
+        activity.set_slow_threshold(None);
+        activity
+    }
+
+    /// Sets `slow_callback_duration` (None: no callback counts as slow).
+    pub(crate) fn set_slow_threshold(&self, ticks: Option<u64>) {
+        self.slow_ticks.store(ticks.unwrap_or(u64::MAX), Relaxed);
+        self.update_notable();
+    }
+
+    pub(crate) fn set_watch_threshold(&self, ticks: u64) {
+        self.watch_ticks.store(ticks, Relaxed);
+        self.update_notable();
+    }
+
+    fn update_notable(&self) {
+        let notable = self
+            .slow_ticks
+            .load(Relaxed)
+            .min(self.watch_ticks.load(Relaxed));
+        self.notable_ticks.store(notable, Relaxed);
+    }
+
+    pub(crate) fn count_pass(&self) {
+        bump(&self.passes, 1);
+    }
+
+    /// Starts timing a pass's batch of callbacks.
+    #[inline]
+    pub(crate) fn batch(&self) -> Batch<'_> {
+        let now = ticks::now();
+        Batch {
+            activity: self,
+            start: now,
+            last: now,
+            ran: 0,
+            threshold: self
+                .notable_ticks
+                .load(Relaxed)
+                .min(self.longest_ticks.load(Relaxed)),
+        }
+    }
+
+    /// The running callback, if any (`started` is 0 when none runs).
+    pub(crate) fn running(&self) -> Running {
+        // Acquire pairs with `enter`'s release: what the loop wrote about the previous
+        // callback (`last_notable`) is seen by whoever sees the next one start.
+        let started = self.started.load(Acquire);
+        Running {
+            started,
+            address: self.address.load(Relaxed),
+            kind: self.kind.load(Relaxed),
+        }
+    }
+
+    /// How long the callback that started at `started` ran, if it ran a notable time.
+    pub(crate) fn notable_duration(&self, started: u64) -> Option<u64> {
+        let last = lock(&self.last_notable);
+        (last.started == started).then_some(last.ticks)
+    }
+
+    pub(crate) fn describe(&self, described: Described) {
+        *lock(&self.described) = described;
+    }
+
+    /// What was said of the callback that started at `started`: by a watcher while it
+    /// ran, or by the loop when it returned after a notable time.
+    pub(crate) fn description(&self, started: u64) -> Option<String> {
+        if started == 0 {
+            return None;
+        }
+        [&self.described, &self.last_notable]
+            .iter()
+            .find_map(|slot| {
+                let described = lock(slot);
+                (described.started == started).then(|| described.text.clone())
+            })
+    }
+
+    pub(crate) fn set_tasks(&self, count: u64, tree: String) {
+        *lock(&self.tasks) = (count, tree);
+    }
+
+    pub(crate) fn tasks(&self) -> (u64, String) {
+        lock(&self.tasks).clone()
+    }
+
+    pub(crate) fn mark_watched(&self) {
+        self.watched_at.store(ticks::now(), Relaxed);
+    }
+
+    /// Whether a monitor asked within the last `ticks`.
+    pub(crate) fn watched_within(&self, ticks: u64) -> bool {
+        let at = self.watched_at.load(Relaxed);
+        at != 0 && ticks::now().saturating_sub(at) < ticks
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            passes: self.passes.load(Relaxed),
+            callbacks: self.callbacks.load(Relaxed),
+            lag: self.lag.snapshot(),
+            pass: self.pass.snapshot(),
+            slow_callbacks: self.slow_callbacks.load(Relaxed),
+            longest: lock(&self.longest).clone(),
+        }
+    }
+
+    /// A callback that ran `ticks`, at least the batch's threshold: counts it as slow,
+    /// keeps it for the watchdog, and makes it the longest if it is (`describe` runs only
+    /// for these last two). Returns the batch's new threshold.
+    #[cold]
+    fn notable(&self, started: u64, ticks: u64, describe: &mut dyn FnMut() -> String) -> u64 {
+        let notable = self.notable_ticks.load(Relaxed);
+        if ticks >= self.slow_ticks.load(Relaxed) {
+            bump(&self.slow_callbacks, 1);
+        }
+        let longest = ticks > self.longest_ticks.load(Relaxed);
+        if ticks >= notable || longest {
+            let described = Described {
+                started,
+                ticks,
+                text: describe(),
+            };
+            if longest {
+                self.longest_ticks.store(ticks, Relaxed);
+                *lock(&self.longest) = described.clone();
+            }
+            if ticks >= notable {
+                *lock(&self.last_notable) = described;
+            }
+        }
+        notable.min(self.longest_ticks.load(Relaxed))
+    }
+}
+
+/// The timing of one pass's batch: a tick read before each callback and after the last.
+pub(crate) struct Batch<'a> {
+    activity: &'a Activity,
+    start: u64,
+    last: u64,
+    ran: u64,
+    threshold: u64,
+}
+
+impl Batch<'_> {
+    /// A callback starts: publish it for the watchers.
+    #[inline]
+    pub(crate) fn enter(&self, address: usize, kind: u8) {
+        let activity = self.activity;
+        activity.address.store(address, Relaxed);
+        activity.kind.store(kind, Relaxed);
+        activity.started.store(self.last, Release);
+    }
+
+    /// The callback entered last has returned; `ran` says whether it ran at all (a
+    /// cancelled handle does not). `describe` is asked for its description only if it
+    /// is the longest yet.
+    #[inline]
+    pub(crate) fn leave(&mut self, ran: bool, describe: impl FnMut() -> String) {
+        let now = ticks::now();
+        let started = std::mem::replace(&mut self.last, now);
+        self.ran += u64::from(ran);
+        let took = now.wrapping_sub(started);
+        if took >= self.threshold {
+            let mut describe = describe;
+            self.threshold = self.activity.notable(started, took, &mut describe);
+        }
+    }
+
+    /// The pass is over: nothing runs, and its time is counted.
+    pub(crate) fn finish(self) {
+        let activity = self.activity;
+        activity.started.store(0, Release);
+        bump(&activity.callbacks, self.ran);
+        let took = self.last.wrapping_sub(self.start);
+        activity
+            .pass
+            .add(ticks::to_duration(took).as_nanos() as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_fill_their_buckets() {
+        let spans = Spans::default();
+        for ns in [50_000, 100_000, 100_001, 2_000_000_000] {
+            spans.add(ns);
+        }
+        let s = spans.snapshot();
+        assert_eq!(s.count, 4);
+        assert_eq!(s.sum_ns, 2_000_250_001);
+        assert_eq!(s.max_ns, 2_000_000_000);
+        assert_eq!(s.buckets, [2, 1, 0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn a_batch_publishes_its_callback_and_counts_it() {
+        let activity = Activity::new();
+        let mut batch = activity.batch();
+        batch.enter(0x1234, 1);
+        let running = activity.running();
+        assert_ne!(running.started, 0);
+        assert_eq!((running.address, running.kind), (0x1234, 1));
+        let mut described = 0;
+        batch.leave(true, || {
+            described += 1;
+            "first".into()
+        });
+        // The first callback is the longest yet, however short.
+        assert_eq!(described, 1);
+        batch.finish();
+        assert_eq!(activity.running().started, 0);
+        let s = activity.snapshot();
+        assert_eq!((s.callbacks, s.pass.count, s.slow_callbacks), (1, 1, 0));
+        assert_eq!(s.longest.text, "first");
+    }
+
+    #[test]
+    fn slow_callbacks_are_counted_and_kept_for_the_watchdog() {
+        let activity = Activity::new();
+        activity.set_slow_threshold(Some(0));
+        let mut batch = activity.batch();
+        batch.enter(1, 0);
+        let started = activity.running().started;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        batch.leave(true, || "slow".into());
+        batch.finish();
+        assert_eq!(activity.snapshot().slow_callbacks, 1);
+        let took = activity.notable_duration(started).unwrap();
+        assert!(ticks::to_secs(took) >= 0.002);
+        assert_eq!(activity.notable_duration(started + 1), None);
+    }
+}
