@@ -1,5 +1,9 @@
 """`make bench`: the stdlib loop, uvloop and ferroloop side by side, in one run.
 
+ferroloop runs twice: as is, and with its watchdog and monitor on ("ferroloop+watch");
+the "watch" column is what they cost, the median over rounds of each round's ratio of the
+two, in percent (the issue allows 3; "!" marks a row over it).
+
 Each round runs every workload on the three loops back to back (A B C, then B C A, ...), each
 in a fresh process; the table gives per-workload medians of throughput, the spread (max-min
 over median), CPU time per operation, and ferroloop's ratio to uvloop (and to the stdlib
@@ -28,7 +32,10 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LOOPS = ("asyncio", "uvloop", "ferroloop")
+LOOPS = ("asyncio", "uvloop", "ferroloop", "ferroloop+watch")
+# The watched loop's settings: a threshold no healthy callback reaches, and a socket.
+WATCHDOG = 0.1
+WATCH_COST_LIMIT = 3.0
 LOADGEN = os.path.join(os.path.dirname(HERE), "target", "release", "loadgen")
 NET_ROWS = [(family, mode, size)
             for family in ("tcp", "unix")
@@ -115,8 +122,8 @@ def http_sample(loop_name, mode, duration):
 
 def print_load_table(title, rows, samples, targets, report):
     header = (f"{title:<24}" + "".join(f"{l + ' req/s':>16}" for l in LOOPS) +
-              f"{'cpu us/req a/u/f':>22}{'vs uvloop':>11}{'target':>8}{'uv kernel':>10}"
-              f"{'p50 us a/u/f':>18}{'p99 us a/u/f':>20}")
+              f"{'cpu us/req a/u/f/w':>26}{'vs uvloop':>11}{'target':>8}{'watch':>9}"
+              f"{'uv kernel':>10}{'p50 us a/u/f/w':>22}{'p99 us a/u/f/w':>24}")
     print()
     print(header)
     print("-" * len(header))
@@ -131,13 +138,15 @@ def print_load_table(title, rows, samples, targets, report):
         # loop's own code can save, though batching moves it from run to run.
         kernel = statistics.median(s["sys"] / s["cpu"] for s in samples[(row, "uvloop")])
         target = targets[row]
+        watch = watch_cost(samples, row, lambda s: s["cpu"] / s["requests"])
         print(f"{name:<24}" + "".join(f"{med[l]['rps']:>16,.0f}" for l in LOOPS) +
-              f"{'/'.join(f'{cpu[l]:.1f}' for l in LOOPS):>22}{vs_uv:>10.2f}x{target:>7.2f}x"
-              f"{kernel:>9.0%}"
-              f"{'/'.join(str(int(med[l]['p50_us'])) for l in LOOPS):>18}"
-              f"{'/'.join(str(int(med[l]['p99_us'])) for l in LOOPS):>20}"
+              f"{'/'.join(f'{cpu[l]:.1f}' for l in LOOPS):>26}{vs_uv:>10.2f}x{target:>7.2f}x"
+              f"{watch_mark(watch)}{kernel:>9.0%}"
+              f"{'/'.join(str(int(med[l]['p50_us'])) for l in LOOPS):>22}"
+              f"{'/'.join(str(int(med[l]['p99_us'])) for l in LOOPS):>24}"
               f"{'' if vs_uv >= target else ' *'}")
         report[name] = {"rps": {l: med[l]["rps"] for l in LOOPS}, "cpu_us_per_req": cpu,
+                        "watch_cost_percent": watch,
                         "p50_us": {l: med[l]["p50_us"] for l in LOOPS},
                         "p99_us": {l: med[l]["p99_us"] for l in LOOPS},
                         "vs_uvloop_cpu": vs_uv, "target": target, "uvloop_kernel_share": kernel}
@@ -162,7 +171,8 @@ def interleave(rounds, rows, name, sample):
         for i, row in enumerate(rows):
             sys.stderr.write(f"\r  round {r + 1}/{rounds}: {name(row):<28}")
             sys.stderr.flush()
-            for loop_name in LOOPS[(r + i) % 3:] + LOOPS[:(r + i) % 3]:
+            turn = (r + i) % len(LOOPS)
+            for loop_name in LOOPS[turn:] + LOOPS[:turn]:
                 samples[(row, loop_name)].append(sample(loop_name, row))
     sys.stderr.write("\r" + " " * 60 + "\r")
     return samples
@@ -223,7 +233,20 @@ def new_loop(name):
         import uvloop
         return uvloop.new_event_loop()
     import ferroloop
+    if name == "ferroloop+watch":
+        import tempfile
+        monitor = os.path.join(tempfile.gettempdir(), f"ferroloop-bench-{os.getpid()}.sock")
+        return ferroloop.Loop(watchdog=WATCHDOG, monitor=monitor)
     return ferroloop.new_event_loop()
+
+
+def watch_cost(samples, row, cost):
+    """What the watchdog and monitor add to ferroloop's cost, in percent."""
+    return (paired_ratio(samples, row, "ferroloop+watch", "ferroloop", cost) - 1) * 100
+
+
+def watch_mark(cost):
+    return f"{cost:>+7.1f}%" + ("!" if cost > WATCH_COST_LIMIT else " ")
 
 
 def worker(loop_name, names):
@@ -321,8 +344,8 @@ def run_micro(names, rounds, TARGETS, report):
         return (max(rates) - min(rates)) / statistics.median(rates) * 100
 
     header = (f"{'workload':<33}" + "".join(f"{l + ' ops/s':>17}" for l in LOOPS) +
-              f"{'vs uvloop':>11}{'target':>8}{'vs asyncio':>12}"
-              f"{'cpu us/op a/u/f':>22}{'spread % a/u/f':>17}")
+              f"{'vs uvloop':>11}{'target':>8}{'vs asyncio':>12}{'watch':>9}"
+              f"{'cpu us/op a/u/f/w':>26}{'spread % a/u/f/w':>19}")
     print(header)
     print("-" * len(header))
     ratios = []
@@ -333,18 +356,20 @@ def run_micro(names, rounds, TARGETS, report):
                              lambda s: s["wall"] / s["ops"])
         vs_aio = paired_ratio(samples, name, "asyncio", "ferroloop",
                               lambda s: s["wall"] / s["ops"])
+        watch = watch_cost(samples, name, lambda s: s["wall"] / s["ops"])
         ratios.append(vs_uv)
         target = TARGETS.get(name, 1.0)
         mark = "" if vs_uv >= target else " *"
         print(f"{name:<33}" + "".join(f"{rate[l]:>17,.0f}" for l in LOOPS) +
-              f"{vs_uv:>10.2f}x{target:>7.1f}x{vs_aio:>11.2f}x"
-              f"{'/'.join(f'{cpu[l]:.2f}' for l in LOOPS):>22}"
-              f"{'/'.join(f'{spread(name, l):.0f}' for l in LOOPS):>17}{mark}")
+              f"{vs_uv:>10.2f}x{target:>7.1f}x{vs_aio:>11.2f}x{watch_mark(watch)}"
+              f"{'/'.join(f'{cpu[l]:.2f}' for l in LOOPS):>26}"
+              f"{'/'.join(f'{spread(name, l):.0f}' for l in LOOPS):>19}{mark}")
         report[name] = {"rate": rate, "cpu_us_per_op": cpu, "vs_uvloop": vs_uv,
-                        "vs_asyncio": vs_aio, "target": target}
+                        "vs_asyncio": vs_aio, "target": target, "watch_cost_percent": watch}
     geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
     print(f"geomean vs uvloop: {geomean:.2f}x   (ratios: median over rounds of each round's "
-          f"ratio; * = below the issue's target)")
+          f"ratio; * = below the issue's target; watch = the cost of watchdog and monitor, "
+          f"! = over {WATCH_COST_LIMIT:.0f} %)")
     return geomean
 
 

@@ -6,7 +6,7 @@
 //! atomic add; readers may see one counter a pass ahead of another.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Mutex;
 
 use super::sync::lock;
@@ -21,13 +21,17 @@ fn bump(counter: &AtomicU64, by: u64) {
     counter.store(counter.load(Relaxed).wrapping_add(by), Relaxed);
 }
 
-/// Spans of time: how many, their sum and maximum, and a histogram, in nanoseconds.
-#[derive(Default)]
+/// Spans of time: how many, their sum and maximum, and a histogram. They are recorded in
+/// the unit the loop measures them in (ticks, or nanoseconds), so that recording one is a
+/// few comparisons and stores; a snapshot converts to nanoseconds.
 pub(crate) struct Spans {
     count: AtomicU64,
     sum: AtomicU64,
     max: AtomicU64,
     buckets: [AtomicU64; BUCKETS],
+    /// `BUCKET_BOUNDS_NS` in this unit, and nanoseconds per unit.
+    bounds: [u64; BUCKETS - 1],
+    ns_per_unit: f64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -39,24 +43,39 @@ pub(crate) struct SpansSnapshot {
 }
 
 impl Spans {
-    pub(crate) fn add(&self, ns: u64) {
-        bump(&self.count, 1);
-        bump(&self.sum, ns);
-        if ns > self.max.load(Relaxed) {
-            self.max.store(ns, Relaxed);
+    fn new(ns_per_unit: f64) -> Spans {
+        Spans {
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+            buckets: Default::default(),
+            bounds: BUCKET_BOUNDS_NS.map(|ns| (ns as f64 / ns_per_unit) as u64),
+            ns_per_unit,
         }
-        let bucket = BUCKET_BOUNDS_NS
+    }
+
+    /// Records a span of `units`.
+    #[inline]
+    pub(crate) fn add(&self, units: u64) {
+        bump(&self.count, 1);
+        bump(&self.sum, units);
+        if units > self.max.load(Relaxed) {
+            self.max.store(units, Relaxed);
+        }
+        let bucket = self
+            .bounds
             .iter()
-            .position(|&bound| ns <= bound)
+            .position(|&bound| units <= bound)
             .unwrap_or(BUCKETS - 1);
         bump(&self.buckets[bucket], 1);
     }
 
     pub(crate) fn snapshot(&self) -> SpansSnapshot {
+        let ns = |units: u64| (units as f64 * self.ns_per_unit) as u64;
         SpansSnapshot {
             count: self.count.load(Relaxed),
-            sum_ns: self.sum.load(Relaxed),
-            max_ns: self.max.load(Relaxed),
+            sum_ns: ns(self.sum.load(Relaxed)),
+            max_ns: ns(self.max.load(Relaxed)),
             buckets: std::array::from_fn(|i| self.buckets[i].load(Relaxed)),
         }
     }
@@ -72,7 +91,9 @@ pub(crate) struct Described {
 
 /// The running callback, as the loop publishes it: the tick it started at (0: none runs),
 /// and the address and kind of the object that describes it, which only the GIL holder
-/// may look at, and only while `started` still reads the same.
+/// may look at, and only while `started` still reads the same. The kind (below
+/// `KIND_LIMIT`) shares a word with the address, in the bits an object's alignment leaves
+/// zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct Running {
     pub(crate) started: u64,
@@ -80,13 +101,14 @@ pub(crate) struct Running {
     pub(crate) kind: u8,
 }
 
-#[derive(Default)]
+pub(crate) const KIND_LIMIT: usize = 8;
+
 pub(crate) struct Activity {
     passes: AtomicU64,
     callbacks: AtomicU64,
-    /// How late due timers were when the loop took them.
+    /// How late due timers were when the loop took them, in nanoseconds.
     pub(crate) lag: Spans,
-    /// How long each pass spent running its callbacks.
+    /// How long each pass spent running its callbacks, in ticks.
     pub(crate) pass: Spans,
     slow_callbacks: AtomicU64,
     /// `slow_callback_duration`, and the shorter of it and the watchdog's threshold, in
@@ -99,8 +121,7 @@ pub(crate) struct Activity {
     /// The last callback that ran `notable_ticks` or longer.
     last_notable: Mutex<Described>,
     started: AtomicU64,
-    address: AtomicUsize,
-    kind: AtomicU8,
+    running: AtomicUsize,
     /// What a watcher found running, and the task tree it last saw (for the monitor).
     described: Mutex<Described>,
     tasks: Mutex<(u64, String)>,
@@ -122,10 +143,24 @@ pub(crate) struct Snapshot {
 impl Activity {
     pub(crate) fn new() -> Activity {
         ticks::init();
-        let activity = Activity::default();
-        activity.watch_ticks.store(u64::MAX, Relaxed);
-        activity.set_slow_threshold(None);
-        activity
+        Activity {
+            passes: AtomicU64::new(0),
+            callbacks: AtomicU64::new(0),
+            lag: Spans::new(1.0),
+            pass: Spans::new(ticks::to_secs(1_000_000_000)),
+            slow_callbacks: AtomicU64::new(0),
+            slow_ticks: AtomicU64::new(u64::MAX),
+            notable_ticks: AtomicU64::new(u64::MAX),
+            watch_ticks: AtomicU64::new(u64::MAX),
+            longest_ticks: AtomicU64::new(0),
+            longest: Mutex::default(),
+            last_notable: Mutex::default(),
+            started: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
+            described: Mutex::default(),
+            tasks: Mutex::default(),
+            watched_at: AtomicU64::new(0),
+        }
     }
 
     /// Sets `slow_callback_duration` (None: no callback counts as slow).
@@ -172,10 +207,11 @@ impl Activity {
         // Acquire pairs with `enter`'s release: what the loop wrote about the previous
         // callback (`last_notable`) is seen by whoever sees the next one start.
         let started = self.started.load(Acquire);
+        let running = self.running.load(Relaxed);
         Running {
             started,
-            address: self.address.load(Relaxed),
-            kind: self.kind.load(Relaxed),
+            address: running & !(KIND_LIMIT - 1),
+            kind: (running & (KIND_LIMIT - 1)) as u8,
         }
     }
 
@@ -270,12 +306,12 @@ pub(crate) struct Batch<'a> {
 }
 
 impl Batch<'_> {
-    /// A callback starts: publish it for the watchers.
+    /// A callback starts: publish it for the watchers. `address` is aligned to at least
+    /// `KIND_LIMIT`, and `kind` is below it.
     #[inline]
     pub(crate) fn enter(&self, address: usize, kind: u8) {
         let activity = self.activity;
-        activity.address.store(address, Relaxed);
-        activity.kind.store(kind, Relaxed);
+        activity.running.store(address | kind as usize, Relaxed);
         activity.started.store(self.last, Release);
     }
 
@@ -299,10 +335,7 @@ impl Batch<'_> {
         let activity = self.activity;
         activity.started.store(0, Release);
         bump(&activity.callbacks, self.ran);
-        let took = self.last.wrapping_sub(self.start);
-        activity
-            .pass
-            .add(ticks::to_duration(took).as_nanos() as u64);
+        activity.pass.add(self.last.wrapping_sub(self.start));
     }
 }
 
@@ -312,7 +345,7 @@ mod tests {
 
     #[test]
     fn spans_fill_their_buckets() {
-        let spans = Spans::default();
+        let spans = Spans::new(1.0);
         for ns in [50_000, 100_000, 100_001, 2_000_000_000] {
             spans.add(ns);
         }
@@ -327,10 +360,10 @@ mod tests {
     fn a_batch_publishes_its_callback_and_counts_it() {
         let activity = Activity::new();
         let mut batch = activity.batch();
-        batch.enter(0x1234, 1);
+        batch.enter(0x1230, 1);
         let running = activity.running();
         assert_ne!(running.started, 0);
-        assert_eq!((running.address, running.kind), (0x1234, 1));
+        assert_eq!((running.address, running.kind), (0x1230, 1));
         let mut described = 0;
         batch.leave(true, || {
             described += 1;
@@ -350,12 +383,19 @@ mod tests {
         let activity = Activity::new();
         activity.set_slow_threshold(Some(0));
         let mut batch = activity.batch();
-        batch.enter(1, 0);
+        batch.enter(0x10, 0);
         let started = activity.running().started;
         std::thread::sleep(std::time::Duration::from_millis(2));
         batch.leave(true, || "slow".into());
         batch.finish();
-        assert_eq!(activity.snapshot().slow_callbacks, 1);
+        let s = activity.snapshot();
+        assert_eq!(s.slow_callbacks, 1);
+        // The pass is counted in nanoseconds, whatever the ticks are.
+        assert!(
+            (2_000_000..1_000_000_000).contains(&s.pass.max_ns),
+            "{:?}",
+            s.pass
+        );
         let took = activity.notable_duration(started).unwrap();
         assert!(ticks::to_secs(took) >= 0.002);
         assert_eq!(activity.notable_duration(started + 1), None);

@@ -173,7 +173,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let mut watchdog = Watchdog::spawn(activity.clone(), threshold, Recorder(tx)).unwrap();
         let mut batch = activity.batch();
-        batch.enter(1, 0);
+        batch.enter(0x10, 0);
         // 20 ms, 40 ms and 80 ms pass within 130 ms; 160 ms does not.
         std::thread::sleep(Duration::from_millis(130));
         batch.leave(true, String::new);

@@ -13,7 +13,7 @@ use pyo3::types::PyWeakrefReference;
 
 use super::queues::Ready;
 use crate::py::errors::os_error;
-use crate::runtime::activity::{Activity, Described, Running};
+use crate::runtime::activity::{Activity, Described, Running, KIND_LIMIT};
 use crate::runtime::io_registry::Direction;
 use crate::runtime::monitor::Monitor;
 use crate::runtime::ticks;
@@ -27,6 +27,7 @@ const READING: u8 = 1;
 const WRITING: u8 = 2;
 const STEP: u8 = 3;
 const WAKE: u8 = 4;
+const _: () = assert!((WAKE as usize) < KIND_LIMIT);
 
 /// How long a callback runs before the monitor alone (without a watchdog) asks what it is.
 const MONITOR_THRESHOLD: Duration = Duration::from_millis(100);
