@@ -18,7 +18,7 @@ import selectors
 import socket
 import weakref
 
-from . import _compat, _ferroloop
+from . import _compat, _ferroloop, _otel
 from ._transports import SocketTransport, _raw_type
 
 
@@ -178,6 +178,7 @@ class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
         # without running Python frames for it.
         self._transports = _ferroloop.TransportRegistry()
         _open_loops.add(self)
+        _otel.register(self)
         if watchdog is None:
             watchdog = _watchdog_from_environment()
         if monitor is None:

@@ -8,7 +8,7 @@ import socket
 import sys
 import time
 
-CLEAR = "\\033[H\\033[2J"
+CLEAR = "\033[H\033[2J"
 
 
 def fetch(path, timeout=2.0):
