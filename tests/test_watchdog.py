@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -239,3 +240,28 @@ def test_watchdog_thread_ends_with_the_loop():
     loop.run_until_complete(asyncio.sleep(0.01))
     loop.close()
     assert native_threads() == before
+
+
+def test_command_line_usage_errors():
+    for args in (["--watchdog"], ["monitor"], ["monitor", "a", "b"]):
+        proc = subprocess.run([sys.executable, "-m", "ferroloop", *args],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "usage:" in proc.stderr, (args, proc.stderr)
+
+
+def test_monitor_option_reaches_the_script(tmp_path):
+    path = tmp_path / "m.sock"
+    script = tmp_path / "check.py"
+    script.write_text(textwrap.dedent("""
+        import asyncio, os, sys
+        from ferroloop import _monitor
+        async def main():
+            report = _monitor.fetch(os.environ["FERROLOOP_MONITOR"])
+            print(report["pid"] == os.getpid(), report["running"] is not None)
+        asyncio.run(main())
+    """))
+    proc = subprocess.run([sys.executable, "-m", "ferroloop", f"--monitor={path}",
+                           str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True"]
+    assert not path.exists()
