@@ -265,3 +265,24 @@ def test_monitor_option_reaches_the_script(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "True"]
     assert not path.exists()
+
+
+def test_reports_race_with_callbacks_ending_and_finalizers_letting_go_of_the_gil(records):
+    # The watchdog looks at the running entry only while the loop still publishes it;
+    # here callbacks end just past a tiny threshold and each leaves a finalizer that
+    # sleeps (lets the GIL go) as its Handle is dropped. Nothing may crash.
+    class Sleepy:
+        def __del__(self):
+            time.sleep(0.001)
+
+    def step(garbage):
+        time.sleep(0.004)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        for _ in range(150):
+            loop.call_soon(step, Sleepy())
+            await asyncio.sleep(0)
+
+    ferroloop.run(main(), watchdog=0.003)
+    assert records.reports(), "the watchdog never reported"

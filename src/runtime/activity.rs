@@ -321,6 +321,9 @@ impl Batch<'_> {
     #[inline]
     pub(crate) fn leave(&mut self, ran: bool, describe: impl FnMut() -> String) {
         let now = ticks::now();
+        // The entry may be dropped next (and a finalizer may let the GIL go): from here
+        // on, no watcher may look at it.
+        self.activity.running.store(0, Relaxed);
         let started = std::mem::replace(&mut self.last, now);
         self.ran += u64::from(ran);
         let took = now.wrapping_sub(started);

@@ -207,7 +207,7 @@ impl LoopCore {
                     .and_then(|handle| Self::run_debug(slf, &handle)),
                 Ready::Wake(wake) => wake.run(slf),
             };
-            // Before the entry may be dropped: a watcher must not look at it after.
+            // Before the entry may be dropped: from here on no watcher looks at it.
             timing.leave(matches!(result, Ok(true)), || {
                 watch::describe(slf.as_any(), object.bind(py), kind)
             });
