@@ -188,11 +188,18 @@ def test_off_by_default(records, monkeypatch):
     assert records.records == []
 
 
-def test_loop_argument_and_a_bad_threshold():
+def test_loop_argument_and_a_bad_threshold(monkeypatch):
+    before = native_threads()
     loop = ferroloop.Loop(watchdog=0.5)
+    assert native_threads() == before + 1
     loop.close()
     with pytest.raises(ValueError, match="watchdog threshold"):
         ferroloop.Loop(watchdog=-1)
+    # Zero is off, from the argument or the environment.
+    monkeypatch.setenv("FERROLOOP_WATCHDOG", "0")
+    for loop in (ferroloop.Loop(watchdog=0), ferroloop.Loop()):
+        assert native_threads() == before
+        loop.close()
 
 
 BLOCKING_SCRIPT = """

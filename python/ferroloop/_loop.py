@@ -168,8 +168,9 @@ class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
     """asyncio's event loop, with its core in Rust. Subclass it like any event loop.
 
     ``watchdog``: seconds a callback may run before a native thread logs what blocks the
-    loop, and where (default: ``$FERROLOOP_WATCHDOG``, else off). ``monitor``: a Unix
-    socket path for ``python -m ferroloop monitor PATH`` (default: ``$FERROLOOP_MONITOR``).
+    loop, and where (default: ``$FERROLOOP_WATCHDOG``; 0 or unset: off). ``monitor``: a
+    Unix socket path for ``python -m ferroloop monitor PATH`` (default:
+    ``$FERROLOOP_MONITOR``).
     """
 
     def __init__(self, *, watchdog=None, monitor=None):
@@ -181,6 +182,8 @@ class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
         _otel.register(self)
         if watchdog is None:
             watchdog = _watchdog_from_environment()
+        if watchdog == 0:
+            watchdog = None
         if monitor is None:
             monitor = os.environ.get("FERROLOOP_MONITOR") or None
         if watchdog is not None or monitor is not None:
