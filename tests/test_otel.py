@@ -51,6 +51,17 @@ def test_counters_are_metrics():
     assert seen["ferroloop.loop.slow_callbacks"][0][0] == 0
 
 
+def test_a_program_that_does_not_use_opentelemetry_does_not_load_it():
+    # Installed (the dev requirements have it), but not imported by the program.
+    proc = run_python("-c", textwrap.dedent("""
+        import sys, asyncio, ferroloop
+        ferroloop.run(asyncio.sleep(0))
+        print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
+    """))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_the_core_never_needs_opentelemetry():
     proc = run_python("-c", textwrap.dedent("""
         import sys

@@ -1,22 +1,27 @@
-"""loop.stats() as OpenTelemetry metrics, when opentelemetry-api is installed (the
-`ferroloop[otel]` extra). The core never needs it: without it, `register` does nothing.
+"""loop.stats() as OpenTelemetry metrics, in a program that uses OpenTelemetry (the
+`ferroloop[otel]` extra installs its API). The core never needs it.
 
-Every ferroloop loop registers itself; the instruments, made once on the meter
-"ferroloop" of the global meter provider, observe each open loop, told apart by the
-attribute `ferroloop.loop` (a number per loop).
+Every ferroloop loop registers itself. If the program has imported `opentelemetry` by
+then, the instruments are made (once, on the meter "ferroloop" of the global meter
+provider) and observe each open loop, told apart by the attribute `ferroloop.loop` (a
+number per loop). ferroloop never imports OpenTelemetry itself: a program that does not
+use it should not carry its modules (every full collection walks them).
 """
 
 import itertools
+import sys
 import weakref
 
 _loops = weakref.WeakValueDictionary()
 _numbers = itertools.count(1)
-_metrics = None  # the opentelemetry.metrics module, False if missing, None before a look
+_metrics = None  # the opentelemetry.metrics module, False if it fails to import, else None
 
 
 def _api():
     global _metrics
     if _metrics is None:
+        if "opentelemetry" not in sys.modules:
+            return None  # not in use (yet): look again for the next loop
         try:
             from opentelemetry import metrics
         except ImportError:
@@ -28,7 +33,7 @@ def _api():
 
 
 def register(loop):
-    """Observes `loop` from now on, if OpenTelemetry's API is installed."""
+    """Observes `loop` from now on, if the program uses OpenTelemetry."""
     if _api():
         _loops[next(_numbers)] = loop
 
