@@ -2,6 +2,7 @@
 Unix socket from a native thread, without the GIL, so `python -m ferroloop monitor PATH`
 keeps updating while the loop is blocked. The view itself is tested in tmux."""
 
+import asyncio
 import os
 import shutil
 import signal
@@ -150,15 +151,18 @@ def test_a_blocked_loop_still_answers(program, how):
         assert "BLOCKED for" in _monitor.render(report)
 
 
-def test_the_socket_is_removed_with_the_loop(tmp_path):
+def test_the_socket_is_removed_with_the_loop(tmp_path, caplog):
     path = tmp_path / "m.sock"
     loop = ferroloop.Loop(monitor=str(path))
     assert path.exists()
     report = _monitor.fetch(str(path))
     assert report["pid"] == os.getpid() and report["running"] is None
-    # A live socket is not taken over.
-    with pytest.raises(OSError):
-        ferroloop.Loop(monitor=str(path))
+    # A live socket is not taken over: the second loop runs unmonitored, and says so.
+    second = ferroloop.Loop(monitor=str(path), watchdog=1.0)
+    assert "is in use by a running loop" in caplog.text
+    assert second.run_until_complete(asyncio.sleep(0, "runs")) == "runs"
+    second.close()
+    assert _monitor.fetch(str(path))["pid"] == os.getpid()
     loop.close()
     assert not path.exists()
     # One left behind by a process that is gone is.
@@ -169,6 +173,15 @@ def test_the_socket_is_removed_with_the_loop(tmp_path):
     loop = ferroloop.Loop(monitor=str(path))
     assert _monitor.fetch(str(path))["pid"] == os.getpid()
     loop.close()
+
+
+def test_pid_in_the_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("FERROLOOP_MONITOR", str(tmp_path / "m-{pid}.sock"))
+    loop = ferroloop.new_event_loop()
+    path = tmp_path / f"m-{os.getpid()}.sock"
+    assert _monitor.fetch(str(path))["pid"] == os.getpid()
+    loop.close()
+    assert not path.exists()
 
 
 class Tmux:

@@ -13,6 +13,7 @@ import functools
 import gc
 import inspect
 import ipaddress
+import logging
 import os
 import selectors
 import socket
@@ -170,7 +171,8 @@ class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
     ``watchdog``: seconds a callback may run before a native thread logs what blocks the
     loop, and where (default: ``$FERROLOOP_WATCHDOG``; 0 or unset: off). ``monitor``: a
     Unix socket path for ``python -m ferroloop monitor PATH`` (default:
-    ``$FERROLOOP_MONITOR``).
+    ``$FERROLOOP_MONITOR``), in which ``{pid}`` becomes the process id; a path another
+    running loop answers on is left to it, with a warning.
     """
 
     def __init__(self, *, watchdog=None, monitor=None):
@@ -186,12 +188,30 @@ class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
             watchdog = None
         if monitor is None:
             monitor = os.environ.get("FERROLOOP_MONITOR") or None
+        if monitor is not None:
+            # "{pid}" in the path tells the processes of one program apart (they inherit
+            # the environment).
+            monitor = os.fspath(monitor).replace("{pid}", str(os.getpid()))
         if watchdog is not None or monitor is not None:
             try:
-                self._watch(watchdog, monitor)
+                self._watch_or_warn(watchdog, monitor)
             except BaseException:
                 self.close()
                 raise
+
+    def _watch_or_warn(self, watchdog, monitor):
+        try:
+            self._watch(watchdog, monitor)
+        except OSError as exc:
+            if monitor is None or exc.errno != errno.EADDRINUSE:
+                raise
+            # Another loop (of this process or another) answers there: a loop runs
+            # unmonitored rather than not at all.
+            logging.getLogger("asyncio").warning(
+                "ferroloop monitor: %s is in use by a running loop; this loop is not "
+                "monitored (a path with {pid} gives each process its own)", monitor)
+            if watchdog is not None:
+                self._watch(watchdog, None)
 
     def _ensure_fd_no_transport(self, fd):
         # An fd no transport holds, the usual case, is answered here: asyncio's own check
