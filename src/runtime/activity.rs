@@ -104,7 +104,6 @@ pub(crate) struct Running {
 pub(crate) const KIND_LIMIT: usize = 8;
 
 pub(crate) struct Activity {
-    passes: AtomicU64,
     callbacks: AtomicU64,
     /// How late due timers were when the loop took them, in nanoseconds.
     pub(crate) lag: Spans,
@@ -144,7 +143,6 @@ impl Activity {
     pub(crate) fn new() -> Activity {
         ticks::init();
         Activity {
-            passes: AtomicU64::new(0),
             callbacks: AtomicU64::new(0),
             lag: Spans::new(1.0),
             pass: Spans::new(ticks::to_secs(1_000_000_000)),
@@ -180,10 +178,6 @@ impl Activity {
             .load(Relaxed)
             .min(self.watch_ticks.load(Relaxed));
         self.notable_ticks.store(notable, Relaxed);
-    }
-
-    pub(crate) fn count_pass(&self) {
-        bump(&self.passes, 1);
     }
 
     /// Starts timing a pass's batch of callbacks.
@@ -258,11 +252,14 @@ impl Activity {
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
+        let pass = self.pass.snapshot();
         Snapshot {
-            passes: self.passes.load(Relaxed),
+            // Every pass that runs its batch records its duration: their count is the
+            // passes'.
+            passes: pass.count,
             callbacks: self.callbacks.load(Relaxed),
             lag: self.lag.snapshot(),
-            pass: self.pass.snapshot(),
+            pass,
             slow_callbacks: self.slow_callbacks.load(Relaxed),
             longest: lock(&self.longest).clone(),
         }

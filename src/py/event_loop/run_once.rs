@@ -61,7 +61,6 @@ impl LoopCore {
         let this = slf.get();
         let mut purged = Vec::new();
         let now = Self::replaced_now(slf)?;
-        this.activity.count_pass();
         let poll = {
             let mut state = this.state(py);
             let state = &mut *state;
