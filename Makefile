@@ -3,7 +3,7 @@
 #   make test                cargo test, wheels, pytest, CPython conformance, short soak,
 #                            third-party suites (CI's part)
 #   make conformance PY=python3.13
-#   make bench               stdlib vs uvloop vs ferroloop, interleaved
+#   make bench               ferroloop beside the stdlib loop, uvloop and the other loops
 #   make lint                cargo fmt, clippy, and stubtest of the native module's stubs
 #   make wheels              a manylinux wheel for every installed CPython 3.11-3.15, in dist/
 #   make soak                a soak that loses nothing, on the stdlib loop and ferroloop
@@ -26,7 +26,7 @@ VENV ?= $(if $(filter python3,$(PY)),.venv,.venv-$(PYVER))
 VPY := $(VENV)/bin/python
 export PYO3_PYTHON := $(abspath $(VPY))
 
-.PHONY: run test build loadgen wrk tmux cargo-test pytest conformance bench lint clean wheels \
+.PHONY: run test build loadgen wrk tmux rivals cargo-test pytest conformance bench lint clean wheels \
 	soak thirdparty
 
 $(VENV)/.deps: requirements-dev.txt
@@ -89,8 +89,13 @@ soak: build
 thirdparty: build
 	$(VPY) thirdparty/run.py $(THIRDPARTY)
 
-bench: build loadgen wrk
-	$(VPY) bench/run.py
+# BENCH="--rounds 3 --json out.json" passes options to bench/run.py.
+bench: build loadgen wrk rivals
+	$(VPY) bench/run.py $(BENCH)
+
+# The other loops the bench times: each one that will not install is UNAVAILABLE there.
+rivals: $(VENV)/.deps
+	$(VPY) bench/loops.py install
 
 # wrk (Debian's package) loads the HTTP rows of the bench.
 wrk:

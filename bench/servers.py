@@ -2,12 +2,13 @@
 
     python bench/servers.py LOOP KIND FAMILY
 
-LOOP is asyncio, uvloop or ferroloop. KIND is an echo server, through `protocol`
-(asyncio.Protocol), `streams` (start_server) or `sock` (loop.sock_*), or an HTTP/1.1
-keep-alive hello-world, through `httptools` (an asyncio.Protocol parsing with httptools)
-or `aiohttp` (aiohttp.web). FAMILY is tcp (127.0.0.1) or unix (a temporary path; echo
-only). It prints `READY <address>` once listening; on SIGTERM it prints the CPU time it
-used since then, as JSON, and exits.
+LOOP is one of loops.LOOPS. KIND is an echo server, through `protocol` (asyncio.Protocol),
+`streams` (start_server), `sock` (loop.sock_*) or `websockets` (the websockets package, one
+message answered by the same message); or an HTTP/1.1 keep-alive hello-world, through
+`httptools` (an asyncio.Protocol parsing with httptools), `aiohttp` (aiohttp.web) or
+`uvicorn` (uvicorn serving a plain ASGI app). FAMILY is tcp (127.0.0.1) or unix (a temporary
+path; echo only). It prints `READY <address>` once listening; on SIGTERM it prints the CPU
+time it used since then, as JSON, and exits.
 """
 
 import asyncio
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from run import new_loop
+from loops import new_loop
 
 CHUNK = 256 * 1024
 
@@ -46,6 +47,7 @@ async def echo_sock(loop, conn):
             await loop.sock_sendall(conn, data)
 
 
+HTTP_KINDS = ("httptools", "aiohttp", "uvicorn")
 BODY = b"Hello, world!"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
             + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
@@ -84,6 +86,16 @@ async def start_echo(mode, path):
 
         async def stop():
             server.close()
+    elif mode == "websockets":
+        from websockets.asyncio.server import serve as serve_websockets, unix_serve
+
+        server = await (unix_serve(websocket_echo, path, compression=None) if path else
+                        serve_websockets(websocket_echo, "127.0.0.1", 0, compression=None))
+        listener = next(iter(server.sockets))
+
+        async def stop():
+            server.close()
+            await server.wait_closed()
     else:
         listener = socket.socket(socket.AF_UNIX if path else socket.AF_INET)
         listener.bind(path if path else ("127.0.0.1", 0))
@@ -108,9 +120,42 @@ async def start_echo(mode, path):
     return (path or "127.0.0.1:%d" % listener.getsockname()[1]), stop
 
 
+async def asgi_hello(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+async def websocket_echo(websocket):
+    async for message in websocket:
+        await websocket.send(message)
+
+
+async def start_uvicorn():
+    """uvicorn as it runs in production, through Server.serve(), less its logging."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(
+        asgi_hello, host="127.0.0.1", port=0, http="httptools", ws="none", lifespan="off",
+        access_log=False, log_level="warning"))
+    serving = asyncio.ensure_future(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()
+            raise SystemExit("uvicorn stopped before it started")
+        await asyncio.sleep(0.01)
+
+    async def stop():
+        server.should_exit = True
+        await serving
+    return server.servers[0].sockets[0].getsockname()[1], stop
+
+
 async def start_http(mode):
     """Starts an HTTP server; returns its port and a coroutine function that stops it."""
     loop = asyncio.get_running_loop()
+    if mode == "uvicorn":
+        return await start_uvicorn()
     if mode == "httptools":
         server = await loop.create_server(HttpToolsProtocol, "127.0.0.1", 0)
 
@@ -133,8 +178,10 @@ async def start_http(mode):
 async def serve(kind, family):
     loop = asyncio.get_running_loop()
     stopped = loop.create_future()
-    loop.add_signal_handler(signal.SIGTERM, stopped.set_result, None)
-    if kind in ("httptools", "aiohttp"):
+    # uvicorn catches SIGTERM itself, then raises it again once it has stopped: the second
+    # delivery finds the future done.
+    loop.add_signal_handler(signal.SIGTERM, lambda: stopped.done() or stopped.set_result(None))
+    if kind in HTTP_KINDS:
         address, stop = await start_http(kind)
     else:
         path = os.path.join(tempfile.mkdtemp(), "echo.sock") if family == "unix" else None

@@ -1,10 +1,14 @@
 """The micro workloads of `make bench`. Each takes a fresh loop and returns how many
-operations it performed; the driver times it (wall and CPU) in a process of its own."""
+operations it performed (or a dict with "ops" and measurements of its own); the driver
+times it (wall and CPU) in a process of its own. Each takes `n=`, so that
+bench/instructions.py can count its instructions per operation."""
 
 import asyncio
 import concurrent.futures
 import random
+import statistics
 import threading
+import time
 
 
 def call_soon_chain(loop, n=200_000):
@@ -58,17 +62,17 @@ def call_later_half_cancelled(loop, n=100_000):
     return n
 
 
-def tasks_sleep0(loop, tasks=10_000, steps=10):
+def tasks_sleep0(loop, n=10_000, steps=10):
     """10k tasks, each awaiting sleep(0) ten times."""
     async def task():
         for _ in range(steps):
             await asyncio.sleep(0)
 
     async def main():
-        await asyncio.gather(*(task() for _ in range(tasks)))
+        await asyncio.gather(*(task() for _ in range(n)))
 
     loop.run_until_complete(main())
-    return tasks * steps
+    return n * steps
 
 
 def gather_10k(loop, n=10_000, repeat=5):
@@ -171,6 +175,73 @@ def connection_churn(loop, n=2_000):
     return n
 
 
+def queue_producer_consumer(loop, n=100_000):
+    """A producer task puts n items through an asyncio.Queue(100) to a consumer task."""
+    async def main():
+        queue = asyncio.Queue(100)
+
+        async def producer():
+            for i in range(n):
+                await queue.put(i)
+            await queue.put(None)
+
+        async def consumer():
+            got = 0
+            while await queue.get() is not None:
+                got += 1
+            return got
+
+        _, got = await asyncio.gather(producer(), consumer())
+        assert got == n
+
+    loop.run_until_complete(main())
+    return n
+
+
+def taskgroup_fan_out(loop, n=10_000, repeat=5):
+    """A TaskGroup of 10k tasks, each awaiting sleep(0) once, five times over."""
+    async def leaf():
+        await asyncio.sleep(0)
+
+    async def main():
+        for _ in range(repeat):
+            async with asyncio.TaskGroup() as group:
+                for _ in range(n):
+                    group.create_task(leaf())
+
+    loop.run_until_complete(main())
+    return n * repeat
+
+
+def sleep_lateness(loop, n=500, busy=300):
+    """How late `await asyncio.sleep(0.001)` wakes while `busy` tasks keep the loop full
+    (each step a little Python, then sleep(0)). A pass runs every task's step and lasts
+    longer than the sleep, so the sleeper waits out the pass its timer fell due in and the
+    next, and a loop's cost per step shows as lateness."""
+    late = []
+
+    async def spinner(stop):
+        while not stop.is_set():
+            sum(range(50))
+            await asyncio.sleep(0)
+
+    async def main():
+        stop = asyncio.Event()
+        spinners = [asyncio.ensure_future(spinner(stop)) for _ in range(busy)]
+        await asyncio.sleep(0)
+        for _ in range(n):
+            started = time.perf_counter()
+            await asyncio.sleep(0.001)
+            late.append(time.perf_counter() - started - 0.001)
+        stop.set()
+        await asyncio.gather(*spinners)
+
+    loop.run_until_complete(main())
+    late.sort()
+    return {"ops": n, "late_p50": statistics.median(late),
+            "late_p99": late[min(len(late) - 1, round(0.99 * (len(late) - 1)))]}
+
+
 WORKLOADS = {
     "call_soon chain": call_soon_chain,
     "call_soon batch": call_soon_batch,
@@ -182,18 +253,7 @@ WORKLOADS = {
     "call_soon_threadsafe round trip": threadsafe_round_trip,
     "run_in_executor round trip": executor_round_trip,
     "TCP connect + accept + close": connection_churn,
-}
-
-# The issue's targets, as ratios of ferroloop's throughput to uvloop's.
-TARGETS = {
-    "call_soon chain": 4.0,
-    "call_soon batch": 4.0,
-    "call_later half-cancelled": 3.5,
-    "future ping-pong": 2.0,
-    "call_soon_threadsafe flood": 2.0,
-    "call_soon_threadsafe round trip": 2.0,
-    "10k tasks x sleep(0)": 1.5,
-    "gather 10k coroutines": 1.5,
-    "run_in_executor round trip": 1.0,
-    "TCP connect + accept + close": 1.0,
+    "asyncio.Queue producer/consumer": queue_producer_consumer,
+    "TaskGroup fan-out 10k": taskgroup_fan_out,
+    "sleep(1 ms) under load": sleep_lateness,
 }

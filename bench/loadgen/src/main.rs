@@ -4,9 +4,11 @@
 //! test. Prints one JSON line: requests, requests/s, p50/p99 latency in microseconds.
 //! With `--reconnect`, every request opens a connection of its own and closes it after the
 //! reply, so the server's accept and connection set-up are what is measured.
+//! With `--websocket`, each connection first upgrades to a WebSocket and a request is one
+//! binary message of `size` bytes, answered by the same message.
 //!
 //!     loadgen (--tcp HOST:PORT | --unix PATH) [--size 1024] [--conns 8] [--duration 2]
-//!             [--reconnect]
+//!             [--reconnect | --websocket]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -20,6 +22,7 @@ struct Args {
     conns: usize,
     duration: Duration,
     reconnect: bool,
+    websocket: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -30,6 +33,7 @@ fn parse_args() -> Result<Args, String> {
         conns: 8,
         duration: Duration::from_secs(2),
         reconnect: false,
+        websocket: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -44,11 +48,15 @@ fn parse_args() -> Result<Args, String> {
                 args.duration = Duration::from_secs_f64(secs);
             }
             "--reconnect" => args.reconnect = true,
+            "--websocket" => args.websocket = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
     if args.tcp.is_none() == args.unix.is_none() {
         return Err("give exactly one of --tcp HOST:PORT and --unix PATH".into());
+    }
+    if args.reconnect && args.websocket {
+        return Err("--reconnect and --websocket do not go together".into());
     }
     Ok(args)
 }
@@ -70,7 +78,7 @@ impl Stream for UnixStream {
 }
 
 fn connect(args: &Args) -> std::io::Result<Box<dyn Stream>> {
-    Ok(match (&args.tcp, &args.unix) {
+    let mut stream: Box<dyn Stream> = match (&args.tcp, &args.unix) {
         (Some(addr), _) => {
             let s = TcpStream::connect(addr)?;
             s.set_nodelay(true)?;
@@ -78,7 +86,58 @@ fn connect(args: &Args) -> std::io::Result<Box<dyn Stream>> {
         }
         (_, Some(path)) => Box::new(UnixStream::connect(path)?),
         _ => unreachable!("checked in parse_args"),
-    })
+    };
+    if args.websocket {
+        upgrade(&mut *stream)?;
+    }
+    Ok(stream)
+}
+
+/// The client's side of the WebSocket opening handshake (RFC 6455, section 4.1). The key
+/// is the RFC's example: the server's answer to it is not checked, only its status.
+fn upgrade(stream: &mut dyn Stream) -> std::io::Result<()> {
+    stream.write_all(
+        b"GET / HTTP/1.1\r\nHost: loadgen\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )?;
+    // Byte by byte, so that nothing after the response's head is consumed.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        let status = String::from_utf8_lossy(&head[..head.len().min(40)]).into_owned();
+        return Err(std::io::Error::other(format!("no upgrade: {status}")));
+    }
+    Ok(())
+}
+
+/// A binary WebSocket frame carrying `payload`: masked, as a client must send it, or not,
+/// as a server answers.
+fn frame(payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![0x82];
+    let masked = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => out.push(masked | n as u8),
+        n if n <= u16::MAX as usize => {
+            out.push(masked | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(masked | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(key) => {
+            out.extend_from_slice(&key);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
 }
 
 /// Runs one client until `deadline`, returning each request's latency in microseconds.
@@ -88,8 +147,16 @@ fn drive(
     mut stream: Option<Box<dyn Stream>>,
     deadline: Instant,
 ) -> std::io::Result<Vec<u32>> {
-    let request: Vec<u8> = (0..args.size).map(|i| (i % 251) as u8).collect();
-    let mut reply = vec![0u8; args.size];
+    let payload: Vec<u8> = (0..args.size).map(|i| (i % 251) as u8).collect();
+    let (request, expected) = if args.websocket {
+        (
+            frame(&payload, Some([0x37, 0xfa, 0x21, 0x3d])),
+            frame(&payload, None),
+        )
+    } else {
+        (payload.clone(), payload)
+    };
+    let mut reply = vec![0u8; expected.len()];
     let mut latencies = Vec::new();
     while Instant::now() < deadline {
         let started = Instant::now();
@@ -106,9 +173,14 @@ fn drive(
             drop_after_eof(s)?;
         }
         latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
-        if reply != request {
+        if reply != expected {
             return Err(std::io::Error::other("the echo differs from the request"));
         }
+    }
+    if let (true, Some(mut s)) = (args.websocket, stream) {
+        // A close frame (empty, masked), so the server sees a clean close, not a dropped one.
+        s.write_all(&[0x88, 0x80, 0, 0, 0, 0])?;
+        drop_after_eof(s)?;
     }
     Ok(latencies)
 }
