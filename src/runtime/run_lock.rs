@@ -11,27 +11,37 @@ use std::thread::{self, ThreadId};
 
 #[derive(Default)]
 pub(crate) struct RunLock {
-    /// The holder and how many times it holds the lock.
-    owner: Mutex<Option<(ThreadId, u32)>>,
+    state: Mutex<State>,
     released: Condvar,
 }
 
+#[derive(Default)]
+struct State {
+    /// The holder and how many times it holds the lock.
+    owner: Option<(ThreadId, u32)>,
+    /// Threads waiting in `acquire`. A release wakes them only if there are any: waking
+    /// none is still a system call, on every run of every handle.
+    waiters: u32,
+}
+
 impl RunLock {
-    fn owner(&self) -> MutexGuard<'_, Option<(ThreadId, u32)>> {
-        self.owner.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes the lock if it is free or already this thread's; whether it did.
     pub(crate) fn try_acquire(&self) -> bool {
-        Self::take(&mut self.owner(), thread::current().id())
+        Self::take(&mut self.state().owner, thread::current().id())
     }
 
     /// Takes the lock, waiting for another thread to release it.
     pub(crate) fn acquire(&self) {
         let me = thread::current().id();
-        let mut owner = self.owner();
-        while !Self::take(&mut owner, me) {
-            owner = self.released.wait(owner).unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state();
+        while !Self::take(&mut state.owner, me) {
+            state.waiters += 1;
+            state = self.released.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.waiters -= 1;
         }
     }
 
@@ -51,13 +61,16 @@ impl RunLock {
 
     /// Releases one hold of this thread's; the last one wakes the waiters.
     pub(crate) fn release(&self) {
-        let mut owner = self.owner();
-        match &mut *owner {
+        let mut state = self.state();
+        match &mut state.owner {
             Some((_, depth)) if *depth > 1 => *depth -= 1,
             _ => {
-                *owner = None;
-                drop(owner);
-                self.released.notify_all();
+                state.owner = None;
+                let waiting = state.waiters > 0;
+                drop(state);
+                if waiting {
+                    self.released.notify_all();
+                }
             }
         }
     }
@@ -66,7 +79,7 @@ impl RunLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -106,5 +119,31 @@ mod tests {
             waiter.join().unwrap(),
             "the waiter got the lock before the last release"
         );
+    }
+
+    #[test]
+    fn every_waiter_gets_the_lock_in_turn() {
+        let lock = Arc::new(RunLock::default());
+        lock.acquire();
+        let holders = Arc::new(AtomicU32::new(0));
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let (lock, holders) = (lock.clone(), holders.clone());
+                thread::spawn(move || {
+                    lock.acquire();
+                    assert_eq!(holders.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                    thread::sleep(Duration::from_millis(5));
+                    holders.fetch_sub(1, Ordering::SeqCst);
+                    lock.release();
+                })
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(30));
+        lock.release();
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+        assert!(lock.try_acquire(), "left held");
+        lock.release();
     }
 }
