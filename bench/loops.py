@@ -96,7 +96,7 @@ def install_one(name):
 
 def last_line(text):
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip()[:200] if lines else "no output"
+    return lines[-1].strip().removeprefix("ERROR: ")[:200] if lines else "no output"
 
 
 def install():
