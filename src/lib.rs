@@ -28,6 +28,7 @@ fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::transports::StreamTransport>()?;
     m.add_class::<py::server::Acceptor>()?;
     m.add_class::<py::connect::Connector>()?;
+    m.add_class::<py::sock_ops::SockWait>()?;
     m.add_class::<py::transports::TransportRegistry>()?;
     m.add_class::<py::transports::NativeMethod>()?;
     m.add_class::<py::transports::NativeAttribute>()?;
@@ -39,6 +40,8 @@ fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py::sockaddr::_socket_names, m)?)?;
     m.add_function(wrap_pyfunction!(py::connect::_connect_stream, m)?)?;
     m.add_function(wrap_pyfunction!(py::connect::_numeric_family, m)?)?;
+    m.add_function(wrap_pyfunction!(py::sock_ops::_sock_recv, m)?)?;
+    m.add_function(wrap_pyfunction!(py::sock_ops::_sock_sendall, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "_asyncio_constants",

@@ -102,6 +102,8 @@ _STREAM_KINDS = {
 }
 _connect_stream = _ferroloop._connect_stream
 _numeric_family = _ferroloop._numeric_family
+_sock_recv = _ferroloop._sock_recv
+_sock_sendall = _ferroloop._sock_sendall
 
 
 # create_connection's keyword-only options on the running CPython, with their defaults.
@@ -240,6 +242,23 @@ class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
         if not self._signal_handlers and self._ssock is not None:
             self._set_internal_fd(self._ssock.fileno(), True)
         return removed
+
+    # sock_recv and sock_sendall: asyncio's steps natively (src/py/sock_ops.rs) for a
+    # plain non-blocking socket and bytes; anything else is asyncio's own coroutine.
+    async def sock_recv(self, sock, n):
+        data = _sock_recv(self, sock, n)
+        if data is NotImplemented:
+            return await super().sock_recv(sock, n)
+        if data.__class__ is bytes:
+            return data
+        return await data
+
+    async def sock_sendall(self, sock, data):
+        sent = _sock_sendall(self, sock, data)
+        if sent is NotImplemented:
+            return await super().sock_sendall(sock, data)
+        if sent is not None:
+            await sent
 
     async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
         # A numeric host resolves without a lookup, so it skips the executor round trip.

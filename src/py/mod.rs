@@ -11,6 +11,7 @@
 //! - `event_loop`: `LoopCore`, the loop itself;
 //! - `fastcall`: the loop's hottest entry points, with argument parsing of their own;
 //! - `server`, `connect`: accepting and connecting natively;
+//! - `sock_ops`: `sock_recv` and `sock_sendall` natively;
 //! - `transports`: native stream transports;
 //! - `handles`: Handle, TimerHandle, and how the loop's queues hold them;
 //! - at the bottom, what everything uses: `messages` (asyncio's words), `errors`,
@@ -31,5 +32,6 @@ mod messages;
 mod pyapi;
 mod report;
 pub(crate) mod server;
+pub(crate) mod sock_ops;
 pub(crate) mod sockaddr;
 pub(crate) mod transports;

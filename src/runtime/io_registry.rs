@@ -5,6 +5,12 @@
 //! was registered by (the selectors module's `key.fileobj`). The outcomes of each change
 //! are the selectors module's: a new fd is added, a changed interest modified, and a failed
 //! modification forgets the fd.
+//!
+//! One exception to "interest follows the callbacks": `release`, for a caller that will
+//! likely wait on the same object again within a pass or two (the `sock_*` operations,
+//! which register for every wait). Its fd lingers in epoll, unseen by everything else,
+//! until that wait takes it back without an epoll call, an event arrives for it, or it has
+//! lingered a whole pass (`settle`).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -26,6 +32,11 @@ struct Entry<C, F> {
     /// One of the loop's own fds (the signal self-pipe): it does not force a poll on every
     /// pass.
     internal: bool,
+    /// What epoll still watches of an fd that is released but lingers (`release`); empty
+    /// otherwise. A lingering fd keeps its `fileobj`, to know its next registration.
+    lingers: Interest,
+    /// The pass it began to linger in.
+    lingers_since: u64,
 }
 
 impl<C, F> Default for Entry<C, F> {
@@ -35,6 +46,8 @@ impl<C, F> Default for Entry<C, F> {
             writer: None,
             fileobj: None,
             internal: false,
+            lingers: Interest::default(),
+            lingers_since: 0,
         }
     }
 }
@@ -45,6 +58,10 @@ impl<C, F> Entry<C, F> {
             readable: self.reader.is_some(),
             writable: self.writer.is_some(),
         }
+    }
+
+    fn is_lingering(&self) -> bool {
+        !self.lingers.is_empty()
     }
 
     fn slot(&mut self, direction: Direction) -> &mut Option<C> {
@@ -94,12 +111,21 @@ impl<C, F> Detached<C, F> {
     }
 }
 
+/// Whether two registering objects are one: the same Python object for the loop.
+pub(crate) trait SameObject {
+    fn is_same(&self, other: &Self) -> bool;
+}
+
 /// Entries indexed by fd number (fds are small and dense, so a vector beats hashing), with
 /// counts kept so the per-pass questions cost a load.
 pub(crate) struct IoRegistry<C, F> {
     entries: Vec<Entry<C, F>>,
     registered: usize,
     user: usize,
+    /// The fds released to linger, possibly taken back since.
+    lingering: Vec<RawFd>,
+    /// Polls so far: the clock of lingering.
+    passes: u64,
 }
 
 impl<C, F> Default for IoRegistry<C, F> {
@@ -108,6 +134,8 @@ impl<C, F> Default for IoRegistry<C, F> {
             entries: Vec::new(),
             registered: 0,
             user: 0,
+            lingering: Vec::new(),
+            passes: 0,
         }
     }
 }
@@ -116,7 +144,7 @@ fn token(fd: RawFd) -> u64 {
     fd as u64
 }
 
-impl<C, F> IoRegistry<C, F> {
+impl<C, F: SameObject> IoRegistry<C, F> {
     /// Sets the reader or writer of `fd`, registered by `fileobj`. An unchanged interest
     /// (a reader replacing a reader) cannot fail, since the selectors module makes no
     /// epoll call for it; the registration is still renewed, ignoring epoll's answer, so
@@ -135,6 +163,9 @@ impl<C, F> IoRegistry<C, F> {
             self.entries.resize_with(index + 1, Entry::default);
         }
         let entry = &mut self.entries[index];
+        if entry.is_lingering() {
+            return self.take_back(poller, fd, direction, callback, fileobj, detached);
+        }
         let before = entry.interest();
         let old = entry.slot(direction).replace(callback);
         let after = entry.interest();
@@ -152,10 +183,7 @@ impl<C, F> IoRegistry<C, F> {
         match poller.register(fd, after, token(fd)) {
             Ok(()) => {
                 entry.fileobj = fileobj;
-                self.registered += 1;
-                if !entry.internal {
-                    self.user += 1;
-                }
+                self.count_in(fd);
                 Ok(())
             }
             Err(err) => {
@@ -163,6 +191,134 @@ impl<C, F> IoRegistry<C, F> {
                 detached.fileobjs.extend(fileobj);
                 Err(err)
             }
+        }
+    }
+
+    /// `set` on a lingering fd. The object it lingers for finds epoll still watching, and
+    /// changes the interest only if it differs; anything else may be a new file under the
+    /// old number (the kernel dropped the old one when it closed), so it renews.
+    fn take_back(
+        &mut self,
+        poller: &Poller,
+        fd: RawFd,
+        direction: Direction,
+        callback: C,
+        fileobj: Option<F>,
+        detached: &mut Detached<C, F>,
+    ) -> io::Result<()> {
+        let entry = &mut self.entries[fd as usize];
+        let lingered = std::mem::take(&mut entry.lingers);
+        *entry.slot(direction) = Some(callback);
+        let after = entry.interest();
+        let same = matches!((&entry.fileobj, &fileobj), (Some(a), Some(b)) if a.is_same(b));
+        let result = if !same {
+            poller.renew(fd, after, token(fd))
+        } else if after != lingered {
+            poller.reregister(fd, after, token(fd))
+        } else {
+            Ok(())
+        };
+        if let Err(err) = result {
+            detached.extend(entry.slot(direction).take());
+            detached.fileobjs.extend(entry.fileobj.take());
+            detached.fileobjs.extend(fileobj);
+            let _ = poller.deregister(fd);
+            return Err(err);
+        }
+        if same {
+            detached.fileobjs.extend(fileobj);
+        } else {
+            detached
+                .fileobjs
+                .extend(std::mem::replace(&mut entry.fileobj, fileobj));
+        }
+        self.count_in(fd);
+        Ok(())
+    }
+
+    /// Clears the reader or writer of `fd` as `clear` does, except that when it was the
+    /// fd's last interest, epoll keeps watching it for a while (the module's doc).
+    pub(crate) fn release(
+        &mut self,
+        poller: &Poller,
+        fd: RawFd,
+        direction: Direction,
+        detached: &mut Detached<C, F>,
+    ) -> io::Result<bool> {
+        let passes = self.passes;
+        let Some(entry) = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.entries.get_mut(i))
+        else {
+            return Ok(false);
+        };
+        let watched = entry.interest();
+        if entry.slot(direction).is_none() || watched != interest_of(direction) {
+            return self.clear(poller, fd, direction, detached);
+        }
+        detached.extend(entry.slot(direction).take());
+        entry.lingers = watched;
+        entry.lingers_since = passes;
+        self.count_out(fd);
+        self.lingering.push(fd);
+        Ok(true)
+    }
+
+    /// Before a poll: stops watching the fds that have lingered since before the last
+    /// poll, or all of them when this poll may block (no wait of theirs is coming soon).
+    pub(crate) fn settle(
+        &mut self,
+        poller: &Poller,
+        blocking: bool,
+        detached: &mut Detached<C, F>,
+    ) {
+        self.passes += 1;
+        if self.lingering.is_empty() {
+            return;
+        }
+        let oldest_kept = if blocking { u64::MAX } else { self.passes - 1 };
+        let mut lingering = std::mem::take(&mut self.lingering);
+        lingering.retain(|&fd| {
+            let entry = &mut self.entries[fd as usize];
+            if !entry.is_lingering() {
+                return false;
+            }
+            if entry.lingers_since >= oldest_kept {
+                return true;
+            }
+            Self::stop_lingering(poller, fd, entry, detached);
+            false
+        });
+        self.lingering = lingering;
+    }
+
+    fn stop_lingering(
+        poller: &Poller,
+        fd: RawFd,
+        entry: &mut Entry<C, F>,
+        detached: &mut Detached<C, F>,
+    ) {
+        entry.lingers = Interest::default();
+        detached.fileobjs.extend(entry.fileobj.take());
+        let _ = poller.deregister(fd);
+    }
+
+    /// Counts `fd` as registered again.
+    fn count_in(&mut self, fd: RawFd) {
+        self.registered += 1;
+        if !self.entries[fd as usize].internal {
+            self.user += 1;
+        }
+    }
+
+    /// Counts `fd` as no longer registered.
+    fn count_out(&mut self, fd: RawFd) {
+        let entry = &mut self.entries[fd as usize];
+        self.registered -= 1;
+        if entry.internal {
+            entry.internal = false;
+        } else {
+            self.user -= 1;
         }
     }
 
@@ -198,16 +354,11 @@ impl<C, F> IoRegistry<C, F> {
 
     /// Drops every registration of `fd`, ignoring epoll's answer.
     fn forget(&mut self, poller: &Poller, fd: RawFd, detached: &mut Detached<C, F>) {
+        self.count_out(fd);
         let entry = &mut self.entries[fd as usize];
         detached.extend(entry.reader.take());
         detached.extend(entry.writer.take());
         detached.fileobjs.extend(entry.fileobj.take());
-        self.registered -= 1;
-        if entry.internal {
-            entry.internal = false;
-        } else {
-            self.user -= 1;
-        }
         let _ = poller.deregister(fd);
     }
 
@@ -216,7 +367,7 @@ impl<C, F> IoRegistry<C, F> {
     pub(crate) fn fd_of(&self, is: impl Fn(&F) -> bool) -> Option<RawFd> {
         self.entries
             .iter()
-            .position(|e| e.fileobj.as_ref().is_some_and(&is))
+            .position(|e| !e.interest().is_empty() && e.fileobj.as_ref().is_some_and(&is))
             .map(|index| index as RawFd)
     }
 
@@ -267,6 +418,10 @@ impl<C, F> IoRegistry<C, F> {
             let Some(entry) = self.entries.get_mut(event.token as usize) else {
                 return;
             };
+            if entry.is_lingering() {
+                // Level-triggered: it would be reported again on every poll.
+                return Self::stop_lingering(poller, fd, entry, detached);
+            }
             let stands = match entry.slot(direction).as_ref() {
                 None => true,
                 Some(callback) => fire(direction, callback),
@@ -298,7 +453,7 @@ impl<C, F> IoRegistry<C, F> {
     /// Unregisters everything (the loop closes); what it held goes to `detached`.
     pub(crate) fn drain(&mut self, poller: Option<&Poller>, detached: &mut Detached<C, F>) {
         for (fd, entry) in std::mem::take(&mut self.entries).into_iter().enumerate() {
-            if entry.interest().is_empty() {
+            if entry.interest().is_empty() && !entry.is_lingering() {
                 continue;
             }
             if let Some(p) = poller {
@@ -310,6 +465,22 @@ impl<C, F> IoRegistry<C, F> {
         }
         self.registered = 0;
         self.user = 0;
+        self.lingering.clear();
+    }
+
+    /// The objects that lingering fds were registered by (for the collector).
+    pub(crate) fn lingering_fileobjs(&self) -> impl Iterator<Item = &F> + '_ {
+        self.entries
+            .iter()
+            .filter(|e| e.is_lingering())
+            .filter_map(|e| e.fileobj.as_ref())
+    }
+}
+
+fn interest_of(direction: Direction) -> Interest {
+    Interest {
+        readable: direction == Direction::Read,
+        writable: direction == Direction::Write,
     }
 }
 
@@ -319,6 +490,12 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     use super::*;
+
+    impl SameObject for u32 {
+        fn is_same(&self, other: &Self) -> bool {
+            self == other
+        }
+    }
 
     /// A registry, its poller, and a connected socket pair to register (`fd`).
     struct Fixture {
@@ -435,5 +612,125 @@ mod tests {
         assert_eq!(t.fired(event), ["cancelled"]);
         assert!(t.registry.is_empty());
         assert!(t.fired(event).is_empty());
+    }
+
+    impl Fixture {
+        fn release(&mut self, d: Direction) -> bool {
+            self.registry
+                .release(&self.poller, self.fd, d, &mut self.detached)
+                .unwrap()
+        }
+
+        /// Whether epoll still watches `fd`: adding it again fails only if it does.
+        fn in_epoll(&self) -> bool {
+            let added = self.poller.register(self.fd, Interest::READABLE, 0);
+            if added.is_ok() {
+                self.poller.deregister(self.fd).unwrap();
+            }
+            added.is_err()
+        }
+
+        fn settle(&mut self, blocking: bool) {
+            self.registry
+                .settle(&self.poller, blocking, &mut self.detached);
+        }
+    }
+
+    #[test]
+    fn a_released_fd_lingers_unseen_and_its_object_takes_it_back() {
+        let mut t = fixture();
+        t.set(t.fd, Direction::Read, "first", Some(7)).unwrap();
+        assert!(t.release(Direction::Read));
+        assert!(!t.release(Direction::Read));
+        assert!(t.registry.is_empty() && !t.registry.has_user_fds());
+        assert_eq!(t.registry.fd_of(|f| *f == 7), None);
+        assert_eq!(t.registry.iter().count(), 0);
+        assert!(t.in_epoll());
+        assert_eq!(t.registry.lingering_fileobjs().collect::<Vec<_>>(), [&7]);
+        t.set(t.fd, Direction::Read, "second", Some(7)).unwrap();
+        assert!(t.in_epoll() && t.registry.has_user_fds());
+        assert_eq!(t.registry.lingering_fileobjs().count(), 0);
+        assert_eq!(t.registry.fd_of(|f| *f == 7), Some(t.fd));
+        assert_eq!(t.detached(), ["first"]);
+        // Taken back for writing instead, the interest changes.
+        assert!(t.release(Direction::Read));
+        t.set(t.fd, Direction::Write, "writer", Some(7)).unwrap();
+        let event = Event {
+            token: token(t.fd),
+            readable: false,
+            writable: true,
+        };
+        assert_eq!(t.fired(event), ["writer"]);
+    }
+
+    #[test]
+    fn another_object_renews_the_registration() {
+        let mut t = fixture();
+        t.set(t.fd, Direction::Read, "first", Some(7)).unwrap();
+        t.release(Direction::Read);
+        // As when the fd closed (the kernel dropping it) and its number was reused.
+        t.poller.deregister(t.fd).unwrap();
+        t.set(t.fd, Direction::Read, "second", Some(8)).unwrap();
+        assert!(t.in_epoll());
+        assert_eq!(t.detached.fileobjs, vec![7]);
+        assert_eq!(t.registry.fd_of(|f| *f == 8), Some(t.fd));
+        t.release(Direction::Read);
+        t.poller.deregister(t.fd).unwrap();
+        t.set(t.fd, Direction::Read, "by number", None).unwrap();
+        assert!(t.in_epoll());
+    }
+
+    #[test]
+    fn lingering_ends_after_a_whole_pass_or_before_a_blocking_poll() {
+        let mut t = fixture();
+        t.set(t.fd, Direction::Read, "r", Some(7)).unwrap();
+        t.settle(false);
+        t.release(Direction::Read);
+        t.settle(false);
+        assert!(t.in_epoll());
+        t.settle(false);
+        assert!(!t.in_epoll());
+        assert_eq!(t.detached.fileobjs, vec![7]);
+        t.set(t.fd, Direction::Read, "r", Some(9)).unwrap();
+        t.release(Direction::Read);
+        t.settle(true);
+        assert!(!t.in_epoll());
+        assert_eq!(t.registry.lingering_fileobjs().count(), 0);
+    }
+
+    #[test]
+    fn an_event_for_a_lingering_fd_ends_it() {
+        let mut t = fixture();
+        t.set(t.fd, Direction::Read, "r", Some(7)).unwrap();
+        t.release(Direction::Read);
+        let event = Event {
+            token: token(t.fd),
+            readable: true,
+            writable: false,
+        };
+        assert!(t.fired(event).is_empty());
+        assert!(!t.in_epoll());
+        assert_eq!(t.registry.lingering_fileobjs().count(), 0);
+    }
+
+    #[test]
+    fn release_with_the_other_direction_set_only_clears() {
+        let mut t = fixture();
+        t.set(t.fd, Direction::Read, "r", Some(7)).unwrap();
+        t.set(t.fd, Direction::Write, "w", Some(7)).unwrap();
+        assert!(t.release(Direction::Read));
+        assert_eq!(t.registry.lingering_fileobjs().count(), 0);
+        assert!(t.registry.has_user_fds() && t.in_epoll());
+    }
+
+    #[test]
+    fn drain_unregisters_a_lingering_fd() {
+        let mut t = fixture();
+        t.set(t.fd, Direction::Read, "r", Some(7)).unwrap();
+        t.release(Direction::Read);
+        let mut detached = Detached::default();
+        t.registry.drain(Some(&t.poller), &mut detached);
+        assert!(!t.in_epoll());
+        assert_eq!(detached.fileobjs, vec![7]);
     }
 }

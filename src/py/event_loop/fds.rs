@@ -83,6 +83,24 @@ impl LoopCore {
         Ok(handle)
     }
 
+    /// `_add_reader`/`_add_writer(fd, callback)` for a `sock_*` wait on `sock`: registered
+    /// by the socket, so that its next wait may find `fd` lingering (`release`).
+    pub(crate) fn add_sock_wait(
+        slf: &Bound<'_, Self>,
+        sock: &Bound<'_, PyAny>,
+        fd: RawFd,
+        direction: Direction,
+        callback: Bound<'_, PyAny>,
+    ) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        let this = slf.get();
+        this.check_closed()?;
+        let handle = Self::make_handle(slf, callback, PyTuple::empty(py), None)?;
+        let callback = IoCallback::Handle(handle.clone_ref(py));
+        this.register(py, fd, direction, callback, Some(sock.clone().unbind()))?;
+        Ok(handle)
+    }
+
     /// `_remove_reader` and `_remove_writer`: whether there was one.
     pub(super) fn remove_io(
         slf: &Bound<'_, Self>,
@@ -157,6 +175,28 @@ impl LoopCore {
                 Some(selector) => state
                     .io
                     .clear(&selector.poller, fd, direction, &mut detached),
+                None => Ok(false),
+            }
+        };
+        settle(py, result, detached)
+    }
+
+    /// `unregister` for a `sock_*` wait that is over: the fd lingers in epoll for the same
+    /// socket's next wait (`IoRegistry::release`).
+    pub(crate) fn release(
+        &self,
+        py: Python<'_>,
+        fd: RawFd,
+        direction: Direction,
+    ) -> PyResult<bool> {
+        let mut detached = IoDetached::default();
+        let result = {
+            let mut state = self.state(py);
+            let state = &mut *state;
+            match state.selector.as_ref() {
+                Some(selector) => state
+                    .io
+                    .release(&selector.poller, fd, direction, &mut detached),
                 None => Ok(false),
             }
         };

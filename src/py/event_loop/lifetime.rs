@@ -219,6 +219,9 @@ impl LoopCore {
                 visit.call(writer.map(IoCallback::as_any))?;
                 visit.call(fileobj)?;
             }
+            for fileobj in state.io.lingering_fileobjs() {
+                visit.call(fileobj)?;
+            }
         }
         self.current_handle.visit(visit)?;
         self.debug_value.visit(visit)?;

@@ -9,7 +9,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use crate::py::gc::{visit_all, Visit};
 use crate::py::handles::{Handle, Queued};
 use crate::py::transports::{Step, StreamTransport, WatchId};
-use crate::runtime::io_registry::{Detached, Direction};
+use crate::runtime::io_registry::{Detached, Direction, SameObject};
 
 /// One entry of the ready queue.
 pub(crate) enum Ready {
@@ -51,6 +51,12 @@ impl IoCallback {
             IoCallback::Handle(h) => h.as_any(),
             IoCallback::Transport(t, _) => t.as_any(),
         }
+    }
+}
+
+impl SameObject for Py<PyAny> {
+    fn is_same(&self, other: &Self) -> bool {
+        self.is(other)
     }
 }
 

@@ -60,6 +60,7 @@ impl LoopCore {
         let py = slf.py();
         let this = slf.get();
         let mut purged = Vec::new();
+        let mut detached = IoDetached::default();
         let now = Self::replaced_now(slf)?;
         let poll = {
             let mut state = this.state(py);
@@ -85,6 +86,9 @@ impl LoopCore {
                 }
                 wait @ Wait::Poll(timeout) => {
                     let selector = state.selector.as_ref().ok_or_else(messages::loop_closed)?;
+                    state
+                        .io
+                        .settle(&selector.poller, wait.blocks(), &mut detached);
                     if wait.blocks() {
                         state.stats.blocking_polls += 1;
                         selector.enter_blocking();
@@ -96,6 +100,7 @@ impl LoopCore {
             }
         };
         unschedule_purged(purged);
+        drop(detached);
         if let Some((timeout, poll_fd)) = poll {
             Self::poll(slf, timeout, poll_fd, batch)?;
         }

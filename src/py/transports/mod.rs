@@ -11,6 +11,7 @@ mod native_method;
 mod registry;
 mod stream;
 
+pub(crate) use bytes::recv_bytes;
 pub(crate) use finalizer::_install_transport_finalizer;
 pub(crate) use lifecycle::Step;
 pub(crate) use native_method::{NativeAttribute, NativeMethod};

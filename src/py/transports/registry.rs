@@ -25,7 +25,7 @@ impl TransportRegistry {
     /// The live transport registered for `fd`, forgetting a dead entry. Neither taking a
     /// strong reference from a weak one nor dropping a dead, callback-free weakref runs
     /// Python code, so both happen with the map held.
-    fn lookup<'py>(&self, py: Python<'py>, fd: i64) -> Option<Bound<'py, PyAny>> {
+    pub(crate) fn lookup<'py>(&self, py: Python<'py>, fd: i64) -> Option<Bound<'py, PyAny>> {
         let mut entries = self.entries.borrow_mut(py);
         let live = entries.get(&fd)?.bind(py).upgrade();
         if live.is_none() {

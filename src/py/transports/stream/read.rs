@@ -1,27 +1,15 @@
 //! Reading: `_read_ready` and what it calls, as `selector_events.py` writes them.
 
-use std::cell::RefCell;
-
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
 
 use super::{would_block, Callee, Receiver, StreamTransport};
 use crate::constants::MAX_READ;
 use crate::py::errors::os_error;
 use crate::py::messages;
-use crate::py::transports::bytes::with_writable;
+use crate::py::transports::bytes::{recv_bytes, with_writable};
 use crate::runtime::io_registry::Direction;
 use crate::runtime::sys;
-
-/// The read buffer's alignment.
-const PAGE: usize = 4096;
-
-thread_local! {
-    /// The read buffer: one per thread, so one per loop. Reads copy out of it into the
-    /// `bytes` they hand over before any Python code runs.
-    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 impl StreamTransport {
     /// `_read_ready`: one read, handed to the protocol.
@@ -56,23 +44,7 @@ impl StreamTransport {
     /// `_read_ready__data_received`.
     fn read_data(slf: &Bound<'_, Self>, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
         let (py, this) = (slf.py(), slf.get());
-        let read = READ_BUFFER.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut buf) => {
-                if buf.len() < MAX_READ + PAGE {
-                    buf.resize(MAX_READ + PAGE, 0);
-                }
-                // The kernel's copy into a page-aligned buffer runs several times faster
-                // than into malloc's 16-byte alignment (the bench's large echo rows).
-                let start = buf.as_ptr().align_offset(PAGE);
-                let buf = &mut buf[start..start + MAX_READ];
-                sys::recv(this.fd, buf).map(|n| PyBytes::new(py, &buf[..n]))
-            }
-            // Only a nested read could hold it; give it a buffer of its own.
-            Err(_) => {
-                let mut buf = vec![0u8; MAX_READ];
-                sys::recv(this.fd, &mut buf).map(|n| PyBytes::new(py, &buf[..n]))
-            }
-        });
+        let read = recv_bytes(py, this.fd, MAX_READ);
         let data = match read {
             Err(err) if would_block(&err) => return Ok(()),
             Err(err) => return this.fatal_error(py, os_error(err), messages::FATAL_READ),
