@@ -50,7 +50,9 @@ impl TransportLoop for LoopCore {
         step: Step,
     ) -> PyResult<()> {
         self.check_closed()?;
-        self.state(py).ready.push(Ready::Step(transport, step));
+        self.state(py)
+            .ready
+            .push(Ready::Step(Box::new((transport, step))));
         Ok(())
     }
 

@@ -11,26 +11,31 @@ use crate::py::handles::{Handle, Queued};
 use crate::py::transports::{Step, StreamTransport, WatchId};
 use crate::runtime::io_registry::{Detached, Direction, SameObject};
 
-/// One entry of the ready queue.
+/// One entry of the ready queue. The common entries (a Handle, a transport's event) are
+/// held inline and the rare ones boxed, so that an entry takes two words: a `call_soon`
+/// batch queues hundreds of thousands.
 pub(crate) enum Ready {
     Handle(Queued<Handle>),
     /// A native transport's fd is ready: the transport reads or flushes without a Handle.
     Transport(Py<StreamTransport>, Direction, WatchId),
     /// A step of a native transport's set-up or tear-down, which asyncio would queue as a
     /// Handle (`transports/lifecycle.rs`).
-    Step(Py<StreamTransport>, Step),
+    Step(Box<(Py<StreamTransport>, Step)>),
     /// A waiter to wake (`wake.rs`).
-    Wake(Wake),
+    Wake(Box<Wake>),
 }
+
+// Two words, as the doc above says; a new inline variant must not grow every entry.
+const _: () = assert!(std::mem::size_of::<Ready>() == 16);
 
 impl Visit for Ready {
     fn visit_with(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         match self {
             Ready::Handle(h) => h.visit(visit),
             Ready::Transport(t, ..) => visit.call(t),
-            Ready::Step(t, step) => {
-                visit.call(t)?;
-                step.visit_with(visit)
+            Ready::Step(step) => {
+                visit.call(&step.0)?;
+                step.1.visit_with(visit)
             }
             Ready::Wake(wake) => wake.visit_with(visit),
         }

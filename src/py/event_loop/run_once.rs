@@ -203,9 +203,9 @@ impl LoopCore {
                 Ready::Transport(t, direction, id) => {
                     transports::run_event(t.bind(py), *direction, *id)
                 }
-                Ready::Step(t, step) if debug => transports::step_handle(t.bind(py), step)
+                Ready::Step(step) if debug => transports::step_handle(step.0.bind(py), &step.1)
                     .and_then(|handle| Self::run_debug(slf, &handle)),
-                Ready::Step(t, step) => transports::run_step(t.bind(py), step),
+                Ready::Step(step) => transports::run_step(step.0.bind(py), &step.1),
                 Ready::Wake(wake) if debug => wake
                     .handle(slf)
                     .and_then(|handle| Self::run_debug(slf, &handle)),

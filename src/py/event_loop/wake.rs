@@ -28,7 +28,7 @@ impl LoopCore {
             result,
             context,
         };
-        self.state(py).ready.push(Ready::Wake(wake));
+        self.state(py).ready.push(Ready::Wake(Box::new(wake)));
         Ok(())
     }
 }

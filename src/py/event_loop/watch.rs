@@ -44,7 +44,7 @@ pub(super) fn running(entry: &Ready) -> (&Py<PyAny>, u8) {
         Ready::Handle(queued) => (queued.get().as_any(), HANDLE),
         Ready::Transport(t, Direction::Read, _) => (t.as_any(), READING),
         Ready::Transport(t, Direction::Write, _) => (t.as_any(), WRITING),
-        Ready::Step(t, _) => (t.as_any(), STEP),
+        Ready::Step(step) => (step.0.as_any(), STEP),
         Ready::Wake(wake) => (&wake.waiter, WAKE),
     }
 }
