@@ -121,7 +121,8 @@ def test_sendall_to_a_closed_peer_raises(loop):
     run(loop, main())
 
 
-@pytest.mark.parametrize("n, error", [(-1, ValueError), ("10", TypeError), (1.5, TypeError)])
+@pytest.mark.parametrize("n, error", [(-1, ValueError), ("10", TypeError), (1.5, TypeError),
+                                      (2**62, MemoryError), (2**63, OverflowError)])
 def test_a_bad_size_raises_what_recv_raises(loop, n, error):
     async def main():
         a, b = pair()
@@ -135,6 +136,21 @@ def test_a_bad_size_raises_what_recv_raises(loop, n, error):
         with pytest.raises(error) as expected:
             a.recv(n)
     assert run(loop, main()) == str(expected.value)
+
+
+def test_a_size_past_the_read_buffer(loop):
+    async def main():
+        a, b = pair()
+        with a, b:
+            await loop.sock_sendall(b, b"x" * 100)
+            waiting = loop.create_task(loop.sock_recv(a, 4 << 20))
+            first = await waiting
+            later = loop.create_task(loop.sock_recv(a, 4 << 20))
+            await asyncio.sleep(0)
+            await loop.sock_sendall(b, b"y")
+            return first, await later
+
+    assert run(loop, main()) == (b"x" * 100, b"y")
 
 
 def test_data_that_is_not_bytes(loop):

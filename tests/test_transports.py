@@ -508,8 +508,8 @@ def test_write_then_abort_in_one_callback_delivers_the_write(loop):
 def test_each_write_is_on_the_wire_when_it_returns(loop):
     # asyncio's write sends at once when nothing is buffered, so a peer read in the same
     # callback, before it returns, sees each part: a test that talks to a blocking socket
-    # this way works on the stdlib loop (uvloop, which sends at the end of the loop's
-    # iteration, times out here).
+    # this way works on the stdlib loop (zuvloop, which holds writes to the end of its
+    # loop iteration, times out here).
     listener = socket.create_server(("127.0.0.1", 0))
 
     async def main():

@@ -9,7 +9,8 @@
 //! reply exchange comes a pass later (`IoRegistry::release`).
 //!
 //! What the native path does not take (a socket subclass, which may override `recv`; a
-//! socket with a timeout; data other than `bytes`; a size that is not an int) answers
+//! socket with a timeout; data other than `bytes`; a size that is not an int, or is past
+//! the loop's read buffer) answers
 //! `NotImplemented`, before any system call, and `ferroloop.Loop` runs asyncio's own
 //! coroutine, with its checks and its errors.
 
@@ -29,6 +30,7 @@ use super::gc::visit_all;
 use super::handles::{is_exit, Handle};
 use super::pyapi;
 use super::transports::{recv_bytes, TransportRegistry};
+use crate::constants::MAX_READ;
 use crate::runtime::io_registry::Direction;
 use crate::runtime::sys;
 
@@ -65,7 +67,11 @@ pub(crate) fn _sock_recv(
 ) -> PyResult<Py<PyAny>> {
     shield(|| {
         let py = r#loop.py();
-        let (Ok(len), Some(fd)) = (n.extract::<usize>(), plain_socket(sock)?) else {
+        let len = match n.extract::<usize>() {
+            Ok(len) if len <= MAX_READ => len,
+            _ => return Ok(py.NotImplemented()),
+        };
+        let Some(fd) = plain_socket(sock)? else {
             return Ok(py.NotImplemented());
         };
         match retrying(py, || recv_bytes(py, fd, len))? {

@@ -22,15 +22,9 @@ thread_local! {
     static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// One `recv` of at most `len` bytes from `fd`, as `bytes`.
+/// One `recv` of at most `len` bytes from `fd`, as `bytes`; `len` is at most `MAX_READ`.
 pub(crate) fn recv_bytes(py: Python<'_>, fd: RawFd, len: usize) -> io::Result<Bound<'_, PyBytes>> {
-    let fresh = |len| {
-        let mut buf = vec![0u8; len];
-        sys::recv(fd, &mut buf).map(|n| PyBytes::new(py, &buf[..n]))
-    };
-    if len > MAX_READ {
-        return fresh(len);
-    }
+    let len = len.min(MAX_READ);
     READ_BUFFER.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < MAX_READ + PAGE {
@@ -43,7 +37,10 @@ pub(crate) fn recv_bytes(py: Python<'_>, fd: RawFd, len: usize) -> io::Result<Bo
             sys::recv(fd, buf).map(|n| PyBytes::new(py, &buf[..n]))
         }
         // Only a nested read could hold it; give it a buffer of its own.
-        Err(_) => fresh(len),
+        Err(_) => {
+            let mut buf = vec![0u8; len];
+            sys::recv(fd, &mut buf).map(|n| PyBytes::new(py, &buf[..n]))
+        }
     })
 }
 
