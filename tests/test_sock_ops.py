@@ -6,10 +6,14 @@ lingers does not blind the next socket to get that number."""
 
 import asyncio
 import errno
+import gc
 import socket
 import struct
+import weakref
 
 import pytest
+
+from conftest import resource_warnings_collected
 
 
 def pair():
@@ -290,6 +294,26 @@ def test_a_closed_sockets_number_reused_at_once_is_watched(loop):
         return seen
 
     assert run(loop, main()) == [b"2", b"2"]
+
+
+def test_a_socket_dropped_after_its_wait_is_not_kept_alive(loop):
+    """A lingering fd holds its socket for a pass or two at most, busy loop or not."""
+    async def main():
+        a, b = pair()
+        with b:
+            waiting = loop.create_task(loop.sock_recv(a, 10))
+            await asyncio.sleep(0)
+            b.send(b"1")
+            assert await waiting == b"1"
+            dropped = weakref.ref(a)
+            del a
+            for _ in range(3):
+                await asyncio.sleep(0)
+            gc.collect()
+            return dropped() is None
+
+    with resource_warnings_collected():
+        assert run(loop, main())
 
 
 def test_a_lingering_fd_with_data_nobody_waits_for(loop):

@@ -81,6 +81,10 @@ impl LoopCore {
             );
             match wait {
                 Wait::Skip => {
+                    // A pass without a poll still counts towards lingering's end.
+                    if let Some(selector) = state.selector.as_ref() {
+                        state.io.settle(&selector.poller, false, &mut detached);
+                    }
                     state.collect_ready(py, now, this.resolution(), &this.activity, batch);
                     None
                 }

@@ -264,8 +264,9 @@ impl<C, F: SameObject> IoRegistry<C, F> {
         Ok(true)
     }
 
-    /// Before a poll: stops watching the fds that have lingered since before the last
-    /// poll, or all of them when this poll may block (no wait of theirs is coming soon).
+    /// Once a pass, before its poll (or where it skips one): stops watching the fds that
+    /// have lingered since before the last pass, or all of them when this poll may block
+    /// (no wait of theirs is coming soon).
     pub(crate) fn settle(
         &mut self,
         poller: &Poller,
