@@ -16,6 +16,7 @@ __all__ = [
     "StreamTransport",
     "Acceptor",
     "Connector",
+    "SockWait",
     "TransportRegistry",
     "NativeMethod",
     "NativeAttribute",
@@ -24,6 +25,8 @@ __all__ = [
     "_socket_names",
     "_connect_stream",
     "_numeric_family",
+    "_sock_recv",
+    "_sock_sendall",
     "__version__",
     "_asyncio_constants",
     "build_profile",
@@ -38,6 +41,8 @@ def _install_transport_finalizer(cls: type) -> None: ...
 def _socket_names(fd: int) -> tuple[Any, Any] | None: ...
 def _connect_stream(family: int, proto: int, host: str, port: int) -> tuple[int, int]: ...
 def _numeric_family(host: str) -> int | None: ...
+def _sock_recv(loop: LoopCore, sock: socket.socket, n: int) -> Any: ...
+def _sock_sendall(loop: LoopCore, sock: socket.socket, data: bytes) -> Any: ...
 
 @disjoint_base
 class Handle:
@@ -210,6 +215,13 @@ class Connector:
     def abandon(self) -> None: ...
     @property
     def fut(self) -> Any: ...
+
+@final
+class SockWait:
+    """A `sock_recv` or `sock_sendall` waiting for its socket: the reader or writer
+    callback, and the future's done callback (src/py/sock_ops.rs)."""
+    def __call__(self, *args: Any, **kwargs: Any) -> None: ...
+    def done(self, _fut: Any) -> None: ...
 
 @final
 class TransportRegistry:
