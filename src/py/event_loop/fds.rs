@@ -13,7 +13,8 @@ use super::LoopCore;
 use crate::py::errors::os_error;
 use crate::py::handles::{self, Handle};
 use crate::py::messages;
-use crate::runtime::io_registry::Direction;
+use crate::runtime::io_registry::{Direction, IoRegistry};
+use crate::runtime::poller::Poller;
 
 /// Settles a registry change: after one that succeeded, the Handles it detached are
 /// cancelled, as asyncio's selector loop cancels them (transports need nothing); after
@@ -167,18 +168,9 @@ impl LoopCore {
         fd: RawFd,
         direction: Direction,
     ) -> PyResult<bool> {
-        let mut detached = IoDetached::default();
-        let result = {
-            let mut state = self.state(py);
-            let state = &mut *state;
-            match state.selector.as_ref() {
-                Some(selector) => state
-                    .io
-                    .clear(&selector.poller, fd, direction, &mut detached),
-                None => Ok(false),
-            }
-        };
-        settle(py, result, detached)
+        self.take_off(py, |io, poller, detached| {
+            io.clear(poller, fd, direction, detached)
+        })
     }
 
     /// `unregister` for a `sock_*` wait that is over: the fd lingers in epoll for the same
@@ -189,14 +181,28 @@ impl LoopCore {
         fd: RawFd,
         direction: Direction,
     ) -> PyResult<bool> {
+        self.take_off(py, |io, poller, detached| {
+            io.release(poller, fd, direction, detached)
+        })
+    }
+
+    /// A change that removes a registration, made with the state held and settled after
+    /// (`settle`); false once the loop is closed.
+    fn take_off(
+        &self,
+        py: Python<'_>,
+        change: impl FnOnce(
+            &mut IoRegistry<IoCallback, Py<PyAny>>,
+            &Poller,
+            &mut IoDetached,
+        ) -> io::Result<bool>,
+    ) -> PyResult<bool> {
         let mut detached = IoDetached::default();
         let result = {
             let mut state = self.state(py);
             let state = &mut *state;
             match state.selector.as_ref() {
-                Some(selector) => state
-                    .io
-                    .release(&selector.poller, fd, direction, &mut detached),
+                Some(selector) => change(&mut state.io, &selector.poller, &mut detached),
                 None => Ok(false),
             }
         };
