@@ -71,16 +71,32 @@ impl LoopCore {
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        let py = slf.py();
         let this = slf.get();
         this.check_closed()?;
         let fd = this
             .registered_fd(fileobj)?
             .ok_or_else(messages::too_large_fd)?;
-        let handle = Self::make_handle(slf, callback, args, context)?;
         let by_object = (!fileobj.is_instance_of::<PyInt>()).then(|| fileobj.clone().unbind());
+        Self::add_handle(slf, fd, direction, (callback, args, context), by_object)
+    }
+
+    /// A Handle for `callback(*args)` in `context`, registered as the reader or writer of
+    /// `fd` by `fileobj`.
+    fn add_handle(
+        slf: &Bound<'_, Self>,
+        fd: RawFd,
+        direction: Direction,
+        (callback, args, context): (
+            Bound<'_, PyAny>,
+            Bound<'_, PyTuple>,
+            Option<Bound<'_, PyAny>>,
+        ),
+        fileobj: Option<Py<PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        let handle = Self::make_handle(slf, callback, args, context)?;
         let callback = IoCallback::Handle(handle.clone_ref(py));
-        this.register(py, fd, direction, callback, by_object)?;
+        slf.get().register(py, fd, direction, callback, fileobj)?;
         Ok(handle)
     }
 
@@ -93,13 +109,9 @@ impl LoopCore {
         direction: Direction,
         callback: Bound<'_, PyAny>,
     ) -> PyResult<Py<Handle>> {
-        let py = slf.py();
-        let this = slf.get();
-        this.check_closed()?;
-        let handle = Self::make_handle(slf, callback, PyTuple::empty(py), None)?;
-        let callback = IoCallback::Handle(handle.clone_ref(py));
-        this.register(py, fd, direction, callback, Some(sock.clone().unbind()))?;
-        Ok(handle)
+        slf.get().check_closed()?;
+        let call = (callback, PyTuple::empty(slf.py()), None);
+        Self::add_handle(slf, fd, direction, call, Some(sock.clone().unbind()))
     }
 
     /// `_remove_reader` and `_remove_writer`: whether there was one.

@@ -79,20 +79,19 @@ impl LoopCore {
                     user: io.has_user_fds(),
                 },
             );
+            // Every pass, polled or not, counts towards the end of lingering.
+            if let Some(selector) = state.selector.as_ref() {
+                state
+                    .io
+                    .settle(&selector.poller, wait.blocks(), &mut detached);
+            }
             match wait {
                 Wait::Skip => {
-                    // A pass without a poll still counts towards lingering's end.
-                    if let Some(selector) = state.selector.as_ref() {
-                        state.io.settle(&selector.poller, false, &mut detached);
-                    }
                     state.collect_ready(py, now, this.resolution(), &this.activity, batch);
                     None
                 }
                 wait @ Wait::Poll(timeout) => {
                     let selector = state.selector.as_ref().ok_or_else(messages::loop_closed)?;
-                    state
-                        .io
-                        .settle(&selector.poller, wait.blocks(), &mut detached);
                     if wait.blocks() {
                         state.stats.blocking_polls += 1;
                         selector.enter_blocking();

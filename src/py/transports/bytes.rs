@@ -25,6 +25,7 @@ thread_local! {
 /// One `recv` of at most `len` bytes from `fd`, as `bytes`; `len` is at most `MAX_READ`.
 pub(crate) fn recv_bytes(py: Python<'_>, fd: RawFd, len: usize) -> io::Result<Bound<'_, PyBytes>> {
     let len = len.min(MAX_READ);
+    let read = |buf: &mut [u8]| sys::recv(fd, buf).map(|n| PyBytes::new(py, &buf[..n]));
     READ_BUFFER.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < MAX_READ + PAGE {
@@ -33,14 +34,10 @@ pub(crate) fn recv_bytes(py: Python<'_>, fd: RawFd, len: usize) -> io::Result<Bo
             // The kernel's copy into a page-aligned buffer runs several times faster than
             // into malloc's 16-byte alignment (the bench's large echo rows).
             let start = buf.as_ptr().align_offset(PAGE);
-            let buf = &mut buf[start..start + len];
-            sys::recv(fd, buf).map(|n| PyBytes::new(py, &buf[..n]))
+            read(&mut buf[start..start + len])
         }
         // Only a nested read could hold it; give it a buffer of its own.
-        Err(_) => {
-            let mut buf = vec![0u8; len];
-            sys::recv(fd, &mut buf).map(|n| PyBytes::new(py, &buf[..n]))
-        }
+        Err(_) => read(&mut vec![0u8; len]),
     })
 }
 
