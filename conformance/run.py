@@ -12,6 +12,12 @@ Per module it prints ``module: N passed, N failed, N skipped`` where "failed" co
 failures that are neither failures of the stdlib baseline nor listed in
 known_failures.txt; then a total line. Exit status 1 when any such failure occurs.
 
+A failing test is shown with its traceback and run again, alone, in fresh processes, as
+CPython's own regrtest does with ``--rerun``: one that then passes every time is reported
+as flaky, not failed. (Some of CPython's tests fail by chance: in
+test_create_connection_local_addr_skip_different_family the kernel may hand the client
+the free port it is meant to be refused on, and the socket connects to itself.)
+
     python conformance/run.py [--modules test_tasks,test_locks] [--timeout 900] [-v]
 """
 
@@ -190,7 +196,7 @@ def substitute_in_module(module):
             obj.create_event_loop = lambda self: ferroloop.new_event_loop()
 
 
-def worker(module_name, use_ferroloop, out_path):
+def worker(module_name, use_ferroloop, out_path, test_ids=()):
     import importlib
     import signal
     import unittest
@@ -263,7 +269,12 @@ def worker(module_name, use_ferroloop, out_path):
             with open(out_path, "w") as f:
                 json.dump(outcomes, f)
 
-    suite = unittest.defaultTestLoader.loadTestsFromModule(module)
+    loader = unittest.defaultTestLoader
+    if test_ids:
+        suite = unittest.TestSuite(loader.loadTestsFromName(test_id.split(".", 1)[1], module)
+                                   for test_id in test_ids)
+    else:
+        suite = loader.loadTestsFromModule(module)
     suite.run(Recorder())
     with open(out_path, "w") as f:
         json.dump(outcomes, f)
@@ -271,14 +282,50 @@ def worker(module_name, use_ferroloop, out_path):
 
 # --- driver ------------------------------------------------------------------------------
 
-def run_module(module, use_ferroloop, timeout, log_dir):
+RERUNS = 3
+# More failures than this in one module is no chance event; they are not rerun.
+MAX_RERUN = 10
+TRACEBACK_LINES = 40
+
+
+def failure_text(log_path, test_id):
+    """The traceback the worker logged for test_id (the first, if several), cut to its
+    last lines."""
+    full_id = f"test.test_asyncio.{test_id}"
+    with open(log_path, errors="replace") as f:
+        lines = f.read().splitlines()
+    heads = [i for i, line in enumerate(lines)
+             if line.split(" ", 1)[0] in ("FAIL", "ERROR", "SUBTEST")]
+    for n, i in enumerate(heads):
+        if lines[i].split(" ")[1:2] == [full_id]:
+            end = heads[n + 1] if n + 1 < len(heads) else len(lines)
+            body = [line for line in lines[i + 1:end] if line.strip()]
+            return "\n".join([lines[i]] + body[-TRACEBACK_LINES:])
+    return f"(no traceback for {test_id} in {log_path})"
+
+
+def flaky_among(module, failed, timeout, log_dir):
+    """Those of `failed` that pass every one of RERUNS fresh runs on ferroloop."""
+    flaky = set(failed)
+    for attempt in range(1, RERUNS + 1):
+        outcomes, _, _, _, _ = run_module(module, True, timeout, log_dir, sorted(flaky),
+                                          tag=f"ferroloop.rerun{attempt}")
+        flaky = {t for t in flaky if outcomes.get(t, ("missing",))[0] == "passed"}
+        if not flaky:
+            break
+    return flaky
+
+
+def run_module(module, use_ferroloop, timeout, log_dir, test_ids=(), tag=None):
     fd, out_path = tempfile.mkstemp(suffix=".json")
     os.close(fd)
-    tag = "ferroloop" if use_ferroloop else "stdlib"
+    tag = tag or ("ferroloop" if use_ferroloop else "stdlib")
     log_path = os.path.join(log_dir, f"{module}.{tag}.log")
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", module, "--out", out_path]
     if use_ferroloop:
         cmd.append("--ferroloop")
+    if test_ids:
+        cmd += ["--tests", ",".join(test_ids)]
     started = time.monotonic()
     timed_out = False
     with open(log_path, "w") as log:
@@ -297,6 +344,10 @@ def run_module(module, use_ferroloop, timeout, log_dir):
     return outcomes, time.monotonic() - started, timed_out, crashed, log_path
 
 
+def indent(text):
+    return "\n".join("    | " + line for line in text.splitlines())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", default=",".join(IN_SCOPE))
@@ -308,10 +359,11 @@ def main():
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--ferroloop", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tests", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
-        worker(args.worker, args.ferroloop, args.out)
+        worker(args.worker, args.ferroloop, args.out, [t for t in args.tests.split(",") if t])
         return 0
 
     import ferroloop
@@ -322,7 +374,7 @@ def main():
     for name, why in OUT_OF_SCOPE.items():
         print(f"  excluded {name}: {why}")
 
-    totals = {"passed": 0, "failed": 0, "skipped": 0}
+    totals = {"passed": 0, "failed": 0, "skipped": 0, "flaky": 0}
     bad = False
     # A module this CPython ships that is neither in scope nor left out with a reason is
     # new: it must be looked at, so it fails the run.
@@ -358,6 +410,12 @@ def main():
                 unexpected.append(test_id)
         missing = [t for t, (s, _) in baseline.items()
                    if s == "passed" and t not in outcomes and not dropped(t)]
+        tracebacks = {t: failure_text(log_path, t) for t in unexpected}
+        flaky = set()
+        if unexpected and len(unexpected) <= MAX_RERUN and not timed_out:
+            flaky = flaky_among(module, unexpected, args.timeout, log_dir)
+            unexpected = [t for t in unexpected if t not in flaky]
+            passed += len(flaky)
         failed = len(unexpected) + len(missing)
         print(f"{module}: {passed} passed, {failed} failed, {skipped} skipped", flush=True)
         notes = [f"{on_ferroloop} ran a ferroloop loop", f"{elapsed:.0f}s"]
@@ -365,13 +423,19 @@ def main():
             notes.append(f"{len(known_hit)} known failures")
         if stdlib_fails:
             notes.append(f"{len(stdlib_fails)} fail on the stdlib loop too")
+        if flaky:
+            notes.append(f"{len(flaky)} flaky: failed, then passed {RERUNS} reruns")
         if timed_out:
             notes.append(f"TIMED OUT after {args.timeout:.0f}s")
         if crashed:
             notes.append("worker exited abnormally")
         print(f"  ({'; '.join(notes)})")
+        for test_id in sorted(flaky):
+            print(f"  FLAKY {test_id}: failed once, passed {RERUNS} reruns alone; it failed so:")
+            print(indent(tracebacks[test_id]))
         for test_id in unexpected:
             print(f"  FAILED {test_id}")
+            print(indent(tracebacks[test_id]))
         for test_id in missing[:20]:
             print(f"  NOT RUN {test_id} (passes on the stdlib loop)")
         if args.verbose:
@@ -391,7 +455,9 @@ def main():
         totals["passed"] += passed
         totals["failed"] += failed
         totals["skipped"] += skipped
-    print(f"conformance: {totals['passed']} passed, {totals['failed']} failed, "
+        totals["flaky"] += len(flaky)
+    flaky_note = f" ({totals['flaky']} of them flaky)" if totals["flaky"] else ""
+    print(f"conformance: {totals['passed']} passed{flaky_note}, {totals['failed']} failed, "
           f"{totals['skipped']} skipped")
     return 1 if bad else 0
 
