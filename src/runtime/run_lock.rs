@@ -6,72 +6,76 @@
 //! own handle. The caller decides how to wait (the Python layer releases the GIL first),
 //! so there are two ways in: `try_acquire`, which never blocks, and `acquire`.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::thread::{self, ThreadId};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::{Condvar, Mutex};
 
+use super::sys;
+
+/// Every handle run from another thread takes and releases it once, almost always with
+/// nobody else wanting it: that path is two atomic operations. A thread that has to wait
+/// sleeps on `released`, and a release wakes it only when someone is waiting.
 #[derive(Default)]
 pub(crate) struct RunLock {
-    state: Mutex<State>,
+    /// The holder (`sys::thread_id`), or 0 when free.
+    owner: AtomicU64,
+    /// How many times the holder holds it; read and written by the holder only.
+    depth: AtomicU32,
+    /// Threads registered, under `parked`, to be woken.
+    waiters: AtomicU32,
+    parked: Mutex<()>,
     released: Condvar,
 }
 
-#[derive(Default)]
-struct State {
-    /// The holder and how many times it holds the lock.
-    owner: Option<(ThreadId, u32)>,
-    /// Threads waiting in `acquire`. A release wakes them only if there are any: waking
-    /// none is still a system call, on every run of every handle.
-    waiters: u32,
-}
-
 impl RunLock {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Takes the lock if it is free or already this thread's; whether it did.
     pub(crate) fn try_acquire(&self) -> bool {
-        Self::take(&mut self.state().owner, thread::current().id())
+        let me = sys::thread_id();
+        match self.owner.compare_exchange(0, me, SeqCst, Acquire) {
+            Ok(_) => {
+                self.depth.store(1, Relaxed);
+                true
+            }
+            Err(holder) if holder == me => {
+                self.depth.fetch_add(1, Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Takes the lock, waiting for another thread to release it.
     pub(crate) fn acquire(&self) {
-        let me = thread::current().id();
-        let mut state = self.state();
-        while !Self::take(&mut state.owner, me) {
-            state.waiters += 1;
-            state = self.released.wait(state).unwrap_or_else(|e| e.into_inner());
-            state.waiters -= 1;
-        }
-    }
-
-    fn take(owner: &mut Option<(ThreadId, u32)>, me: ThreadId) -> bool {
-        match owner {
-            None => {
-                *owner = Some((me, 1));
-                true
+        while !self.try_acquire() {
+            let parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+            // Registered before looking again: a release either sees the registration
+            // (and wakes this thread, which it can do only once this thread waits, as
+            // it holds `parked` until then) or happened before the look, which succeeds.
+            self.waiters.fetch_add(1, SeqCst);
+            if self.try_acquire() {
+                self.waiters.fetch_sub(1, SeqCst);
+                return;
             }
-            Some((holder, depth)) if *holder == me => {
-                *depth += 1;
-                true
-            }
-            Some(_) => false,
+            drop(
+                self.released
+                    .wait(parked)
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+            self.waiters.fetch_sub(1, SeqCst);
         }
     }
 
     /// Releases one hold of this thread's; the last one wakes the waiters.
     pub(crate) fn release(&self) {
-        let mut state = self.state();
-        match &mut state.owner {
-            Some((_, depth)) if *depth > 1 => *depth -= 1,
-            _ => {
-                state.owner = None;
-                let waiting = state.waiters > 0;
-                drop(state);
-                if waiting {
-                    self.released.notify_all();
-                }
-            }
+        let depth = self.depth.load(Relaxed);
+        if depth > 1 {
+            self.depth.store(depth - 1, Relaxed);
+            return;
+        }
+        self.owner.store(0, SeqCst);
+        if self.waiters.load(SeqCst) > 0 {
+            let _parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+            self.released.notify_all();
         }
     }
 }
@@ -81,6 +85,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     use std::sync::Arc;
+    use std::thread;
     use std::time::Duration;
 
     #[test]
@@ -142,6 +147,38 @@ mod tests {
         lock.release();
         for waiter in waiters {
             waiter.join().unwrap();
+        }
+        assert!(lock.try_acquire(), "left held");
+        lock.release();
+    }
+
+    #[test]
+    fn excludes_under_contention_and_loses_no_wakeup() {
+        let lock = Arc::new(RunLock::default());
+        let inside = Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (lock, inside) = (lock.clone(), inside.clone());
+                thread::spawn(move || {
+                    for i in 0..20_000u32 {
+                        if (i + t) % 3 == 0 {
+                            lock.acquire();
+                        } else {
+                            while !lock.try_acquire() {
+                                std::hint::spin_loop();
+                            }
+                        }
+                        assert!(lock.try_acquire(), "not reentrant");
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        lock.release();
+                        lock.release();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
         }
         assert!(lock.try_acquire(), "left held");
         lock.release();
