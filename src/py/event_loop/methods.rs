@@ -3,7 +3,6 @@
 //! `call_soon_threadsafe`, `call_later`, `call_at` and `get_debug` are installed apart,
 //! by `fastcall/`, with argument parsing of their own.
 
-use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -14,6 +13,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use super::attributes::KeepWhileRunning;
 use super::links::transport_link;
 use super::queues::Registration;
+use super::run_once::PassBuffers;
 use super::LoopCore;
 use crate::py::errors::shield;
 use crate::py::handles::{Handle, TimerHandle};
@@ -109,16 +109,16 @@ impl LoopCore {
     }
 
     fn _run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
-        shield(|| Self::run_once(slf, &mut VecDeque::new()))
+        shield(|| Self::run_once(slf, &mut PassBuffers::default()))
     }
 
     /// The body of `run_forever`, between its set-up and clean-up (done in Python).
     fn _run_until_stopped(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let mut batch = VecDeque::new();
+        let mut buffers = PassBuffers::default();
         shield(|| {
             let _kept = KeepWhileRunning::keep(slf)?;
             loop {
-                Self::run_once(slf, &mut batch)?;
+                Self::run_once(slf, &mut buffers)?;
                 if slf.get().stopping.load(Relaxed) {
                     return Ok(());
                 }

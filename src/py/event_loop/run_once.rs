@@ -53,21 +53,47 @@ impl LoopState {
     }
 }
 
+/// A pass's batch, and what it lets go of once the loop's state is no longer borrowed
+/// (finalizers may run arbitrary code). All empty between passes; the run loop keeps them
+/// from pass to pass, for their allocations, and so that a pass with nothing to let go of
+/// costs nothing to clear.
+#[derive(Default)]
+pub(super) struct PassBuffers {
+    batch: VecDeque<Ready>,
+    purged: Vec<Queued<TimerHandle>>,
+    detached: IoDetached,
+}
+
+impl PassBuffers {
+    /// Lets go of what the loop's state gave up: timers leaving the heap unfired are no
+    /// longer scheduled, and detached I/O callbacks are dropped.
+    #[inline(always)]
+    fn release(&mut self) {
+        if !self.purged.is_empty() {
+            for timer in &self.purged {
+                timer.get().get().unscheduled();
+            }
+            self.purged.clear();
+        }
+        if !self.detached.is_empty() {
+            self.detached.clear();
+        }
+    }
+}
+
 impl LoopCore {
-    /// One pass. `batch` is empty on entry and on return; the run loop keeps it from pass
-    /// to pass for its allocation.
-    pub(super) fn run_once(slf: &Bound<'_, Self>, batch: &mut VecDeque<Ready>) -> PyResult<()> {
+    /// One pass.
+    pub(super) fn run_once(slf: &Bound<'_, Self>, buffers: &mut PassBuffers) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        let mut purged = Vec::new();
-        let mut detached = IoDetached::default();
         let now = Self::replaced_now(slf)?;
         let poll = {
             let mut state = this.state(py);
             let state = &mut *state;
-            state
-                .timers
-                .purge(|t| TimerHandle::is_cancelled(t.get().bind(py)), &mut purged);
+            state.timers.purge(
+                |t| TimerHandle::is_cancelled(t.get().bind(py)),
+                &mut buffers.purged,
+            );
             let busy = !state.ready.is_empty() || this.stopping.load(Relaxed);
             let (timers, io) = (&state.timers, &state.io);
             let wait = state.plan.next(
@@ -83,10 +109,11 @@ impl LoopCore {
             if let Some(selector) = state.selector.as_ref() {
                 state
                     .io
-                    .settle(&selector.poller, wait.blocks(), &mut detached);
+                    .settle(&selector.poller, wait.blocks(), &mut buffers.detached);
             }
             match wait {
                 Wait::Skip => {
+                    let batch = &mut buffers.batch;
                     state.collect_ready(py, now, this.resolution(), &this.activity, batch);
                     None
                 }
@@ -102,12 +129,11 @@ impl LoopCore {
                 }
             }
         };
-        unschedule_purged(purged);
-        drop(detached);
+        buffers.release();
         if let Some((timeout, poll_fd)) = poll {
-            Self::poll(slf, timeout, poll_fd, batch)?;
+            Self::poll(slf, timeout, poll_fd, buffers)?;
         }
-        Self::run_batch(slf, batch)
+        Self::run_batch(slf, &mut buffers.batch)
     }
 
     /// Waits for I/O (releasing the GIL when the wait may block) and queues what it reports,
@@ -116,7 +142,7 @@ impl LoopCore {
         slf: &Bound<'_, Self>,
         timeout: Option<Duration>,
         poll_fd: PollFd,
-        batch: &mut VecDeque<Ready>,
+        buffers: &mut PassBuffers,
     ) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
@@ -129,7 +155,6 @@ impl LoopCore {
         } else {
             poll_fd.wait(buffer, timeout, events)
         };
-        let mut detached = IoDetached::default();
         // asyncio reads the clock again after the wait.
         let now = Self::replaced_now(slf)?;
         {
@@ -145,7 +170,7 @@ impl LoopCore {
                     state.io.dispatch(
                         &selector.poller,
                         event,
-                        &mut detached,
+                        &mut buffers.detached,
                         |direction, callback| match callback {
                             IoCallback::Transport(t, id) => {
                                 ready.push(Ready::Transport(t.clone_ref(py), direction, *id));
@@ -162,10 +187,11 @@ impl LoopCore {
                     );
                 }
             }
+            let batch = &mut buffers.batch;
             state.collect_ready(py, now, this.resolution(), &this.activity, batch);
         }
         drop(events_guard);
-        drop(detached);
+        buffers.release();
         if let Err(err) = polled {
             if err.kind() != std::io::ErrorKind::Interrupted {
                 return Err(os_error(err));
@@ -271,12 +297,5 @@ impl LoopCore {
             )?;
         }
         Ok(true)
-    }
-}
-
-/// Timers leaving the heap unfired are no longer scheduled; done with the state let go.
-fn unschedule_purged(purged: Vec<Queued<TimerHandle>>) {
-    for timer in &purged {
-        timer.get().get().unscheduled();
     }
 }

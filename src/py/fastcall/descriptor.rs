@@ -28,6 +28,9 @@ pub(super) struct CallSoonDescriptor {
     vectorcall: Option<ffi::vectorcallfunc>,
     /// The `method_descriptor`, owned.
     method: *mut ffi::PyObject,
+    /// The type of the last loop it was called on (owned, or null): a call on an instance
+    /// of that exact type needs no walk of its MRO to know it is a loop.
+    loop_type: *mut ffi::PyTypeObject,
 }
 
 impl CallSoonDescriptor {
@@ -42,6 +45,7 @@ impl CallSoonDescriptor {
             let this = obj.as_ptr().cast::<CallSoonDescriptor>();
             (*this).vectorcall = Some(descriptor_vectorcall);
             (*this).method = method.into_ptr();
+            (*this).loop_type = ptr::null_mut();
             Ok(obj)
         }
     }
@@ -101,6 +105,29 @@ unsafe fn inner(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
     unsafe { (*obj.cast::<CallSoonDescriptor>()).method }
 }
 
+/// Whether `obj` is a LoopCore: its type is the one seen last, or it is checked, and its
+/// type becomes the one seen last.
+///
+/// # Safety
+/// `descr` must be a `CallSoonDescriptor` and `obj` a live object, with the GIL held.
+unsafe fn is_loop(py: Python<'_>, descr: *mut ffi::PyObject, obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: per the contract. `loop_type` is owned by the descriptor, so a type at that
+    // address is that type, alive; the swap happens under the GIL, which every reader holds.
+    unsafe {
+        let this = descr.cast::<CallSoonDescriptor>();
+        let ty = ffi::Py_TYPE(obj);
+        if ty == (*this).loop_type {
+            return true;
+        }
+        if !Bound::from_borrowed_ptr(py, obj).is_instance_of::<LoopCore>() {
+            return false;
+        }
+        let previous = std::mem::replace(&mut (*this).loop_type, ffi::Py_NewRef(ty.cast()).cast());
+        ffi::Py_XDECREF(previous.cast());
+        true
+    }
+}
+
 unsafe extern "C" fn descriptor_get(
     descr: *mut ffi::PyObject,
     obj: *mut ffi::PyObject,
@@ -112,11 +139,10 @@ unsafe extern "C" fn descriptor_get(
     // reference.
     unsafe {
         let py = Python::assume_attached();
-        if !obj.is_null() {
-            if let Ok(core) = Bound::from_borrowed_ptr(py, obj).cast::<LoopCore>() {
-                if let Some(bound) = core.get().bound_call_soon(py) {
-                    return bound.into_ptr();
-                }
+        if !obj.is_null() && is_loop(py, descr, obj) {
+            let core = Bound::from_borrowed_ptr(py, obj).cast_into_unchecked::<LoopCore>();
+            if let Some(bound) = core.get().bound_call_soon(py) {
+                return bound.into_ptr();
             }
         }
         let method = inner(descr);
@@ -139,7 +165,7 @@ unsafe extern "C" fn descriptor_vectorcall(
     unsafe {
         let py = Python::assume_attached();
         let nargs = ffi::PyVectorcall_NARGS(nargsf);
-        if nargs >= 1 && Bound::from_borrowed_ptr(py, *args).is_instance_of::<LoopCore>() {
+        if nargs >= 1 && is_loop(py, callable, *args) {
             return call_soon(*args, args.add(1), (nargs - 1) as ffi::Py_ssize_t, kwnames);
         }
         ffi::PyObject_Vectorcall(inner(callable), args, nargsf, kwnames)
@@ -165,6 +191,7 @@ unsafe extern "C" fn descriptor_dealloc(obj: *mut ffi::PyObject) {
     unsafe {
         let ty = ffi::Py_TYPE(obj);
         ffi::Py_XDECREF(inner(obj));
+        ffi::Py_XDECREF((*obj.cast::<CallSoonDescriptor>()).loop_type.cast());
         if let Some(free) = (*ty).tp_free {
             free(obj.cast());
         }

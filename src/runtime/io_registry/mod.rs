@@ -106,6 +106,17 @@ impl<C, F> Detached<C, F> {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none() && self.more.is_empty() && self.fileobjs.is_empty()
+    }
+
+    /// Drops what it holds, keeping its allocations.
+    pub(crate) fn clear(&mut self) {
+        self.first = None;
+        self.more.clear();
+        self.fileobjs.clear();
+    }
+
     pub(crate) fn callbacks(&self) -> impl Iterator<Item = &C> {
         self.first.iter().chain(&self.more)
     }
