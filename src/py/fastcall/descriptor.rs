@@ -29,7 +29,8 @@ pub(super) struct CallSoonDescriptor {
     /// The `method_descriptor`, owned.
     method: *mut ffi::PyObject,
     /// The type of the last loop it was called on (owned, or null): a call on an instance
-    /// of that exact type needs no walk of its MRO to know it is a loop.
+    /// of that exact type needs no walk of its MRO to know it is a loop. It keeps that one
+    /// type alive until another takes its place.
     loop_type: *mut ffi::PyTypeObject,
 }
 
