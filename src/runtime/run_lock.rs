@@ -12,9 +12,9 @@ use std::sync::{Condvar, Mutex};
 
 use super::sys;
 
-/// Every handle run from another thread takes and releases it once, almost always with
-/// nobody else wanting it: that path is two atomic operations. A thread that has to wait
-/// sleeps on `released`, and a release wakes it only when someone is waiting.
+/// Every run of a thread-safe handle takes and releases it once, almost always with nobody
+/// else wanting it: that path is a few atomic operations and no system call. A thread that
+/// has to wait sleeps on `released`, and a release wakes it only when someone is waiting.
 #[derive(Default)]
 pub(crate) struct RunLock {
     /// The holder (`sys::thread_id`), or 0 when free.
