@@ -286,6 +286,85 @@ def test_callbacks_run_in_their_context(loop):
     assert seen == ["explicit", "current", "later"]
 
 
+def test_callbacks_scheduled_from_an_empty_context_share_nothing(loop):
+    # Each runs in an empty context of its own: what one sets, whether it keeps a Token
+    # (which refers to the context) or resets the variable, no other one sees, while a
+    # callback it schedules sees it.
+    seen, tokens = [], []
+
+    def keep_token():
+        tokens.append(var.set("kept"))
+        seen.append(var.get())
+
+    def set_and_reset():
+        token = var.set("reset")
+        seen.append(var.get())
+        var.reset(token)
+
+    def set_and_schedule():
+        var.set("passed on")
+        loop.call_soon(look)
+
+    def empty_again_with_a_token_left():
+        first = var.set("first")
+        tokens.append(var.set("second"))
+        var.reset(first)
+
+    def reset_left_token():
+        try:
+            var.reset(tokens[-1])
+        except ValueError:
+            seen.append("created in another context")
+
+    def look():
+        seen.append((var.get(), len(contextvars.copy_context())))
+
+    def schedule():
+        for callback in (keep_token, look, set_and_reset, look, set_and_schedule, look,
+                         empty_again_with_a_token_left, reset_left_token):
+            loop.call_soon(callback)
+        loop.call_soon(lambda: loop.call_soon(loop.stop))
+
+    contextvars.Context().run(schedule)
+    loop.run_forever()
+    assert seen == [
+        "kept", ("default", 0), "reset", ("default", 0), ("default", 0),
+        "created in another context", ("passed on", 1),
+    ]
+
+
+def test_handle_context_of_a_callback_scheduled_from_an_empty_context(loop):
+    seen = []
+    handle = contextvars.Context().run(loop.call_soon, lambda: seen.append(var.get()))
+    context = handle._context
+    assert type(context) is contextvars.Context and len(context) == 0
+    assert handle._context is context
+    if sys.version_info >= (3, 12):
+        assert handle.get_context() is context
+    context.run(var.set, "set in the handle's context")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["set in the handle's context"]
+
+
+def test_handle_context_after_its_callback_ran(loop):
+    # The context a kept handle's callback ran in, with what the callback set in it.
+    def callback():
+        var.set("set by the callback")
+        seen.append(handle._context)
+
+    seen = []
+    handle = contextvars.Context().run(loop.call_soon, callback)
+    untouched = contextvars.Context().run(loop.call_soon, lambda: None)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert type(untouched._context) is contextvars.Context and len(untouched._context) == 0
+    assert handle._context is seen[0]
+    assert handle._context[var] == "set by the callback"
+    if sys.version_info >= (3, 12):
+        assert handle.get_context() is handle._context
+
+
 def test_call_soon_threadsafe_keeps_callers_context(loop):
     seen = []
 

@@ -1,15 +1,81 @@
 //! `contextvars` from native code: copying the current context, and running code inside
 //! one as `Context.run` does.
+//!
+//! Most callbacks are scheduled from code that has set no context variable, and each would
+//! carry a copy of an empty context, allocated when it is scheduled and freed after it ran.
+//! A handle keeps no such copy (`copy_current_unless_empty`): it runs in an empty context
+//! of its own, which the loop makes or reuses (`EmptyContext`) when the handle runs. That
+//! is the same to the callback, and a queued handle holds one object less.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
+
+use crate::py::gc;
 
 /// `contextvars.copy_context()`, through the C API.
 pub(crate) fn copy_current_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
     // SAFETY: PyContext_CopyCurrent returns a new reference, or NULL with an exception set;
     // from_owned_ptr_or_err takes ownership of exactly that reference.
     unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent()) }.map(Bound::unbind)
+}
+
+/// A copy of the current context, or None where the copy would be empty.
+pub(crate) fn copy_current_unless_empty(py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+    // SAFETY: as in `copy_current_context`.
+    let copy = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent()) }?;
+    Ok((length(&copy) != 0).then(|| copy.unbind()))
+}
+
+/// The number of variables set in `context`, a Context: its type's own length slot, as
+/// `len()` would call it, without `PyObject_Size`'s search for the slot.
+fn length(context: &Bound<'_, PyAny>) -> isize {
+    // SAFETY: `context` is a live Context. Its type, `PyContext_Type`, has a mapping
+    // length slot (`len(context)`), which takes the object and cannot fail.
+    unsafe {
+        let mapping = (*ffi::Py_TYPE(context.as_ptr())).tp_as_mapping;
+        if let Some(len) = mapping.as_ref().and_then(|mapping| mapping.mp_length) {
+            return len(context.as_ptr());
+        }
+        ffi::PyObject_Size(context.as_ptr())
+    }
+}
+
+/// `contextvars.Context()`, through the C API.
+pub(crate) fn new_context(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: PyContext_New returns a new reference, or NULL with an exception set;
+    // from_owned_ptr_or_err takes ownership of exactly that reference.
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_New()) }
+}
+
+/// The empty context a callback ran in, kept for the next one when nothing else can tell:
+/// it is still empty, and neither a strong nor a weak reference to it is left (a `Token`
+/// of a variable set while it ran keeps one, for instance).
+#[derive(Default)]
+pub(crate) struct EmptyContext(Option<Py<PyAny>>);
+
+impl EmptyContext {
+    /// An empty context nothing else refers to.
+    pub(crate) fn take<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.0.take().map(|kept| kept.into_bound(py)) {
+            // Checked again: the collector lists it (`gc.get_objects()`) while it waits.
+            Some(kept) if gc::is_unobserved(kept.as_ptr()) => Ok(kept),
+            _ => new_context(py),
+        }
+    }
+
+    /// Keeps `context`, which a callback ran in, if it can pass for a new one.
+    pub(crate) fn give_back(&mut self, context: Bound<'_, PyAny>) {
+        if is_untouched(&context, 1) {
+            self.0 = Some(context.unbind());
+        }
+    }
+}
+
+/// Whether `context` is empty and only its `holders` known references reach it, so that
+/// a new empty context could take its place unnoticed.
+pub(crate) fn is_untouched(context: &Bound<'_, PyAny>, holders: isize) -> bool {
+    gc::is_held_only_by(context.as_ptr(), holders) && length(context) == 0
 }
 
 /// Runs `body` inside `context`, as `Context.run` would.

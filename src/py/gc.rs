@@ -53,6 +53,31 @@ pub(crate) fn is_shared(obj: *mut ffi::PyObject) -> bool {
     unsafe { ffi::Py_REFCNT(obj) > 1 }
 }
 
+/// Whether only the caller's reference reaches `obj`: no other strong one, and no weak one
+/// (which would see the object outlive what it was, were it reused).
+pub(crate) fn is_unobserved(obj: *mut ffi::PyObject) -> bool {
+    is_held_only_by(obj, 1)
+}
+
+/// Whether `holders` strong references, known to the caller, are all that reach `obj`.
+pub(crate) fn is_held_only_by(obj: *mut ffi::PyObject, holders: isize) -> bool {
+    // SAFETY: callers pass a live object and hold the GIL.
+    if unsafe { ffi::Py_REFCNT(obj) } != holders {
+        return false;
+    }
+    // SAFETY: callers pass a live object and hold the GIL: this reads its type's
+    // `tp_weaklistoffset` and, where the type has one, the head of the object's list of
+    // weak references at that offset.
+    unsafe {
+        let offset = (*ffi::Py_TYPE(obj)).tp_weaklistoffset;
+        if offset <= 0 {
+            return offset == 0;
+        }
+        let weaklist = obj.cast::<u8>().offset(offset).cast::<*mut ffi::PyObject>();
+        (*weaklist).is_null()
+    }
+}
+
 /// Tracks a handle's context again before Python code can get hold of it.
 pub(crate) fn reveal_context(context: &Py<PyAny>) {
     if is_context(context.as_ptr()) {

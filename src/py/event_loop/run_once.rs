@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 use super::queues::{IoCallback, IoDetached, Ready};
 use super::{watch, LoopCore, LoopState};
+use crate::py::context::EmptyContext;
 use crate::py::errors::os_error;
 use crate::py::handles::{self, Handle, Queued, TimerHandle};
 use crate::py::messages;
@@ -56,12 +57,13 @@ impl LoopState {
 /// A pass's batch, and what it lets go of once the loop's state is no longer borrowed
 /// (finalizers may run arbitrary code). All empty between passes; the run loop keeps them
 /// from pass to pass, for their allocations, and so that a pass with nothing to let go of
-/// costs nothing to clear.
+/// costs nothing to clear. It keeps, too, the empty context handles without one run in.
 #[derive(Default)]
 pub(super) struct PassBuffers {
     batch: VecDeque<Ready>,
     purged: Vec<Queued<TimerHandle>>,
     detached: IoDetached,
+    empty: EmptyContext,
 }
 
 impl PassBuffers {
@@ -133,7 +135,7 @@ impl LoopCore {
         if let Some((timeout, poll_fd)) = poll {
             Self::poll(slf, timeout, poll_fd, buffers)?;
         }
-        Self::run_batch(slf, &mut buffers.batch)
+        Self::run_batch(slf, &mut buffers.batch, &mut buffers.empty)
     }
 
     /// Waits for I/O (releasing the GIL when the wait may block) and queues what it reports,
@@ -207,7 +209,11 @@ impl LoopCore {
 
     /// Runs the batch. If `SystemExit` or `KeyboardInterrupt` escapes a callback, the rest
     /// of the batch goes back to the front of the ready queue, to run first next time.
-    fn run_batch(slf: &Bound<'_, Self>, batch: &mut VecDeque<Ready>) -> PyResult<()> {
+    fn run_batch(
+        slf: &Bound<'_, Self>,
+        batch: &mut VecDeque<Ready>,
+        empty: &mut EmptyContext,
+    ) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
         let debug = this.debug();
@@ -217,14 +223,16 @@ impl LoopCore {
             let (object, kind) = watch::running(&entry);
             timing.enter(object.as_ptr() as usize, kind);
             let result = match &entry {
-                Ready::Handle(queued) if debug => Self::run_debug(slf, queued.get().bind(py)),
-                Ready::Handle(queued) => handles::run(queued.get().bind(py)),
+                Ready::Handle(queued) if debug => {
+                    Self::run_debug(slf, queued.get().bind(py), empty)
+                }
+                Ready::Handle(queued) => handles::run(queued.get().bind(py), empty),
                 // In debug mode a transport's event runs as the Handle asyncio would have
                 // made, so slow-callback warnings and `_current_handle` see it.
                 Ready::Transport(t, direction, id) if debug => {
                     if transports::is_watching(t.bind(py), *direction, *id) {
                         transports::event_handle(t.bind(py), *direction)
-                            .and_then(|handle| Self::run_debug(slf, &handle))
+                            .and_then(|handle| Self::run_debug(slf, &handle, empty))
                     } else {
                         Ok(false)
                     }
@@ -233,11 +241,11 @@ impl LoopCore {
                     transports::run_event(t.bind(py), *direction, *id)
                 }
                 Ready::Step(step) if debug => transports::step_handle(step.0.bind(py), &step.1)
-                    .and_then(|handle| Self::run_debug(slf, &handle)),
+                    .and_then(|handle| Self::run_debug(slf, &handle, empty)),
                 Ready::Step(step) => transports::run_step(step.0.bind(py), &step.1),
                 Ready::Wake(wake) if debug => wake
                     .handle(slf)
-                    .and_then(|handle| Self::run_debug(slf, &handle)),
+                    .and_then(|handle| Self::run_debug(slf, &handle, empty)),
                 Ready::Wake(wake) => wake.run(slf),
             };
             // Before the entry may be dropped: from here on no watcher looks at it.
@@ -275,11 +283,15 @@ impl LoopCore {
     }
 
     /// Runs a handle timing it, and warns when it took `slow_callback_duration` or more.
-    fn run_debug(slf: &Bound<'_, Self>, handle: &Bound<'_, Handle>) -> PyResult<bool> {
+    fn run_debug(
+        slf: &Bound<'_, Self>,
+        handle: &Bound<'_, Handle>,
+        empty: &mut EmptyContext,
+    ) -> PyResult<bool> {
         let this = slf.get();
         this.current_handle.set(Some(handle.clone().into_any()));
         let t0 = clock::monotonic();
-        let result = handles::run(handle);
+        let result = handles::run(handle, empty);
         let dt = clock::monotonic() - t0;
         this.current_handle.set(None);
         if !result? {

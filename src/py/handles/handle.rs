@@ -11,7 +11,7 @@ use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyTypeInfo, PyVisit};
 
 use super::owner::{owner, HandleLoop};
-use crate::py::context::copy_current_context;
+use crate::py::context::{copy_current_unless_empty, new_context};
 use crate::py::gc;
 use crate::py::gil_cell::GilCell;
 use crate::py::pyapi;
@@ -30,8 +30,11 @@ pub(crate) struct Handle {
 }
 
 pub(super) struct HandleState {
-    /// Replaced only while the handle is spare (`HandlePool`), when nothing else holds it.
-    /// Released by `Drop`, like `Handle::loop_`.
+    /// None where a copy of the current context would have been empty: the handle runs in
+    /// an empty context lent to it (`crate::py::context`), which is its own from when
+    /// Python code asks for it (`shared_context`), or from a run that leaves a trace in it
+    /// (`run`). None too while the handle is spare (`HandlePool`). Released by `Drop`,
+    /// like `Handle::loop_`.
     pub(super) context: ManuallyDrop<Py<PyAny>>,
     /// Both None once the handle is cancelled (or cleared by the collector).
     pub(super) callback: Option<Py<PyAny>>,
@@ -41,11 +44,19 @@ pub(super) struct HandleState {
     pub(super) repr: Option<Py<PyAny>>,
 }
 
-/// The context a handle runs in: the one given (`context=`), or a copy of the current one.
+/// A handle's callback, its arguments, and its context (None: an empty one of its own).
+pub(super) struct Call {
+    pub(super) callback: Py<PyAny>,
+    pub(super) args: Py<PyTuple>,
+    pub(super) context: Option<Py<PyAny>>,
+}
+
+/// The context a handle runs in: the one given (`context=`), or a copy of the current one,
+/// None for an empty copy (`HandleState::context`).
 fn given_or_current(py: Python<'_>, context: Option<Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
     match context {
         Some(ctx) if !ctx.is_none() => Ok(ctx.unbind()),
-        _ => copy_current_context(py),
+        _ => Ok(copy_current_unless_empty(py)?.unwrap_or_else(|| py.None())),
     }
 }
 
@@ -116,20 +127,39 @@ impl Handle {
 
     /// The callback and its arguments, unless cancelled.
     pub(super) fn call(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>)> {
-        self.call_in(py).map(|(callback, args, _)| (callback, args))
+        self.call_in(py).map(|call| (call.callback, call.args))
     }
 
-    /// The callback, its arguments and its context, unless cancelled.
-    pub(super) fn call_in(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>, Py<PyAny>)> {
+    /// What a run calls, unless cancelled.
+    pub(super) fn call_in(&self, py: Python<'_>) -> Option<Call> {
         let state = self.state.borrow_mut(py);
         match (&state.callback, &state.args) {
-            (Some(cb), Some(args)) => Some((
-                cb.clone_ref(py),
-                args.clone_ref(py),
-                state.context.clone_ref(py),
-            )),
+            (Some(cb), Some(args)) => Some(Call {
+                callback: cb.clone_ref(py),
+                args: args.clone_ref(py),
+                context: (!state.context.is_none(py)).then(|| state.context.clone_ref(py)),
+            }),
             _ => None,
         }
+    }
+
+    /// Makes `context`, the empty context a handle without one is about to run in, its own
+    /// (`HandleState::context`): for a handle someone else holds, who may ask for it
+    /// (`get_context()`) during the run or after, and must see what the callback set in it.
+    pub(super) fn adopt_context(&self, context: &Bound<'_, PyAny>) {
+        self.replace_context(context.py(), context.clone().unbind());
+    }
+
+    /// Undoes `adopt_context`, once the run has left the context as it found it.
+    pub(super) fn disown_context(&self, py: Python<'_>) {
+        self.replace_context(py, py.None());
+    }
+
+    fn replace_context(&self, py: Python<'_>, context: Py<PyAny>) {
+        let mut state = self.state.borrow_mut(py);
+        let replaced = std::mem::replace(&mut *state.context, context);
+        drop(state);
+        drop_attached(replaced);
     }
 
     /// Readies a spare handle (`HandlePool`) for `callback(*args)`, as `create` would.
@@ -204,10 +234,16 @@ impl Handle {
     }
 
     /// The context, tracked first: once Python code holds it, the collector must see it.
-    pub(super) fn shared_context(&self, py: Python<'_>) -> Py<PyAny> {
-        let state = self.state.borrow_mut(py);
+    /// An empty context of its own is made now, and kept: from here on it is the one the
+    /// handle runs in, whatever the caller sets in it.
+    pub(super) fn shared_context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let mut state = self.state.borrow_mut(py);
+        if state.context.is_none(py) {
+            let own = std::mem::replace(&mut *state.context, new_context(py)?.unbind());
+            drop_attached(own);
+        }
         gc::reveal_context(&state.context);
-        state.context.clone_ref(py)
+        Ok(state.context.clone_ref(py))
     }
 
     /// Tracks the context again if it was hidden with the handle.

@@ -6,6 +6,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use super::handle::{asyncio_class, cancel, joined_repr, Handle};
 use super::run::run;
+use crate::py::context::EmptyContext;
 use crate::py::errors::shield;
 use crate::py::pyapi;
 
@@ -30,8 +31,8 @@ impl Handle {
         self.is_cancelled()
     }
 
-    fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.shared_context(py)
+    fn get_context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        shield(|| self.shared_context(py))
     }
 
     #[getter(__class__)]
@@ -40,7 +41,7 @@ impl Handle {
     }
 
     fn _run(slf: &Bound<'_, Self>) -> PyResult<()> {
-        shield(|| run(slf).map(drop))
+        shield(|| run(slf, &mut EmptyContext::default()).map(drop))
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -75,8 +76,8 @@ impl Handle {
     }
 
     #[getter]
-    fn _context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.shared_context(py)
+    fn _context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        shield(|| self.shared_context(py))
     }
 
     #[getter]

@@ -17,6 +17,7 @@ use pyo3::{PyTraverseError, PyTypeInfo, PyVisit};
 
 use super::handle::{Emptied, Handle};
 use super::queued::Queued;
+use crate::py::gc;
 
 /// Enough for steady traffic, where each callback's handle is refilled by the next one's
 /// `call_soon`; a burst beyond it is freed as before.
@@ -61,22 +62,9 @@ impl HandlePool {
 /// A plain Handle of `owner`'s that only the caller's reference reaches.
 fn unobserved(handle: &Bound<'_, Handle>, owner: &Bound<'_, PyAny>) -> bool {
     let obj = handle.as_ptr();
-    // SAFETY: `obj` is a live object and the caller holds the GIL: these read its
-    // reference count, its type, and (for the exact type, whose layout PyO3 defines with a
-    // weak-reference list at `tp_weaklistoffset`) the head of that list.
-    unsafe {
-        let ty = ffi::Py_TYPE(obj);
-        if ffi::Py_REFCNT(obj) != 1 || ty != Handle::type_object_raw(owner.py()) {
-            return false;
-        }
-        let offset = (*ty).tp_weaklistoffset;
-        if offset <= 0 {
-            return false;
-        }
-        let weaklist = obj.cast::<u8>().offset(offset).cast::<*mut ffi::PyObject>();
-        if !(*weaklist).is_null() {
-            return false;
-        }
-    }
-    handle.get().loop_.as_ptr() == owner.as_ptr()
+    // SAFETY: `obj` is a live object; this reads its type pointer.
+    let ty = unsafe { ffi::Py_TYPE(obj) };
+    ty == Handle::type_object_raw(owner.py())
+        && gc::is_unobserved(obj)
+        && handle.get().loop_.as_ptr() == owner.as_ptr()
 }

@@ -6,7 +6,8 @@ use pyo3::types::PyTuple;
 
 use super::handle::Handle;
 use super::threadsafe::ThreadSafeHandle;
-use crate::py::context::call_in_context;
+use crate::py::context::{call_in_context, is_untouched, EmptyContext};
+use crate::py::gc;
 use crate::py::messages;
 use crate::py::pyapi;
 use crate::py::report::ExceptionContext;
@@ -21,31 +22,52 @@ pub(crate) fn is_exit(py: Python<'_>, err: &PyErr) -> bool {
 /// any other exception goes to the loop's exception handler. A cancelled handle (its
 /// callback already released) is a no-op; the result says whether the callback ran.
 /// Inlined into the loop's pass, so that a plain handle pays only the test.
+/// A handle with no context of its own runs in `empty`'s.
 #[inline(always)]
-pub(crate) fn run(handle: &Bound<'_, Handle>) -> PyResult<bool> {
+pub(crate) fn run(handle: &Bound<'_, Handle>, empty: &mut EmptyContext) -> PyResult<bool> {
     if handle.get().threadsafe {
-        return run_threadsafe(handle);
+        return run_threadsafe(handle, empty);
     }
-    run_unlocked(handle)
+    run_unlocked(handle, empty)
 }
 
 /// `_ThreadSafeHandle._run`: `run`, holding the handle's lock.
-fn run_threadsafe(handle: &Bound<'_, Handle>) -> PyResult<bool> {
-    ThreadSafeHandle::run_locked(handle.cast::<ThreadSafeHandle>()?, || run_unlocked(handle))
+fn run_threadsafe(handle: &Bound<'_, Handle>, empty: &mut EmptyContext) -> PyResult<bool> {
+    ThreadSafeHandle::run_locked(handle.cast::<ThreadSafeHandle>()?, || {
+        run_unlocked(handle, empty)
+    })
 }
 
-fn run_unlocked(handle: &Bound<'_, Handle>) -> PyResult<bool> {
+fn run_unlocked(handle: &Bound<'_, Handle>, empty: &mut EmptyContext) -> PyResult<bool> {
     let py = handle.py();
     let h = handle.get();
-    let Some((callback, args, context)) = h.call_in(py) else {
+    let Some(call) = h.call_in(py) else {
         return Ok(false);
     };
-    let (callback, args, context) = (
-        callback.into_bound(py),
-        args.into_bound(py),
-        context.into_bound(py),
-    );
-    match call_in_context(&context, &callback, &args) {
+    let (callback, args) = (call.callback.into_bound(py), call.args.into_bound(py));
+    // A handle without a context of its own runs in `empty`'s, lent to it for the run:
+    // made its own meanwhile if someone else holds the handle, and kept for the next
+    // handle after if the run left no trace in it.
+    let (context, lent, adopted) = match call.context {
+        Some(context) => (context.into_bound(py), false, false),
+        None => {
+            let context = empty.take(py)?;
+            let adopted = gc::is_shared(handle.as_ptr());
+            if adopted {
+                h.adopt_context(&context);
+            }
+            (context, true, adopted)
+        }
+    };
+    let called = call_in_context(&context, &callback, &args);
+    if lent {
+        // Held by the handle and by this frame, and by nothing else.
+        if adopted && is_untouched(&context, 2) {
+            h.disown_context(py);
+        }
+        empty.give_back(context);
+    }
+    match called {
         Ok(()) => Ok(true),
         Err(err) if is_exit(py, &err) => Err(err),
         Err(err) => report_error(handle, &callback, &args, err).map(|()| true),
