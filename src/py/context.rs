@@ -22,8 +22,8 @@ pub(crate) fn copy_current_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
 
 /// A copy of the current context, or None where the copy would be empty.
 pub(crate) fn copy_current_unless_empty(py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-    // SAFETY: as in `copy_current_context`.
-    let copy = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent()) }?;
+    // Released as a Bound: a Py dropped here would wait in PyO3's pool of deferred releases.
+    let copy = copy_current_context(py)?.into_bound(py);
     Ok((length(&copy) != 0).then(|| copy.unbind()))
 }
 

@@ -237,11 +237,10 @@ impl Handle {
     /// An empty context of its own is made now, and kept: from here on it is the one the
     /// handle runs in, whatever the caller sets in it.
     pub(super) fn shared_context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let mut state = self.state.borrow_mut(py);
-        if state.context.is_none(py) {
-            let own = std::mem::replace(&mut *state.context, new_context(py)?.unbind());
-            drop_attached(own);
+        if self.state.borrow_mut(py).context.is_none(py) {
+            self.replace_context(py, new_context(py)?.unbind());
         }
+        let state = self.state.borrow_mut(py);
         gc::reveal_context(&state.context);
         Ok(state.context.clone_ref(py))
     }
