@@ -42,7 +42,13 @@ impl Waker {
 
     /// Interrupts a blocking wait, if there is one; a no-op otherwise.
     pub(crate) fn wake(&self) {
-        if self.blocking.load(Ordering::SeqCst) && !self.pending.swap(true, Ordering::SeqCst) {
+        // `pending` is read before it is swapped: a thread that floods the loop while it
+        // is waking (still `blocking`, until it has the GIL back) would otherwise pay a
+        // locked read-modify-write per call.
+        if self.blocking.load(Ordering::SeqCst)
+            && !self.pending.load(Ordering::SeqCst)
+            && !self.pending.swap(true, Ordering::SeqCst)
+        {
             // EAGAIN means the counter is full: the loop will wake anyway.
             let _ = sys::write_u64(self.fd, 1);
         }
