@@ -7,6 +7,8 @@
 //! of its own, which the loop makes or reuses (`EmptyContext`) when the handle runs. That
 //! is the same to the callback, and a queued handle holds one object less.
 
+use std::ptr;
+
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -116,12 +118,31 @@ pub(crate) fn call_in_context(
             .call_method1(pyo3::intern!(py, "run"), all)
             .map(drop);
     }
-    in_context(context, || {
+    // `in_context`, by hand: there the callback's `PyResult`, several words wide, was
+    // copied through the stack around `PyContext_Exit` in a way that stalled the CPU on
+    // every call (`perf`). The exception, if any, stays set across the exit, as it does
+    // in `Context.run`.
+    let py = context.py();
+    // SAFETY: `context` is a live Context (checked above) for the duration of the call.
+    if unsafe { ffi::PyContext_Enter(context.as_ptr()) } < 0 {
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: `callback` and `args` are live objects, `args` a tuple.
+    let result = unsafe {
         if args.is_empty() {
-            callback.call0()
+            ffi::PyObject_CallNoArgs(callback.as_ptr())
         } else {
-            callback.call1(args)
+            ffi::PyObject_Call(callback.as_ptr(), args.as_ptr(), ptr::null_mut())
         }
-        .map(drop)
-    })
+    };
+    // SAFETY: this thread entered `context` just above and has not exited it.
+    let exited = unsafe { ffi::PyContext_Exit(context.as_ptr()) };
+    if !result.is_null() {
+        // SAFETY: `result` is the new reference the call returned.
+        unsafe { ffi::Py_DECREF(result) };
+    }
+    if result.is_null() || exited < 0 {
+        return Err(PyErr::fetch(py));
+    }
+    Ok(())
 }

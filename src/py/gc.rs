@@ -48,9 +48,37 @@ pub(crate) fn is_context(obj: *mut ffi::PyObject) -> bool {
     unsafe { ffi::PyContext_CheckExact(obj) != 0 }
 }
 
+/// An object's reference count, read as the headers of the CPython this is built against
+/// write it: from 3.12 on, a 64-bit build's `Py_INCREF` stores only the low 32 bits of the
+/// word (the rest is unused, and on 3.14 holds flags). Read whole, as `Py_REFCNT` does
+/// here, the word could not be forwarded from such a store, which stalled the CPU on the
+/// checks below, made right after the counts change (`perf`).
+///
+/// # Safety
+/// `obj` is a live object, and the caller holds the GIL.
+#[inline(always)]
+unsafe fn refcount(obj: *mut ffi::PyObject) -> isize {
+    #[cfg(all(
+        Py_3_12,
+        not(Py_GIL_DISABLED),
+        target_pointer_width = "64",
+        target_endian = "little"
+    ))]
+    // SAFETY: per the contract; the count is the object's first 32 bits (`ob_refcnt`).
+    return unsafe { obj.cast::<u32>().read() } as isize;
+    #[cfg(not(all(
+        Py_3_12,
+        not(Py_GIL_DISABLED),
+        target_pointer_width = "64",
+        target_endian = "little"
+    )))]
+    // SAFETY: per the contract.
+    return unsafe { ffi::Py_REFCNT(obj) };
+}
+
 pub(crate) fn is_shared(obj: *mut ffi::PyObject) -> bool {
     // SAFETY: callers pass a live object and hold the GIL.
-    unsafe { ffi::Py_REFCNT(obj) > 1 }
+    unsafe { refcount(obj) > 1 }
 }
 
 /// Whether only the caller's reference reaches `obj`: no other strong one, and no weak one
@@ -62,7 +90,7 @@ pub(crate) fn is_unobserved(obj: *mut ffi::PyObject) -> bool {
 /// Whether `holders` strong references, known to the caller, are all that reach `obj`.
 pub(crate) fn is_held_only_by(obj: *mut ffi::PyObject, holders: isize) -> bool {
     // SAFETY: callers pass a live object and hold the GIL.
-    if unsafe { ffi::Py_REFCNT(obj) } != holders {
+    if unsafe { refcount(obj) } != holders {
         return false;
     }
     // SAFETY: callers pass a live object and hold the GIL: this reads its type's

@@ -172,7 +172,7 @@ mod tests {
         activity.set_watch_threshold(ticks::from_secs(0.02).unwrap());
         let (tx, rx) = mpsc::channel();
         let mut watchdog = Watchdog::spawn(activity.clone(), threshold, Recorder(tx)).unwrap();
-        let mut batch = activity.batch();
+        let mut batch = activity.batch(None);
         batch.enter(0x10, 0);
         // 20 ms, 40 ms and 80 ms pass within 130 ms; 160 ms does not.
         std::thread::sleep(Duration::from_millis(130));

@@ -11,7 +11,7 @@ use super::queues::{IoCallback, IoDetached, Ready};
 use super::{watch, LoopCore, LoopState};
 use crate::py::context::EmptyContext;
 use crate::py::errors::os_error;
-use crate::py::handles::{self, Handle, Queued, TimerHandle};
+use crate::py::handles::{self, Emptied, Handle, Queued, TimerHandle};
 use crate::py::messages;
 use crate::py::pyapi;
 use crate::py::transports;
@@ -57,20 +57,23 @@ impl LoopState {
 /// A pass's batch, and what it lets go of once the loop's state is no longer borrowed
 /// (finalizers may run arbitrary code). All empty between passes; the run loop keeps them
 /// from pass to pass, for their allocations, and so that a pass with nothing to let go of
-/// costs nothing to clear. It keeps, too, the empty context handles without one run in.
+/// costs nothing to clear. It keeps, too, the empty context handles without one run in,
+/// and the tick the last batch ended at (`Activity::batch`).
 #[derive(Default)]
 pub(super) struct PassBuffers {
     batch: VecDeque<Ready>,
     purged: Vec<Queued<TimerHandle>>,
     detached: IoDetached,
     empty: EmptyContext,
+    ended: Option<u64>,
 }
 
 impl PassBuffers {
     /// Lets go of what the loop's state gave up: timers leaving the heap unfired are no
-    /// longer scheduled, and detached I/O callbacks are dropped.
+    /// longer scheduled, and detached I/O callbacks are dropped. Whether there was any.
     #[inline(always)]
-    fn release(&mut self) {
+    fn release(&mut self) -> bool {
+        let any = !self.purged.is_empty() || !self.detached.is_empty();
         if !self.purged.is_empty() {
             for timer in &self.purged {
                 timer.get().get().unscheduled();
@@ -80,6 +83,7 @@ impl PassBuffers {
         if !self.detached.is_empty() {
             self.detached.clear();
         }
+        any
     }
 }
 
@@ -131,11 +135,19 @@ impl LoopCore {
                 }
             }
         };
-        buffers.release();
+        let released = buffers.release();
+        // A pass that has run no Python code (a finalizer, a replaced `time()`) and will not
+        // wait for I/O times its batch from where the last one ended.
+        let resume = buffers
+            .ended
+            .take()
+            .filter(|_| poll.is_none() && now.is_none() && !released);
         if let Some((timeout, poll_fd)) = poll {
             Self::poll(slf, timeout, poll_fd, buffers)?;
         }
-        Self::run_batch(slf, &mut buffers.batch, &mut buffers.empty)
+        let (outcome, ended) = Self::run_batch(slf, &mut buffers.batch, &mut buffers.empty, resume);
+        buffers.ended = Some(ended);
+        outcome
     }
 
     /// Waits for I/O (releasing the GIL when the wait may block) and queues what it reports,
@@ -207,22 +219,26 @@ impl LoopCore {
         Ok(())
     }
 
-    /// Runs the batch. If `SystemExit` or `KeyboardInterrupt` escapes a callback, the rest
+    /// Runs the batch, timed from `resume` if given (`Activity::batch`), and returns the
+    /// tick it ended at. If `SystemExit` or `KeyboardInterrupt` escapes a callback, the rest
     /// of the batch goes back to the front of the ready queue, to run first next time.
     fn run_batch(
         slf: &Bound<'_, Self>,
         batch: &mut VecDeque<Ready>,
         empty: &mut EmptyContext,
-    ) -> PyResult<()> {
+        resume: Option<u64>,
+    ) -> (PyResult<()>, u64) {
         let py = slf.py();
         let this = slf.get();
         let debug = this.debug();
-        let mut timing = this.activity.batch();
+        let mut timing = this.activity.batch(resume);
         let mut outcome = Ok(());
-        while let Some(entry) = batch.pop_front() {
-            let (object, kind) = watch::running(&entry);
+        // Each entry runs where it lies and leaves the batch after: moved out first, the
+        // entry was copied through the stack in a way that stalled every pass (`perf`).
+        while let Some(entry) = batch.front() {
+            let (object, kind) = watch::running(entry);
             timing.enter(object.as_ptr() as usize, kind);
-            let result = match &entry {
+            let result = match entry {
                 Ready::Handle(queued) if debug => {
                     Self::run_debug(slf, queued.get().bind(py), empty)
                 }
@@ -252,9 +268,10 @@ impl LoopCore {
             timing.leave(matches!(result, Ok(true)), || {
                 watch::describe(slf.as_any(), object.bind(py), kind)
             });
+            let entry = batch.pop_front();
             match result {
                 Ok(_) => {
-                    if let Ready::Handle(queued) = entry {
+                    if let Some(Ready::Handle(queued)) = entry {
                         Self::retire(slf, queued, debug);
                     }
                 }
@@ -265,8 +282,7 @@ impl LoopCore {
                 }
             }
         }
-        timing.finish();
-        outcome
+        (outcome, timing.finish())
     }
 
     /// Lets go of a handle that has run: into the pool of spare ones if it may go there.
@@ -275,10 +291,14 @@ impl LoopCore {
         if debug {
             return handle.drop_in(py);
         }
-        let kept = slf.get().state(py).spare.keep(handle, slf.as_any());
-        match kept {
-            Ok(held) => drop(held),
-            Err(handle) => handle.drop_in(py),
+        let mut held = Emptied::default();
+        let kept = slf
+            .get()
+            .state(py)
+            .spare
+            .keep(handle, slf.as_any(), &mut held);
+        if let Err(handle) = kept {
+            handle.drop_in(py);
         }
     }
 

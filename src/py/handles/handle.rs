@@ -182,18 +182,22 @@ impl Handle {
         Ok(())
     }
 
-    /// Empties a handle that has run, for `HandlePool` to keep. What it held is returned,
-    /// to be released with no borrow held: finalizers may run arbitrary code.
-    pub(crate) fn empty(&self, py: Python<'_>) -> Emptied {
+    /// Empties a handle that has run, for `HandlePool` to keep. What it held goes into
+    /// `held`, an empty `Emptied`, to be released with no borrow held: finalizers may run
+    /// arbitrary code. Written in place: returned by value, the references were copied
+    /// through the stack in a way that stalled the CPU on every handle (`perf`).
+    pub(crate) fn empty_into(&self, py: Python<'_>, held: &mut Emptied) {
         let mut state = self.state.borrow_mut(py);
         gc::reveal_context(&state.context);
-        Emptied([
+        debug_assert!(held.0.iter().all(Option::is_none));
+        // Replacing the `ManuallyDrop` drops nothing, and there is nothing to drop.
+        held.0 = ManuallyDrop::new([
             Some(std::mem::replace(&mut *state.context, py.None())),
             state.callback.take(),
             state.args.take().map(Py::into_any),
             state.source_traceback.take(),
             state.repr.take(),
-        ])
+        ]);
     }
 
     /// The context's address, for the collector bookkeeping in `queued`.
@@ -274,8 +278,11 @@ impl Drop for HandleState {
     }
 }
 
-/// What `Handle::empty` took out, released when dropped.
-pub(crate) struct Emptied([Option<Py<PyAny>>; 5]);
+/// What `Handle::empty_into` took out, released when dropped. The references are released
+/// by `Drop` alone (hence `ManuallyDrop`): the compiler's own drop of the array, run after
+/// it, was a call per handle to look at five Nones.
+#[derive(Default)]
+pub(crate) struct Emptied(ManuallyDrop<[Option<Py<PyAny>>; 5]>);
 
 impl Drop for Emptied {
     fn drop(&mut self) {

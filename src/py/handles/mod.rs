@@ -12,7 +12,7 @@ mod run;
 mod threadsafe;
 mod timer;
 
-pub(crate) use handle::{cancel, Handle};
+pub(crate) use handle::{cancel, Emptied, Handle};
 pub(crate) use owner::{install_loop_link, HandleLoop};
 pub(crate) use pool::HandlePool;
 pub(crate) use queued::Queued;

@@ -33,21 +33,22 @@ impl HandlePool {
         self.spare.pop()
     }
 
-    /// Keeps `handle`, emptied, if there is room and nothing else can see it, and returns
-    /// what it held, to be released once the caller lets go of the pool: finalizers may
-    /// run arbitrary code. Gives the handle back otherwise.
+    /// Keeps `handle`, emptied, if there is room and nothing else can see it, leaving what
+    /// it held in `held`, to be released once the caller lets go of the pool: finalizers
+    /// may run arbitrary code. Gives the handle back otherwise.
     pub(crate) fn keep(
         &mut self,
         handle: Queued<Handle>,
         owner: &Bound<'_, PyAny>,
-    ) -> Result<Emptied, Queued<Handle>> {
+        held: &mut Emptied,
+    ) -> Result<(), Queued<Handle>> {
         let py = owner.py();
         if self.spare.len() >= SPARE_HANDLES || !unobserved(handle.get().bind(py), owner) {
             return Err(handle);
         }
-        let held = handle.get().get().empty(py);
+        handle.get().get().empty_into(py, held);
         self.spare.push(handle);
-        Ok(held)
+        Ok(())
     }
 
     pub(crate) fn drain(&mut self) -> Vec<Queued<Handle>> {
