@@ -80,23 +80,30 @@ pub(crate) fn is_untouched(context: &Bound<'_, PyAny>, holders: isize) -> bool {
     gc::is_held_only_by(context.as_ptr(), holders) && length(context) == 0
 }
 
+/// `body`'s result, run inside `context`; None if entering or leaving the context failed,
+/// with the exception set (a result `body` made is dropped then). An exception `body` set
+/// stays set across the exit, as `Context.run` leaves it.
+#[inline(always)]
+fn entered<R>(context: &Bound<'_, PyAny>, body: impl FnOnce() -> R) -> Option<R> {
+    // SAFETY: `context` is a live object for the duration of the call; PyContext_Enter
+    // type-checks it and sets an exception when it is not a Context or already entered.
+    if unsafe { ffi::PyContext_Enter(context.as_ptr()) } < 0 {
+        return None;
+    }
+    let result = body();
+    // SAFETY: this thread entered `context` just above and has not exited it.
+    if unsafe { ffi::PyContext_Exit(context.as_ptr()) } < 0 {
+        return None;
+    }
+    Some(result)
+}
+
 /// Runs `body` inside `context`, as `Context.run` would.
 pub(crate) fn in_context<R>(
     context: &Bound<'_, PyAny>,
     body: impl FnOnce() -> PyResult<R>,
 ) -> PyResult<R> {
-    let py = context.py();
-    // SAFETY: `context` is a live object for the duration of the call; PyContext_Enter
-    // type-checks it and sets an exception when it is not a Context or already entered.
-    if unsafe { ffi::PyContext_Enter(context.as_ptr()) } < 0 {
-        return Err(PyErr::fetch(py));
-    }
-    let result = body();
-    // SAFETY: this thread entered `context` just above and has not exited it.
-    if unsafe { ffi::PyContext_Exit(context.as_ptr()) } < 0 {
-        return Err(PyErr::fetch(py));
-    }
-    result
+    entered(context, body).unwrap_or_else(|| Err(PyErr::fetch(context.py())))
 }
 
 /// Runs `callback(*args)` inside `context`.
@@ -118,31 +125,26 @@ pub(crate) fn call_in_context(
             .call_method1(pyo3::intern!(py, "run"), all)
             .map(drop);
     }
-    // `in_context`, by hand: there the callback's `PyResult`, several words wide, was
-    // copied through the stack around `PyContext_Exit` in a way that stalled the CPU on
-    // every call (`perf`). The exception, if any, stays set across the exit, as it does
-    // in `Context.run`.
+    // The call's result as a bare reference, not a `PyResult`: that, several words wide,
+    // was copied through the stack around `PyContext_Exit` in a way that stalled the CPU
+    // on every call (`perf`).
     let py = context.py();
-    // SAFETY: `context` is a live Context (checked above) for the duration of the call.
-    if unsafe { ffi::PyContext_Enter(context.as_ptr()) } < 0 {
-        return Err(PyErr::fetch(py));
-    }
-    // SAFETY: `callback` and `args` are live objects, `args` a tuple.
-    let result = unsafe {
-        if args.is_empty() {
-            ffi::PyObject_CallNoArgs(callback.as_ptr())
-        } else {
-            ffi::PyObject_Call(callback.as_ptr(), args.as_ptr(), ptr::null_mut())
+    let called = entered(context, || {
+        // SAFETY: `callback` and `args` are live objects, `args` a tuple; the call returns
+        // a new reference, or NULL with an exception set.
+        unsafe {
+            Bound::from_owned_ptr_or_opt(
+                py,
+                if args.is_empty() {
+                    ffi::PyObject_CallNoArgs(callback.as_ptr())
+                } else {
+                    ffi::PyObject_Call(callback.as_ptr(), args.as_ptr(), ptr::null_mut())
+                },
+            )
         }
-    };
-    // SAFETY: this thread entered `context` just above and has not exited it.
-    let exited = unsafe { ffi::PyContext_Exit(context.as_ptr()) };
-    if !result.is_null() {
-        // SAFETY: `result` is the new reference the call returned.
-        unsafe { ffi::Py_DECREF(result) };
+    });
+    match called {
+        Some(Some(_result)) => Ok(()),
+        _ => Err(PyErr::fetch(py)),
     }
-    if result.is_null() || exited < 0 {
-        return Err(PyErr::fetch(py));
-    }
-    Ok(())
 }

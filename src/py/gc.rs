@@ -58,22 +58,18 @@ pub(crate) fn is_context(obj: *mut ffi::PyObject) -> bool {
 /// `obj` is a live object, and the caller holds the GIL.
 #[inline(always)]
 unsafe fn refcount(obj: *mut ffi::PyObject) -> isize {
-    #[cfg(all(
+    if cfg!(all(
         Py_3_12,
         not(Py_GIL_DISABLED),
         target_pointer_width = "64",
         target_endian = "little"
-    ))]
-    // SAFETY: per the contract; the count is the object's first 32 bits (`ob_refcnt`).
-    return unsafe { obj.cast::<u32>().read() } as isize;
-    #[cfg(not(all(
-        Py_3_12,
-        not(Py_GIL_DISABLED),
-        target_pointer_width = "64",
-        target_endian = "little"
-    )))]
-    // SAFETY: per the contract.
-    return unsafe { ffi::Py_REFCNT(obj) };
+    )) {
+        // SAFETY: per the contract; the count is the object's first 32 bits (`ob_refcnt`).
+        unsafe { obj.cast::<u32>().read() as isize }
+    } else {
+        // SAFETY: per the contract.
+        unsafe { ffi::Py_REFCNT(obj) }
+    }
 }
 
 pub(crate) fn is_shared(obj: *mut ffi::PyObject) -> bool {
