@@ -48,6 +48,7 @@ def test_unclosed_loop_in_a_cycle_with_its_handles_is_collected(loop_factory):
     def make():
         loop = loop_factory()
         loop.call_soon(loop.stop)
+        loop.call_soon_threadsafe(loop.stop)
         loop.call_later(10, loop.stop)
         loop.add_reader(a, loop.stop)
         return weakref.ref(loop)
@@ -124,7 +125,16 @@ def test_cancelled_timer_kept_by_its_owner_is_collected_in_a_cycle(loop):
     assert ref() is None
 
 
-def test_queued_callbacks_add_nothing_for_the_collector_to_scan():
+SCHEDULERS = {
+    "call_soon": lambda loop: loop.call_soon(int),
+    # A subclass of Handle on 3.14, as asyncio's _ThreadSafeHandle is.
+    "call_soon_threadsafe": lambda loop: loop.call_soon_threadsafe(int),
+    "call_later": lambda loop: loop.call_later(0, int),
+}
+
+
+@pytest.mark.parametrize("schedule", SCHEDULERS.values(), ids=SCHEDULERS)
+def test_queued_callbacks_add_nothing_for_the_collector_to_scan(schedule):
     # On the stdlib loop each call_soon adds two tracked objects (the Handle and its context
     # copy) that every collection rescans; ferroloop's queue hides both.
     loop = ferroloop.new_event_loop()
@@ -132,7 +142,7 @@ def test_queued_callbacks_add_nothing_for_the_collector_to_scan():
         gc.collect()
         before = len(gc.get_objects())
         for _ in range(50_000):
-            loop.call_soon(int)
+            schedule(loop)
         added = len(gc.get_objects()) - before
         loop.call_soon(loop.stop)
         loop.run_forever()

@@ -48,20 +48,35 @@ fn reveal(handle: &Bound<'_, Handle>) {
     track(handle.as_ptr());
 }
 
-fn reveal_if_shared<T: PyClass>(obj: &Bound<'_, T>) {
+fn reveal_if_shared<T: HandleKind>(obj: &Bound<'_, T>) {
     if is_shared(obj.as_ptr()) && !is_tracked(obj.as_ptr()) {
-        if let Some(h) = as_handle(obj) {
-            reveal(h);
-        }
+        reveal(T::handle(obj));
     }
 }
 
 /// A strong reference from one of the loop's queues.
-pub(crate) struct Queued<T: PyClass>(ManuallyDrop<Py<T>>);
+pub(crate) struct Queued<T: HandleKind>(ManuallyDrop<Py<T>>);
 
-/// The Handle part of a queued object (a Handle or a TimerHandle).
-fn as_handle<'a, 'py, T: PyClass>(obj: &'a Bound<'py, T>) -> Option<&'a Bound<'py, Handle>> {
-    obj.as_any().cast::<Handle>().ok()
+/// What a queue holds: a Handle (or a subclass: `call_soon_threadsafe`'s on 3.14) or a
+/// TimerHandle. Its Handle part is known from the type, without a check per object: a
+/// subclass's instance fails the exact-type check and costs a walk of its MRO, which the
+/// collector paid for every queued thread-safe handle each time it traversed the loop.
+pub(crate) trait HandleKind: PyClass {
+    fn handle<'a, 'py>(obj: &'a Bound<'py, Self>) -> &'a Bound<'py, Handle>;
+}
+
+impl HandleKind for Handle {
+    #[inline(always)]
+    fn handle<'a, 'py>(obj: &'a Bound<'py, Self>) -> &'a Bound<'py, Handle> {
+        obj
+    }
+}
+
+impl HandleKind for TimerHandle {
+    #[inline(always)]
+    fn handle<'a, 'py>(obj: &'a Bound<'py, Self>) -> &'a Bound<'py, Handle> {
+        obj.as_super()
+    }
 }
 
 impl Queued<Handle> {
@@ -83,14 +98,12 @@ impl Queued<TimerHandle> {
     }
 }
 
-impl<T: PyClass> Queued<T> {
+impl<T: HandleKind> Queued<T> {
     /// Queues a handle the loop made itself, hidden from the collector. Inlined into
     /// `call_soon`, which the compiler does not always do by itself.
     #[inline(always)]
     pub(crate) fn hidden(handle: &Bound<'_, T>) -> Self {
-        if let Some(h) = as_handle(handle) {
-            hide(h);
-        }
+        hide(T::handle(handle));
         Queued(ManuallyDrop::new(handle.clone().unbind()))
     }
 
@@ -107,9 +120,7 @@ impl<T: PyClass> Queued<T> {
 
     /// A reference for Python code (`_ready`, `_scheduled`): the handle is shared from now.
     pub(crate) fn share(&self, py: Python<'_>) -> Py<T> {
-        if let Some(h) = as_handle(self.0.bind(py)) {
-            reveal(h);
-        }
+        reveal(T::handle(self.0.bind(py)));
         self.0.clone_ref(py)
     }
 
@@ -128,15 +139,12 @@ impl<T: PyClass> Queued<T> {
         }
         // SAFETY: the collector calls `__traverse__` with the GIL held.
         let py = unsafe { Python::assume_attached() };
-        match as_handle(self.0.bind(py)) {
-            // This is the loop's `__traverse__`, as `visit_references` requires.
-            Some(h) => h.get().visit_references(visit),
-            None => Ok(()),
-        }
+        // This is the loop's `__traverse__`, as `visit_references` requires.
+        T::handle(self.0.bind(py)).get().visit_references(visit)
     }
 }
 
-impl<T: PyClass> Queued<T> {
+impl<T: HandleKind> Queued<T> {
     /// Drops the queue's reference, as `Drop` does, with the GIL already in hand.
     pub(crate) fn drop_in(self, py: Python<'_>) {
         let mut this = ManuallyDrop::new(self);
@@ -146,7 +154,7 @@ impl<T: PyClass> Queued<T> {
     }
 }
 
-impl<T: PyClass> Drop for Queued<T> {
+impl<T: HandleKind> Drop for Queued<T> {
     fn drop(&mut self) {
         // SAFETY: `self` is being dropped, so the Py is taken out exactly once.
         let handle = unsafe { ManuallyDrop::take(&mut self.0) };
