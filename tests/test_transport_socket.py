@@ -11,7 +11,8 @@ import warnings
 
 import pytest
 
-from conftest import check_fd_reuse_is_safe, open_fds, resource_warnings_collected
+from conftest import (check_fd_reuse_is_safe, open_fds, resource_warnings_collected,
+                      run_python)
 from test_transports import Peer, connected_pair, run, shut
 
 
@@ -105,6 +106,36 @@ def test_unclosed_transport_warns_and_closes_its_fd(loop_factory):
     finally:
         loop.close()
     assert open_fds() <= fds_before
+
+
+AT_EXIT_SCRIPT = """
+import asyncio, sys
+import ferroloop
+
+factory = {"asyncio": asyncio.SelectorEventLoop, "ferroloop": ferroloop.new_event_loop}
+loop = factory[sys.argv[1]]()
+
+async def main():
+    server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    global pair
+    pair = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+    await asyncio.sleep(0.01)
+
+loop.run_until_complete(main())
+print(type(loop).__module__)
+"""
+
+
+def test_transports_left_open_at_exit_warn_as_asyncios_do(loop_name):
+    """Transports still open when the interpreter exits die after the import system is
+    gone: asyncio's __del__ warns with the `warnings.warn` it bound when it was defined,
+    and so must ours, rather than fail in an import."""
+    proc = run_python("-X", "dev", "-c", AT_EXIT_SCRIPT, loop_name)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[0].startswith(loop_name)
+    assert "Exception ignored" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("ResourceWarning: unclosed transport") == 2, proc.stderr
 
 
 @pytest.mark.parametrize("side", ["client", "server"])

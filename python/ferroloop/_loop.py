@@ -141,9 +141,9 @@ def _run_if_not_cancelled(handle):
 
 
 # The loop hides the handles it alone holds from the cycle collector (see
-# src/py/queued.rs). A queued handle that something else also holds is invisible too until
-# it leaves the queue; before each full collection those are shown again, so a dropped,
-# unclosed loop is still collected as the stdlib's is.
+# src/py/handles/queued.rs). A queued handle that something else also holds is invisible
+# too until it leaves the queue; before each full collection those are shown again, so a
+# dropped, unclosed loop is still collected as the stdlib's is.
 _open_loops = weakref.WeakSet()
 
 

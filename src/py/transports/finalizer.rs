@@ -12,6 +12,7 @@ use pyo3::exceptions::PyResourceWarning;
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyType};
 
 use super::stream::StreamTransport;
@@ -19,6 +20,18 @@ use crate::py::cmethod::{method_descriptor, MethodDef};
 use crate::py::errors::shield;
 use crate::py::messages;
 use crate::py::pyapi;
+
+/// `warnings.warn`, bound when the finalizer is installed, as asyncio's transports bind it
+/// as `__del__`'s default `_warn`: a transport that dies at interpreter exit, after
+/// `sys.meta_path` is gone, can no longer import it.
+static WARN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn warn(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    WARN.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("warnings")?.getattr("warn")?.unbind())
+    })
+    .map(|warn| warn.bind(py))
+}
 
 static TRANSPORT_DEL: MethodDef = MethodDef(ffi::PyMethodDef {
     ml_name: c"__del__".as_ptr(),
@@ -63,15 +76,13 @@ fn warn_if_unclosed(shell: &Bound<'_, PyAny>) -> PyResult<()> {
     }
     let kwargs = PyDict::new(py);
     kwargs.set_item(intern!(py, "source"), shell)?;
-    py.import(intern!(py, "warnings"))?
-        .getattr(intern!(py, "warn"))?
-        .call(
-            (
-                messages::unclosed_transport(&shell.repr()?.to_string()),
-                py.get_type::<PyResourceWarning>(),
-            ),
-            Some(&kwargs),
-        )?;
+    warn(py)?.call(
+        (
+            messages::unclosed_transport(&shell.repr()?.to_string()),
+            py.get_type::<PyResourceWarning>(),
+        ),
+        Some(&kwargs),
+    )?;
     native.get().close_endpoint(py)?;
     let server = shell.getattr(intern!(py, "_server"))?;
     if !server.is_none() {
@@ -83,6 +94,7 @@ fn warn_if_unclosed(shell: &Bound<'_, PyAny>) -> PyResult<()> {
 /// Makes the native `__del__` the finalizer of `cls` (`SocketTransport`).
 #[pyfunction]
 pub(crate) fn _install_transport_finalizer(cls: &Bound<'_, PyType>) -> PyResult<()> {
+    warn(cls.py())?;
     let descriptor = method_descriptor(cls, &TRANSPORT_DEL)?;
     cls.setattr(intern!(cls.py(), "__del__"), descriptor)
 }
