@@ -34,7 +34,7 @@ fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::transports::NativeAttribute>()?;
     m.add_function(wrap_pyfunction!(_check_panic_boundary, m)?)?;
     m.add_function(wrap_pyfunction!(
-        py::transports::_install_transport_finalizer,
+        py::transports::_install_socket_transport,
         m
     )?)?;
     m.add_function(wrap_pyfunction!(py::sockaddr::_socket_names, m)?)?;

@@ -215,3 +215,24 @@ def test_transport_failing_to_set_up_closes_its_fd_once(loop):
 
     with resource_warnings_collected():
         run(loop, main())
+
+
+def test_accepted_transport_failing_to_set_up_drops_the_connection(loop):
+    """The server's protocol cannot take the connection: asyncio drops it (its socket
+    closed once the collector finds it), and the client reads EOF; nothing is left
+    open, and nothing closed twice."""
+    async def main():
+        server = await loop.create_server(NotAProtocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.sleep(0.05)
+        gc.collect()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        await writer.wait_closed()
+        check_fd_reuse_is_safe()
+        server.close()
+        await server.wait_closed()
+
+    with resource_warnings_collected():
+        run(loop, main())

@@ -411,7 +411,8 @@ MIRRORS = {
     f"{_SEL}._sock_write_done": "src/py/sock_ops.rs",
     f"{_SEL}._accept_connection": "src/py/server.rs",
     f"{_SEL}._accept_connection2": "src/py/server.rs",
-    "asyncio.selector_events._SelectorTransport.__init__": "python/ferroloop/_transports.py",
+    "asyncio.selector_events._SelectorTransport.__init__":
+        "python/ferroloop/_transports.py, src/py/transports/shell.rs",
     "asyncio.selector_events._SelectorTransport.close": "src/py/transports/stream/close.rs",
     "asyncio.selector_events._SelectorTransport._force_close":
         "src/py/transports/stream/close.rs",
@@ -422,7 +423,8 @@ MIRRORS = {
     "asyncio.selector_events._SelectorTransport.resume_reading":
         "src/py/transports/stream/methods.rs",
     "asyncio.selector_events._SelectorSocketTransport.__init__":
-        "python/ferroloop/_transports.py, src/py/transports/stream/steps.rs",
+        "python/ferroloop/_transports.py, src/py/transports/shell.rs, "
+        "src/py/transports/stream/steps.rs",
     "asyncio.selector_events._SelectorSocketTransport._read_ready__get_buffer":
         "src/py/transports/stream/read.rs",
     "asyncio.selector_events._SelectorSocketTransport._read_ready__data_received":

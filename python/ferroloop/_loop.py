@@ -9,7 +9,6 @@ so it matches that version's behaviour exactly and follows it when it changes.
 
 import asyncio
 import errno
-import functools
 import gc
 import inspect
 import ipaddress
@@ -302,10 +301,11 @@ class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
         fd, err = _connect_stream(family, kind[2], host, port)
         address = (host, port) if family == _AF_INET else (host, port, 0, 0)
         # The writer callback makes the protocol and transport as soon as the socket
-        # connects and wakes the caller once, with both (src/py/connect.rs).
+        # connects and wakes the caller once, with both (src/py/connect.rs); natively, a
+        # SocketTransport, unless a subclass makes its own.
         native = type(self)._make_socket_transport is Loop._make_socket_transport
         connecting = _ferroloop.Connector(self, fd, kind, address, protocol_factory,
-                                          SocketTransport if native else _transport_on_fd)
+                                          None if native else _transport_on_fd)
         try:
             if err in _CONNECT_PENDING:
                 self._ensure_fd_no_transport(fd)  # as sock_connect does
@@ -333,7 +333,7 @@ class Loop(_ferroloop.LoopCore, asyncio.SelectorEventLoop):
             return super()._start_serving(*serving_args, **context)
         serving_args = _compat.serving_args(serving_args, context)
         if type(self)._make_socket_transport is Loop._make_socket_transport:
-            make_transport = functools.partial(SocketTransport, self)
+            make_transport = None  # a SocketTransport, natively
         else:
             def make_transport(fd, protocol, waiter, extra, server, sockname, sock_args,
                                context):

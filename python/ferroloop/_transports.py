@@ -22,8 +22,6 @@ _SERVER_TRACKS_TRANSPORTS = _compat.SERVER_TRACKS_TRANSPORTS
 _Native = _ferroloop.NativeMethod
 _NativeAttr = _ferroloop.NativeAttribute
 
-_UNKNOWN = object()
-
 _new_transport_socket = object.__new__
 
 # The raw ints behind socket.py's enum-converting `family` and `type` properties.
@@ -84,42 +82,29 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
     _native = None
 
     def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None,
-                 sockname=_UNKNOWN, sock_args=None, context=None):
-        # `sock` is a socket object, or, given `sock_args`, a bare fd: a connection the
-        # loop made or accepted natively, whose socket object is made only if asked for
-        # (see _sock). The native half takes such an fd over at the end of set-up; a
-        # caller whose transport failed before that still owns it.
+                 context=None):
+        # A transport on a socket object. One on a connection the loop connected or
+        # accepted natively starts from a bare fd, and is set up natively, without this
+        # frame (src/py/transports/shell.rs, which does what this does).
         #
         # Not the mixin's __init__: the native half owns the flow-control state. What
         # BaseTransport.__init__ and TransportSocket.__init__ do, inline: two Python frames
         # fewer per connection.
         self._extra = extra = {} if extra is None else extra
-        if sock_args is None:
-            fd = sock.fileno()
-            transport_socket = _new_transport_socket(_compat.TransportSocket)
-            transport_socket._sock = sock
-            extra['socket'] = transport_socket
-            native_names = type(sock) is socket.socket
-        else:
-            fd, sock = sock, None
-            native_names = True
-        # The native acceptor passes the sockname it looked up, having also set
-        # TCP_NODELAY. Otherwise a plain socket's names are looked up natively where the
-        # family allows.
-        accepted = sockname is not _UNKNOWN
-        names = None
-        if not accepted and native_names:
-            names = _ferroloop._socket_names(fd)
+        fd = sock.fileno()
+        transport_socket = _new_transport_socket(_compat.TransportSocket)
+        transport_socket._sock = sock
+        extra['socket'] = transport_socket
+        # A plain socket's names are looked up natively where the family allows.
+        names = _ferroloop._socket_names(fd) if type(sock) is socket.socket else None
         if names is not None:
             extra['sockname'], peername = names
             extra.setdefault('peername', peername)
         else:
-            if not accepted:
-                try:
-                    sockname = sock.getsockname()
-                except OSError:
-                    sockname = None
-            extra['sockname'] = sockname
+            try:
+                extra['sockname'] = sock.getsockname()
+            except OSError:
+                extra['sockname'] = None
             if 'peername' not in extra:
                 try:
                     extra['peername'] = sock.getpeername()
@@ -128,17 +113,14 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
         self._loop = loop
         self._server = server
         # `context`: 3.15's, in which every callback of the transport runs.
-        native = self._native = loop._stream_transport(fd, protocol, self, sock, sock_args,
+        native = self._native = loop._stream_transport(fd, protocol, self, sock, None,
                                                        context)
         if server is not None:
             attach = getattr(server, _ATTACH)
             attach(self) if _SERVER_TRACKS_TRANSPORTS else attach()
         loop._transports[fd] = self
-
-        if not accepted and sock_args is None:
-            # Disable the Nagle algorithm: small writes go out without waiting for an ACK.
-            # (A bare fd from the loop has it set already.)
-            _set_nodelay(sock)
+        # Disable the Nagle algorithm: small writes go out without waiting for an ACK.
+        _set_nodelay(sock)
         # asyncio's three call_soon: connection_made, then reading, then the waiter (only
         # once connection_made() has been called); queued natively, without Handles.
         native._schedule_connection_made(protocol, waiter)
@@ -219,5 +201,6 @@ class SocketTransport(_compat.FlowControlMixin, asyncio.Transport):
 
 
 # `__del__`: the native method warns about, and closes, a transport dropped unclosed, as
-# asyncio's transports do, without a Python frame at every transport's death.
-_ferroloop._install_transport_finalizer(SocketTransport)
+# asyncio's transports do, without a Python frame at every transport's death. The loop
+# sets up the transports of the connections it makes natively, of this class.
+_ferroloop._install_socket_transport(SocketTransport)

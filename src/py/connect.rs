@@ -18,11 +18,12 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use super::context::copy_current_context;
 use super::errors::{os_error, shield};
-use super::event_loop::LoopCore;
+use super::event_loop::{links, LoopCore};
 use super::gc::{visit_all, Visit};
 use super::handles::is_exit;
 use super::messages;
 use super::pyapi;
+use super::transports::OnFd;
 use crate::runtime::io_registry::Direction;
 use crate::runtime::sync::lock;
 use crate::runtime::sys::{self, SockAddr};
@@ -95,8 +96,9 @@ pub(crate) struct Connector {
     /// The address, as asyncio's error message names it.
     address: Py<PyAny>,
     protocol_factory: Py<PyAny>,
-    /// `make_transport(loop, fd, protocol, sock_args=kind[, context=...])`.
-    make_transport: Py<PyAny>,
+    /// `make_transport(loop, fd, protocol, sock_args=kind[, context=...])`, for a loop
+    /// whose `_make_socket_transport` is overridden; None makes a `SocketTransport`.
+    make_transport: Option<Py<PyAny>>,
     fut: Py<PyAny>,
     transport: Mutex<Option<Py<PyAny>>>,
 }
@@ -110,7 +112,7 @@ impl Connector {
         kind: Bound<'_, PyAny>,
         address: Bound<'_, PyAny>,
         protocol_factory: Bound<'_, PyAny>,
-        make_transport: Bound<'_, PyAny>,
+        make_transport: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Connector> {
         shield(|| {
             let fut = r#loop.call_method0(intern!(r#loop.py(), "create_future"))?;
@@ -120,7 +122,7 @@ impl Connector {
                 kind: kind.unbind(),
                 address: address.unbind(),
                 protocol_factory: protocol_factory.unbind(),
-                make_transport: make_transport.unbind(),
+                make_transport: make_transport.map(Bound::unbind),
                 fut: fut.unbind(),
                 transport: Mutex::new(None),
             })
@@ -184,15 +186,27 @@ impl Connector {
             };
             let context_kept = context.as_ref().map(|c| c.clone_ref(py));
             let made = this.protocol_factory.bind(py).call0().and_then(|protocol| {
+                let (loop_, fd) = (this.loop_.bind(py), this.fd.load(Relaxed));
+                let Some(make_transport) = &this.make_transport else {
+                    let on = OnFd {
+                        fd,
+                        protocol: &protocol,
+                        extra: None,
+                        server: None,
+                        sockname: None,
+                        sock_args: this.kind.bind(py),
+                        context: context.map(|c| c.into_bound(py)),
+                    };
+                    return Ok((links::socket_transport(loop_, on)?, protocol));
+                };
                 let kwargs = PyDict::new(py);
                 kwargs.set_item(intern!(py, "sock_args"), this.kind.bind(py))?;
                 if let Some(context) = context {
                     kwargs.set_item(intern!(py, "context"), context)?;
                 }
-                let transport = this.make_transport.bind(py).call(
-                    (this.loop_.bind(py), this.fd.load(Relaxed), &protocol),
-                    Some(&kwargs),
-                )?;
+                let transport = make_transport
+                    .bind(py)
+                    .call((loop_, fd, &protocol), Some(&kwargs))?;
                 Ok((transport, protocol))
             });
             let (transport, protocol) = match made {

@@ -61,7 +61,8 @@ pub(crate) struct Behaviour {
     /// Transports run every callback in one context: their server's copy, or for client
     /// connections a copy made when the transport is (3.15+).
     pub(crate) transport_contexts: bool,
-    /// The name of the method a transport leaves its server by (interned).
+    /// The names of the methods a transport joins and leaves its server by (interned).
+    pub(crate) server_attach: Py<PyString>,
     pub(crate) server_detach: Py<PyString>,
     /// The server's attach/detach take the transport (3.13+).
     pub(crate) server_tracks_transports: bool,
@@ -82,6 +83,11 @@ pub(crate) fn behaviour(py: Python<'_>) -> PyResult<&'static Behaviour> {
             writelines_like_write: compat.getattr("WRITELINES_LIKE_WRITE")?.extract()?,
             due_within_ulp: compat.getattr("DUE_WITHIN_ULP")?.extract()?,
             transport_contexts: compat.getattr("TRANSPORT_CONTEXTS")?.extract()?,
+            server_attach: PyString::intern(
+                py,
+                &compat.getattr("SERVER_ATTACH")?.extract::<String>()?,
+            )
+            .unbind(),
             server_detach: PyString::intern(
                 py,
                 &compat.getattr("SERVER_DETACH")?.extract::<String>()?,
@@ -236,6 +242,20 @@ pub(crate) fn set_result_unless_cancelled(py: Python<'_>) -> PyResult<Bound<'_, 
 /// `server._detach(transport)` (3.13+) or `server._detach()`: a transport leaves its
 /// server. `unclosed`: from the `__del__` of a transport never closed, which detaches
 /// only where the server tracks transports.
+/// A transport joins its server's count (3.13+: its set of transports).
+pub(crate) fn server_attach(
+    server: &Bound<'_, PyAny>,
+    transport: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let behaviour = behaviour(server.py())?;
+    let name = behaviour.server_attach.bind(server.py());
+    if behaviour.server_tracks_transports {
+        server.call_method1(name, (transport,)).map(drop)
+    } else {
+        server.call_method0(name).map(drop)
+    }
+}
+
 pub(crate) fn server_detach(
     server: &Bound<'_, PyAny>,
     transport: &Bound<'_, PyAny>,

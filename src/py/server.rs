@@ -19,11 +19,12 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::context::{copy_current_context, in_context};
 use super::errors::{os_error, shield};
-use super::event_loop::LoopCore;
+use super::event_loop::{links, LoopCore};
 use super::gc::visit_all;
 use super::handles::is_exit;
 use super::pyapi;
 use super::sockaddr;
+use super::transports::OnFd;
 use crate::runtime::sys;
 
 #[pyclass(frozen, module = "ferroloop._ferroloop")]
@@ -54,10 +55,10 @@ pub(crate) struct Acceptor {
     /// specific address (`SockAddr::is_specific`): made once, where asyncio asks each
     /// connection's socket (a `getsockname` and a conversion per connection).
     shared_sockname: Option<Py<PyAny>>,
-    /// `make_transport(fd, protocol, waiter, extra, server, sockname, socket_args, context)`:
-    /// a `SocketTransport` on the bare fd, which it takes over only if it returns. A
-    /// sockname tells the transport its connection is set up (TCP_NODELAY included).
-    make_transport: Py<PyAny>,
+    /// `make_transport(fd, protocol, waiter, extra, server, sockname, socket_args, context)`,
+    /// for a loop whose `_make_socket_transport` is overridden: a transport on the bare
+    /// fd, which it takes over only if it returns. None makes a `SocketTransport`.
+    make_transport: Option<Py<PyAny>>,
 }
 
 #[pymethods]
@@ -67,7 +68,7 @@ impl Acceptor {
     fn new(
         loop_: Bound<'_, LoopCore>,
         serving_args: Bound<'_, PyTuple>,
-        make_transport: Bound<'_, PyAny>,
+        make_transport: Option<Bound<'_, PyAny>>,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Acceptor> {
         let py = loop_.py();
@@ -99,7 +100,7 @@ impl Acceptor {
             nodelay: matches!(family, libc::AF_INET | libc::AF_INET6)
                 && sock_type == libc::SOCK_STREAM
                 && proto == libc::IPPROTO_TCP,
-            make_transport: make_transport.unbind(),
+            make_transport: make_transport.map(Bound::unbind),
             serving_args: serving_args.unbind(),
         })
     }
@@ -205,7 +206,7 @@ impl Acceptor {
             None => copy_current_context(py),
         };
         let given = self.context.as_ref().and(context.as_ref().ok());
-        let transport_context = given.map_or_else(|| py.None(), |c| c.clone_ref(py));
+        let transport_context = given.map(|c| c.bind(py).clone());
         let made = context.and_then(|context| {
             in_context(context.bind(py), || {
                 let extra = PyDict::new(py);
@@ -218,12 +219,25 @@ impl Acceptor {
                     },
                 };
                 let protocol = self.protocol_factory.bind(py).call0()?;
-                self.make_transport.bind(py).call1((
+                let server = self.server.bind(py);
+                let Some(make_transport) = &self.make_transport else {
+                    let on = OnFd {
+                        fd,
+                        protocol: &protocol,
+                        extra: Some(extra),
+                        server: Some(server).filter(|s| !s.is_none()),
+                        sockname: Some(sockname),
+                        sock_args: self.socket_args.bind(py).as_any(),
+                        context: transport_context,
+                    };
+                    return links::socket_transport(self.loop_.bind(py), on);
+                };
+                make_transport.bind(py).call1((
                     fd,
                     protocol,
                     py.None(),
                     extra,
-                    self.server.bind(py),
+                    server,
                     sockname,
                     self.socket_args.bind(py),
                     transport_context,

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use super::queues::{IoCallback, Ready};
 use super::LoopCore;
 use crate::py::handles::HandleLoop;
-use crate::py::transports::{Step, StreamTransport, TransportLoop, WatchId};
+use crate::py::transports::{self, OnFd, Step, StreamTransport, TransportLoop, WatchId};
 use crate::runtime::io_registry::Direction;
 
 impl HandleLoop for LoopCore {
@@ -79,4 +79,12 @@ pub(super) fn transport_link<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a dyn Tr
     obj.cast::<LoopCore>()
         .ok()
         .map(|core| core.get() as &dyn TransportLoop)
+}
+
+/// A `SocketTransport` of the loop on a connection it made or accepted (a bare fd).
+pub(crate) fn socket_transport<'py>(
+    loop_: &Bound<'py, LoopCore>,
+    on: OnFd<'_, 'py>,
+) -> PyResult<Bound<'py, PyAny>> {
+    transports::socket_transport_on_fd(loop_.as_any(), transport_link, on)
 }

@@ -92,8 +92,7 @@ fn warn_if_unclosed(shell: &Bound<'_, PyAny>) -> PyResult<()> {
 }
 
 /// Makes the native `__del__` the finalizer of `cls` (`SocketTransport`).
-#[pyfunction]
-pub(crate) fn _install_transport_finalizer(cls: &Bound<'_, PyType>) -> PyResult<()> {
+pub(super) fn install(cls: &Bound<'_, PyType>) -> PyResult<()> {
     warn(cls.py())?;
     let descriptor = method_descriptor(cls, &TRANSPORT_DEL)?;
     cls.setattr(intern!(cls.py(), "__del__"), descriptor)

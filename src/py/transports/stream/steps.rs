@@ -25,7 +25,7 @@ impl StreamTransport {
     /// asyncio's transport `__init__` scheduling what follows it: the protocol's
     /// `connection_made`, then reading, then (given a waiter) waking the waiter; each in a
     /// copy of the current context, as `call_soon` would.
-    pub(super) fn schedule_connection_made(
+    pub(crate) fn schedule_connection_made(
         slf: &Bound<'_, Self>,
         protocol: &Bound<'_, PyAny>,
         waiter: Option<Bound<'_, PyAny>>,
