@@ -19,6 +19,12 @@ def per_round(samples, row, base, other, cost):
 
 
 def ratio(samples, row, base, other, cost):
+    """The median of `per_round`; None where `base`'s median cost is not above zero: a
+    sleeper uvloop woke early has no lateness to compare, and the rounds it happened to
+    wake a microsecond late would make any other loop look a hundred times slower."""
+    base_costs = [cost(b) for b in samples[(row, base)] if b is not None]
+    if base_costs and statistics.median(base_costs) <= 0:
+        return None
     ratios = per_round(samples, row, base, other, cost)
     return statistics.median(ratios) if ratios else None
 

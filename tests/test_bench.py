@@ -115,6 +115,20 @@ def test_a_rival_ahead_beyond_the_noise_is_named():
     assert summary["watch_cost_percent"] == pytest.approx(1.0)
 
 
+def test_no_ratio_to_a_loop_whose_median_is_early():
+    # uvloop's median sleeper woke early (negative lateness); one round it woke 1 us late.
+    late = {"uvloop": iter([-5e-6, 1e-6, -4e-6]), "ferroloop": iter([1e-4, 1e-4, 1e-4])}
+
+    def sample(loop_name, row):
+        return {"late": next(late[loop_name]) if loop_name in late else 1e-4, "ops": 1}
+
+    names = ["uvloop", "ferroloop", "ferroloop+watch"]
+    samples = interleave(3, ["p50"], names, sample, {})
+    summary = table.summarize(samples, "p50", names, lambda s: s["late"], lambda r: r)
+    assert summary["vs_uvloop"]["ferroloop"] is None
+    assert summary["ahead"] == []
+
+
 def test_unavailable_rivals_are_reported_not_fatal(monkeypatch, tmp_path):
     monkeypatch.setattr(loops, "STATUS_FILE", str(tmp_path / "status.json"))
     monkeypatch.setitem(loops.RIVALS, "no_such_loop_module", "no-such-loop==1.0")
