@@ -124,3 +124,47 @@ def test_unknown_keywords_fail_as_on_asyncio(loop):
 
     message = run(loop, main())
     assert "multiple values for keyword argument 'loop'" in message
+
+
+def test_the_task_factory_attribute_is_what_create_task_uses(loop):
+    """asyncio's create_task reads `_task_factory` on each call: set through
+    set_task_factory or assigned directly, then cleared, each is honoured, and
+    get_task_factory answers with it."""
+    made = []
+
+    def factory(loop_, coro, **kwargs):
+        made.append(coro)
+        return asyncio.Task(coro, loop=loop_, **kwargs)
+
+    async def child():
+        return 1
+
+    async def main():
+        assert loop.get_task_factory() is None and loop._task_factory is None
+        loop.set_task_factory(factory)
+        assert loop._task_factory is factory and loop.get_task_factory() is factory
+        assert await loop.create_task(child()) == 1
+        loop._task_factory = None
+        assert await loop.create_task(child()) == 1
+        loop._task_factory = factory
+        assert await loop.create_task(child()) == 1
+        loop.set_task_factory(None)
+        assert await loop.create_task(child()) == 1
+
+    run(loop, main())
+    assert len(made) == 2
+
+
+def test_a_task_factory_holding_its_loop_is_collected_with_it(loop_factory):
+    """The loop keeps the factory natively, so it must show the collector the reference:
+    a closed loop whose factory refers back to it is garbage, as on asyncio."""
+    import gc
+    import weakref
+
+    probe = loop_factory()
+    probe.set_task_factory(lambda loop_, coro, **kw: (probe, asyncio.Task(coro, loop=loop_)))
+    probe.close()
+    gone = weakref.ref(probe)
+    del probe
+    gc.collect()
+    assert gone() is None

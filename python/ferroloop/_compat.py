@@ -293,7 +293,8 @@ DEPENDENCIES = (
     Private(f"{_BASE}._asyncgen_firstiter_hook", "reads", "run_forever on 3.11/3.12"),
     Private(f"{_BASE}._asyncgen_finalizer_hook", "reads", "run_forever on 3.11/3.12"),
     Private(f"{_BASE}._task_factory", "reads",
-            "create_task takes its native path only without a task factory", instance=True),
+            "create_task takes its native path only without a task factory; the loop keeps "
+            "it natively, where BaseEventLoop's methods set and read it", instance=True),
     Private(f"{_SEL}._ssock", "reads",
             "the self-pipe's read end, polled only while a signal handler is set",
             instance=True),

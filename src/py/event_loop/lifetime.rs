@@ -62,6 +62,7 @@ impl LoopCore {
             thread_id: ObjectSlot::default(),
             current_handle: ObjectSlot::default(),
             slow_callback_duration: ObjectSlot::default(),
+            task_factory: ObjectSlot::default(),
             while_running: GilCell::new(None),
             threadsafe_handles: behaviour.threadsafe_handles,
             clock_replaced: AtomicU8::new(if overridden { CLOCK_OVERRIDDEN } else { 0 }),
@@ -226,6 +227,7 @@ impl LoopCore {
         self.current_handle.visit(visit)?;
         self.debug_value.visit(visit)?;
         self.slow_callback_duration.visit(visit)?;
+        self.task_factory.visit(visit)?;
         // SAFETY: this is called from `__traverse__` only.
         if let Ok(kept) = unsafe { self.while_running.try_borrow_in_traverse() } {
             if let Some(w) = kept.as_ref() {
@@ -258,7 +260,8 @@ impl LoopCore {
         });
         let debug_value = self.debug_value.try_take();
         let slow = self.slow_callback_duration.try_take();
-        drop((taken, detached, bound, debug_value, slow));
+        let factory = self.task_factory.try_take();
+        drop((taken, detached, bound, debug_value, slow, factory));
     }
 }
 

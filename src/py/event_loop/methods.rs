@@ -298,6 +298,15 @@ impl LoopCore {
     }
 
     #[getter]
+    fn _task_factory(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.task_factory.get(py)
+    }
+    #[setter(_task_factory)]
+    fn set_task_factory(&self, value: Option<Bound<'_, PyAny>>) {
+        self.task_factory.set(value);
+    }
+
+    #[getter]
     fn _current_handle(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.current_handle.get(py)
     }

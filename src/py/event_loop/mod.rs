@@ -89,6 +89,9 @@ pub(crate) struct LoopCore {
     current_handle: ObjectSlot,
     /// What `slow_callback_duration` was set to; the activity keeps it in ticks.
     slow_callback_duration: ObjectSlot,
+    /// `_task_factory`, which `create_task` asks about on every call: kept here, where
+    /// asking costs a load, not an attribute lookup.
+    task_factory: ObjectSlot,
     /// Objects that refer to the loop, made once per run rather than once per use. Set
     /// only while running: each is a reference cycle, and an idle loop must stay
     /// free-able by reference counting.

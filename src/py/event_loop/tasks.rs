@@ -42,9 +42,8 @@ impl LoopCore {
                 }
             })
         };
-        let simple = !this.debug()
-            && kwargs.is_none_or(task_keywords)
-            && slf.getattr(intern!(py, "_task_factory"))?.is_none();
+        let simple =
+            !this.debug() && kwargs.is_none_or(task_keywords) && !this.task_factory.is_set();
         if !simple {
             return Ok(pyapi::base_create_task(py)?
                 .call((slf, coro), kwargs)?
