@@ -3,7 +3,9 @@ exactly the keywords create_task was given, and Task takes `eager_start`."""
 
 import asyncio
 import contextvars
+import gc
 import sys
+import weakref
 
 import pytest
 
@@ -158,11 +160,15 @@ def test_the_task_factory_attribute_is_what_create_task_uses(loop):
 def test_a_task_factory_holding_its_loop_is_collected_with_it(loop_factory):
     """The loop keeps the factory natively, so it must show the collector the reference:
     a closed loop whose factory refers back to it is garbage, as on asyncio."""
-    import gc
-    import weakref
+    class HoldsItsLoop:
+        def __init__(self, loop_):
+            self.loop = loop_
+
+        def __call__(self, loop_, coro, **kwargs):
+            return asyncio.Task(coro, loop=loop_, **kwargs)
 
     probe = loop_factory()
-    probe.set_task_factory(lambda loop_, coro, **kw: (probe, asyncio.Task(coro, loop=loop_)))
+    probe.set_task_factory(HoldsItsLoop(probe))
     probe.close()
     gone = weakref.ref(probe)
     del probe
