@@ -61,8 +61,9 @@ pub(crate) struct Behaviour {
     /// Transports run every callback in one context: their server's copy, or for client
     /// connections a copy made when the transport is (3.15+).
     pub(crate) transport_contexts: bool,
-    /// The names of the methods a transport joins and leaves its server by (interned).
+    /// The name of the method a transport joins its server by (interned).
     pub(crate) server_attach: Py<PyString>,
+    /// The name of the method a transport leaves its server by (interned).
     pub(crate) server_detach: Py<PyString>,
     /// The server's attach/detach take the transport (3.13+).
     pub(crate) server_tracks_transports: bool,
@@ -239,34 +240,40 @@ pub(crate) fn set_result_unless_cancelled(py: Python<'_>) -> PyResult<Bound<'_, 
     )
 }
 
-/// `server._detach(transport)` (3.13+) or `server._detach()`: a transport leaves its
-/// server. `unclosed`: from the `__del__` of a transport never closed, which detaches
-/// only where the server tracks transports.
-/// A transport joins its server's count (3.13+: its set of transports).
+/// `server._attach(transport)` (3.13+) or `server._attach()`: a transport joins its server.
 pub(crate) fn server_attach(
     server: &Bound<'_, PyAny>,
     transport: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
     let behaviour = behaviour(server.py())?;
-    let name = behaviour.server_attach.bind(server.py());
-    if behaviour.server_tracks_transports {
-        server.call_method1(name, (transport,)).map(drop)
-    } else {
-        server.call_method0(name).map(drop)
-    }
+    call_server(server, &behaviour.server_attach, transport, behaviour)
 }
 
+/// `server._detach(transport)` (3.13+) or `server._detach()`: a transport leaves its
+/// server. `unclosed`: from the `__del__` of a transport never closed, which detaches
+/// only where the server tracks transports.
 pub(crate) fn server_detach(
     server: &Bound<'_, PyAny>,
     transport: &Bound<'_, PyAny>,
     unclosed: bool,
 ) -> PyResult<()> {
     let behaviour = behaviour(server.py())?;
-    let name = behaviour.server_detach.bind(server.py());
+    if unclosed && !behaviour.server_tracks_transports {
+        return Ok(());
+    }
+    call_server(server, &behaviour.server_detach, transport, behaviour)
+}
+
+/// `server.<name>(transport)` where the server tracks its transports, else `server.<name>()`.
+fn call_server(
+    server: &Bound<'_, PyAny>,
+    name: &Py<PyString>,
+    transport: &Bound<'_, PyAny>,
+    behaviour: &Behaviour,
+) -> PyResult<()> {
+    let name = name.bind(server.py());
     if behaviour.server_tracks_transports {
         server.call_method1(name, (transport,)).map(drop)
-    } else if unclosed {
-        Ok(())
     } else {
         server.call_method0(name).map(drop)
     }
