@@ -9,9 +9,10 @@ so that figures live here rather than in code comments.
 Timings on a shared 2-core VM swing by tens of percent; instruction counts do not, so an
 A/B of two builds is decided here, then confirmed in `make bench`. A BUILD_DIR holds a
 `ferroloop` package with its built extension (copy `python/ferroloop` after `make build`);
-without one, the installed ferroloop is measured. The names `uvloop` and `asyncio` in place
-of a BUILD_DIR measure those loops instead, for exact ratios the timings cannot give. Each count is (run of N ops - run of 0
-ops) / N, so start-up cancels out. Needs valgrind.
+without one, the installed ferroloop is measured. In place of a BUILD_DIR, `asyncio` measures
+the stdlib loop and any other name a loop module of that name (`uvloop`, `zuvloop`, ...), for
+exact ratios the timings cannot give. Each count is (run of N ops - run of 0 ops) / N, so
+start-up cancels out. Needs valgrind.
 """
 
 import os
@@ -20,18 +21,19 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import workloads  # noqa: E402
 
 CHILD = r"""
 import asyncio, sys
 sys.path.insert(0, sys.argv[3])
+import importlib
 import workloads
-if sys.argv[4] == "uvloop":
-    import uvloop as ferroloop
-elif sys.argv[4] == "asyncio":
+if sys.argv[4] == "asyncio":
     class ferroloop:
         new_event_loop = asyncio.SelectorEventLoop
 else:
-    import ferroloop
+    ferroloop = importlib.import_module(sys.argv[4])
 workload = getattr(workloads, sys.argv[1])
 if "n" not in workload.__code__.co_varnames:
     raise SystemExit(f"{sys.argv[1]} takes no n=")
@@ -50,7 +52,7 @@ loop.close()
 
 def instructions(build, workload, n):
     env = dict(os.environ, PYTHONHASHSEED="0")
-    loop = build if build in ("uvloop", "asyncio") else "ferroloop"
+    loop = "ferroloop" if not build or os.path.isdir(build) else build
     if build and loop == "ferroloop":
         env["PYTHONPATH"] = build
     proc = subprocess.run(
@@ -58,7 +60,7 @@ def instructions(build, workload, n):
          sys.executable, "-c", CHILD, workload, str(n), HERE, loop],
         env=env, capture_output=True, text=True)
     found = re.search(r"Collected : (\d+)", proc.stderr)
-    if not found:
+    if proc.returncode or not found:
         raise SystemExit(f"callgrind failed for {workload}:\n{proc.stderr[-2000:]}")
     return int(found.group(1))
 
@@ -86,6 +88,11 @@ def main():
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
     names = sys.argv[1].split(",")
+    known = [function.__name__ for function in workloads.WORKLOADS.values()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"no such workload: {', '.join(unknown)} "
+                         f"(bench/workloads.py has {', '.join(known)})")
     n = int(sys.argv[2])
     builds = sys.argv[3].split(",") if len(sys.argv) > 3 else [""]
     for name in names:

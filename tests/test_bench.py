@@ -215,3 +215,13 @@ def test_every_workload_takes_n_and_is_counted():
     for function in workloads.WORKLOADS.values():
         assert "n" in function.__code__.co_varnames, function.__name__
         assert function.__name__ in bounds.COUNTED_N
+
+
+def test_instruction_counts_refuse_an_unknown_workload():
+    # A misspelt name once printed a count of -2 per operation (the child's traceback,
+    # counted) instead of failing.
+    proc = run_python(os.path.join(ROOT, "bench", "instructions.py"), "taskgroup_fanout",
+                      "10", timeout=60)
+    assert proc.returncode != 0
+    assert "no such workload: taskgroup_fanout" in proc.stderr
+    assert "taskgroup_fan_out" in proc.stderr

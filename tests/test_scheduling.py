@@ -572,6 +572,40 @@ def test_create_task_with_context(loop):
     assert loop.run_until_complete(loop.create_task(read(), context=ctx)) == "task ctx"
 
 
+def test_create_task_takes_its_arguments_as_the_stdlib_loop_does(loop):
+    # One positional coroutine is the loop's own path; `coro=` as a keyword, names and
+    # contexts, and every way of calling it wrongly must end as they do on the stdlib loop:
+    # the same task, or the same exception and message.
+    async def value():
+        return "done"
+
+    async def main():
+        running = asyncio.get_running_loop()
+        by_keyword = running.create_task(coro=value())
+        named = running.create_task(value(), name="named")
+        assert (await by_keyword, await named, named.get_name()) == ("done", "done", "named")
+        outcomes = []
+        for args, kwargs in [((), {}), ((1, 2), {}), ((), {"name": "n"})]:
+            with pytest.raises(TypeError) as caught:
+                running.create_task(*args, **kwargs)
+            outcomes.append(str(caught.value))
+        for kwargs in [{"bogus": 1}, {"loop": running}]:
+            coro = value()
+            with pytest.raises(TypeError) as caught:
+                running.create_task(coro, **kwargs)
+            coro.close()
+            outcomes.append(str(caught.value))
+        return outcomes
+
+    on_loop = loop.run_until_complete(main())
+    stdlib = asyncio.SelectorEventLoop()
+    try:
+        assert on_loop == stdlib.run_until_complete(main())
+    finally:
+        stdlib.close()
+    assert on_loop[0].endswith("missing 1 required positional argument: 'coro'")
+
+
 def test_task_factory(loop):
     made = []
 

@@ -6,6 +6,7 @@
 //! `ferroloop._compat`, which holds all of them (with an adapter where versions differ),
 //! so that this layer never names a private part of asyncio itself.
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyTuple};
@@ -181,7 +182,7 @@ pub(crate) fn task_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
             py.import("asyncio.tasks").map(|m| m.into_any().unbind())
         })?
         .bind(py)
-        .getattr("Task")
+        .getattr(intern!(py, "Task"))
 }
 
 /// Whether `task_type` is asyncio's own Task (C or Python), not one patched in.

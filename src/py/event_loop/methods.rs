@@ -1,7 +1,7 @@
 //! `LoopCore`'s Python-facing method table (PyO3 allows one per class): each method runs
 //! under the panic shield and delegates to the module that owns its idea. `call_soon`,
-//! `call_soon_threadsafe`, `call_later`, `call_at` and `get_debug` are installed apart,
-//! by `fastcall/`, with argument parsing of their own.
+//! `call_soon_threadsafe`, `call_later`, `call_at`, `create_task` and `get_debug` are
+//! installed apart, by `fastcall/`, with argument parsing of their own.
 
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering::Relaxed;
@@ -85,15 +85,6 @@ impl LoopCore {
 
     fn create_future(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         shield(|| Self::new_future(slf))
-    }
-
-    #[pyo3(signature = (coro, **kwargs))]
-    fn create_task(
-        slf: &Bound<'_, Self>,
-        coro: Bound<'_, PyAny>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
-        shield(|| Self::new_task(slf, coro, kwargs))
     }
 
     fn stop(&self) {

@@ -23,7 +23,7 @@ impl LoopCore {
     /// keywords this CPython's `create_task` does not pass to Task (anything but `name`
     /// and `context` before 3.14), CPython's own `BaseEventLoop.create_task` does it,
     /// given exactly the caller's keywords.
-    pub(super) fn new_task(
+    pub(crate) fn new_task(
         slf: &Bound<'_, Self>,
         coro: Bound<'_, PyAny>,
         kwargs: Option<&Bound<'_, PyDict>>,

@@ -7,11 +7,12 @@ use std::ptr;
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::py::errors::shield;
 use crate::py::event_loop::LoopCore;
 use crate::py::messages;
+use crate::py::pyapi;
 
 /// A call's arguments: `N` leading positional ones (`delay`, `callback`, ...), the rest as
 /// the callback's `*args`, and the `context=` keyword.
@@ -78,31 +79,24 @@ unsafe fn parse<'py, const N: usize>(
     })
 }
 
-/// The common body of the entry points: the loop, parsed arguments, `body`, and the result
-/// or the exception handed back to CPython.
+/// The common body of the entry points: the loop, `body`, and the result or the exception
+/// handed back to CPython.
 ///
 /// # Safety
-/// As `parse`, with `slf` the object the method was called on.
+/// `slf` is the object a METH_FASTCALL method of LoopCore was called on, with the GIL held.
 #[inline(always)]
-unsafe fn enter<const N: usize, T>(
-    name: &str,
-    leading: [&str; N],
+unsafe fn enter<T>(
     slf: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargsf: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
-    body: impl FnOnce(&Bound<'_, LoopCore>, Arguments<'_, N>) -> PyResult<Py<T>>,
+    body: impl FnOnce(&Bound<'_, LoopCore>) -> PyResult<Py<T>>,
 ) -> *mut ffi::PyObject {
     // SAFETY: CPython calls a method with the GIL held.
     let py = unsafe { Python::assume_attached() };
     let result = shield(|| {
-        // SAFETY: per the caller's contract; and `slf` is a LoopCore: a method descriptor
-        // checks its instance's type before calling, a bound method was bound by one (or
-        // by `bind_call_soon`, to a LoopCore), and `CallSoonDescriptor` checks first.
+        // SAFETY: `slf` is a LoopCore: a method descriptor checks its instance's type
+        // before calling, a bound method was bound by one (or by `bind_call_soon`, to a
+        // LoopCore), and `CallSoonDescriptor` checks first.
         let slf = unsafe { Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<LoopCore>() };
-        // SAFETY: per the caller's contract.
-        let parsed = unsafe { parse(py, name, leading, args, nargsf, kwnames) }?;
-        body(&slf, parsed)
+        body(&slf)
     });
     match result {
         Ok(obj) => obj.into_ptr(),
@@ -114,16 +108,21 @@ unsafe fn enter<const N: usize, T>(
 }
 
 macro_rules! entry_point {
-    ($fn_name:ident, $name:literal, [$($lead:literal),*], $body:expr) => {
+    ($fn_name:ident, $name:literal, [$($lead:literal),*], |$slf:ident, $a:ident| $body:block) => {
         pub(super) unsafe extern "C" fn $fn_name(
             slf: *mut ffi::PyObject,
             args: *const *mut ffi::PyObject,
             nargsf: ffi::Py_ssize_t,
             kwnames: *mut ffi::PyObject,
         ) -> *mut ffi::PyObject {
-            // SAFETY: CPython calls a METH_FASTCALL | METH_KEYWORDS method with the
-            // arguments `enter` requires.
-            unsafe { enter($name, [$($lead),*], slf, args, nargsf, kwnames, $body) }
+            // SAFETY: CPython calls a METH_FASTCALL | METH_KEYWORDS method with the GIL
+            // held and the arguments `parse` requires.
+            unsafe {
+                enter(slf, |$slf| {
+                    let $a = parse($slf.py(), $name, [$($lead),*], args, nargsf, kwnames)?;
+                    $body
+                })
+            }
         }
     };
 }
@@ -152,3 +151,43 @@ entry_point!(call_at, "call_at", ["when", "callback"], |slf, a| {
     let [when, callback] = a.leading;
     LoopCore::call_at(slf, when, callback, a.rest, a.context)
 });
+
+/// `create_task(coro, **kwargs)`. A call with one positional argument is the loop's own;
+/// anything else (`coro=` as a keyword, a missing or extra argument) is CPython's
+/// `BaseEventLoop.create_task` to take or refuse, with its own messages.
+pub(super) unsafe extern "C" fn create_task(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls a METH_FASTCALL | METH_KEYWORDS method with the GIL held,
+    // `args` holding `nargs` positional arguments followed by one value per name in
+    // `kwnames` (a tuple of strings, or NULL), all borrowed for the call.
+    unsafe {
+        enter(slf, |slf| {
+            let py = slf.py();
+            let nargs = ffi::PyVectorcall_NARGS(nargsf as usize) as usize;
+            let item = |i: usize| Bound::from_borrowed_ptr(py, *args.add(i));
+            let kwargs = if kwnames.is_null() {
+                None
+            } else {
+                let names = Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked::<PyTuple>();
+                let kwargs = PyDict::new(py);
+                for (i, name) in names.iter().enumerate() {
+                    kwargs.set_item(name, item(nargs + i))?;
+                }
+                Some(kwargs)
+            };
+            if nargs == 1 {
+                return LoopCore::new_task(slf, item(0), kwargs.as_ref());
+            }
+            let positional: Vec<_> = std::iter::once(slf.as_any().clone())
+                .chain((0..nargs).map(item))
+                .collect();
+            Ok(pyapi::base_create_task(py)?
+                .call(PyTuple::new(py, positional)?, kwargs.as_ref())?
+                .unbind())
+        })
+    }
+}

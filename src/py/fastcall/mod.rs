@@ -1,8 +1,9 @@
 //! The loop's hottest entry points as C methods: `call_soon` and its kin
-//! (`call_soon_threadsafe`, `call_later`, `call_at`), and `get_debug`.
+//! (`call_soon_threadsafe`, `call_later`, `call_at`), `create_task` and `get_debug`.
 //!
 //! asyncio's C Task and Future call `loop.call_soon(callback, arg, context=ctx)` for every
-//! step and every done callback, and `loop.get_debug()` for every Future. PyO3's generic
+//! step and every done callback, `loop.get_debug()` for every Future, and `gather` and
+//! `TaskGroup` call `loop.create_task(coro)` for every coroutine. PyO3's generic
 //! parser matches a keyword by decoding its name and comparing strings, and builds its
 //! varargs tuple in a second pass: a sizeable share of a Task step (callgrind). These
 //! methods take the arguments as the caller laid them out (`arguments`), and `call_soon`
@@ -18,7 +19,7 @@ use pyo3::types::{PyString, PyType};
 
 use crate::py::cmethod::{method_descriptor, MethodDef};
 use crate::py::event_loop::LoopCore;
-use arguments::{call_at, call_later, call_soon, call_soon_threadsafe};
+use arguments::{call_at, call_later, call_soon, call_soon_threadsafe, create_task};
 use descriptor::CallSoonDescriptor;
 
 type FastCall = unsafe extern "C" fn(
@@ -71,6 +72,12 @@ static CALL_AT: MethodDef = method(
 loop.time() `when`.",
 );
 
+static CREATE_TASK: MethodDef = method(
+    c"create_task",
+    create_task,
+    c"create_task($self, coro, **kwargs)\n--\n\nSchedule a coroutine object; returns a Task.",
+);
+
 /// `get_debug`, which the C Future and Task call on every construction (`future_init`):
 /// a METH_NOARGS function reading one flag, without PyO3's trampoline around it.
 static GET_DEBUG: MethodDef = MethodDef(ffi::PyMethodDef {
@@ -109,7 +116,13 @@ pub(crate) fn install(loop_type: &Bound<'_, PyType>) -> PyResult<()> {
         intern!(py, "call_soon"),
         CallSoonDescriptor::wrap(descriptor(&CALL_SOON)?)?,
     )?;
-    for def in [&CALL_SOON_THREADSAFE, &CALL_LATER, &CALL_AT, &GET_DEBUG] {
+    for def in [
+        &CALL_SOON_THREADSAFE,
+        &CALL_LATER,
+        &CALL_AT,
+        &CREATE_TASK,
+        &GET_DEBUG,
+    ] {
         let method = descriptor(def)?;
         loop_type.setattr(
             method
