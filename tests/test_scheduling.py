@@ -266,6 +266,27 @@ def test_timer_handle_comparisons(loop):
 var = contextvars.ContextVar("var", default="default")
 
 
+def test_context_keyword_under_a_name_built_at_run_time(loop):
+    # C code (the C Task and Future) passes `context=` under a string of its own, not the
+    # interned one Python code uses; ferroloop recognises such a name tuple by identity
+    # once seen. Every call must still read the name, the context and any other keyword.
+    seen = []
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "built")
+    context_name = "".join(["con", "text"])
+    for _ in range(2):
+        loop.call_soon(lambda: seen.append(var.get()), **{context_name: ctx})
+    near_miss = "".join(["con", "texts"])
+    with pytest.raises(TypeError, match="unexpected keyword argument 'contexts'"):
+        loop.call_soon(seen.append, 1, **{near_miss: ctx})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'contexts'"):
+        loop.call_soon(seen.append, 1, **{context_name: ctx, near_miss: ctx})
+    loop.call_soon(lambda: seen.append(var.get()), **{context_name: None})
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["built", "built", "default"]
+
+
 def test_callbacks_run_in_their_context(loop):
     seen = []
     ctx = contextvars.copy_context()

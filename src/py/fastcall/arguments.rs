@@ -11,6 +11,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::py::errors::shield;
 use crate::py::event_loop::LoopCore;
+use crate::py::gil_cell::GilCell;
 use crate::py::messages;
 use crate::py::pyapi;
 
@@ -20,6 +21,25 @@ struct Arguments<'py, const N: usize> {
     leading: [Bound<'py, PyAny>; N],
     rest: Bound<'py, PyTuple>,
     context: Option<Bound<'py, PyAny>>,
+}
+
+/// The keyword names last found to be `("context",)` under a string that is not the
+/// interned one. The C Task and Future build theirs once, with `Py_BuildValue`, and pass it
+/// on every step and done callback: known by its address, it costs no text comparison.
+/// Held, so that no other tuple can take that address while it is remembered.
+static CONTEXT_ALONE: GilCell<Option<Py<PyTuple>>> = GilCell::new(None);
+
+fn is_context_alone(py: Python<'_>, names: &Bound<'_, PyTuple>) -> bool {
+    CONTEXT_ALONE
+        .borrow_mut(py)
+        .as_ref()
+        .is_some_and(|known| known.is(names))
+}
+
+fn remember_context_alone(py: Python<'_>, names: Bound<'_, PyTuple>) {
+    let replaced = CONTEXT_ALONE.borrow_mut(py).replace(names.unbind());
+    // Dropped once the cell is free again.
+    drop(replaced);
 }
 
 /// Reads a METH_FASTCALL | METH_KEYWORDS call of `name(leading..., *args, context=None)`.
@@ -51,10 +71,14 @@ unsafe fn parse<'py, const N: usize>(
         // SAFETY: per the contract, a non-null `kwnames` is a live tuple of strings.
         let names =
             unsafe { Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked::<PyTuple>() };
-        // The C Task and Future pass `context=` alone, under the interned name: checked
-        // first, without iterating.
-        // SAFETY: the tuple has one item, so index 0 is in range.
-        if names.len() == 1 && unsafe { names.get_borrowed_item_unchecked(0) }.is(wanted) {
+        // The C Task and Future pass `context=` alone: recognised without iterating or
+        // reading text, by the name if it is the interned one (Python code's), else by the
+        // tuple if it is the one last found to hold `context` alone (C code's).
+        if names.len() == 1
+            // SAFETY: the tuple has one item, so index 0 is in range.
+            && (unsafe { names.get_borrowed_item_unchecked(0) }.is(wanted)
+                || is_context_alone(py, &names))
+        {
             context = Some(item(nargs));
         } else {
             for (i, kw) in names.iter().enumerate() {
@@ -63,6 +87,9 @@ unsafe fn parse<'py, const N: usize>(
                 } else {
                     return Err(messages::unexpected_keyword(name, &kw));
                 }
+            }
+            if names.len() == 1 {
+                remember_context_alone(py, names);
             }
         }
     }
