@@ -2,6 +2,7 @@
 pending callbacks form a cycle back to it, and its fds are released."""
 
 import asyncio
+import contextvars
 import gc
 import socket
 import weakref
@@ -57,6 +58,25 @@ def test_unclosed_loop_in_a_cycle_with_its_handles_is_collected(loop_factory):
     a.close()
     b.close()
     assert open_fds() == before
+
+
+def test_unclosed_loop_in_a_cycle_through_queued_arguments_and_contexts_is_collected(
+        loop_factory):
+    # A queued handle's arguments and its own context are visited when the collector
+    # traverses the loop (the handles with none are skipped): a cycle through either is
+    # found.
+    held = contextvars.ContextVar("held")
+
+    def make():
+        loop = loop_factory()
+        loop.call_soon(print, [loop])
+        context = contextvars.copy_context()
+        context.run(held.set, loop)
+        loop.call_soon(print, context=context)
+        loop.call_later(10, print, {"loop": loop})
+        return weakref.ref(loop)
+
+    collect(make())
 
 
 def test_handle_cycles_are_collected(loop):

@@ -228,9 +228,27 @@ impl Handle {
         // Held by this thread (being cancelled or run): its references count as external
         // for this collection, which keeps them alive; never unsound.
         if let Ok(state) = unsafe { self.state.try_borrow_in_traverse() } {
-            visit.call(&*state.context)?;
+            // A handle without a context of its own holds None there, and one without
+            // arguments the empty tuple: neither can be in a cycle, and they are the common
+            // case, so they are not visited.
+            // SAFETY: both are live objects, `args` a tuple; these read a pointer and a
+            // size.
+            let (no_context, no_args) = unsafe {
+                (
+                    ffi::Py_IsNone(state.context.as_ptr()) != 0,
+                    state
+                        .args
+                        .as_ref()
+                        .is_none_or(|args| ffi::PyTuple_GET_SIZE(args.as_ptr()) == 0),
+                )
+            };
+            if !no_context {
+                visit.call(&*state.context)?;
+            }
             visit.call(&state.callback)?;
-            visit.call(&state.args)?;
+            if !no_args {
+                visit.call(&state.args)?;
+            }
             visit.call(&state.source_traceback)?;
             visit.call(&state.repr)?;
         }
