@@ -287,6 +287,32 @@ def test_context_keyword_under_a_name_built_at_run_time(loop):
     assert seen == ["built", "built", "default"]
 
 
+def test_one_argument_whatever_its_type_reaches_the_callback_as_given(loop):
+    # ferroloop keeps a lone argument without a tuple around it, unless it is exactly a
+    # tuple: every kind must reach the callback as itself, and read back through `_args`,
+    # the repr and TimerHandle equality as asyncio's handles give them.
+    class Pair(tuple):
+        pass
+
+    received = []
+    arguments = [None, 1, (1, 2), (), Pair((3, 4)), [5], ((6,),)]
+    handles = [loop.call_soon(received.append, arg) for arg in arguments]
+    several = loop.call_soon(lambda *a: received.append(a), (7,), 8)
+    for handle, arg in zip(handles, arguments):
+        assert handle._args == (arg,) and type(handle._args) is tuple
+        assert type(handle._args[0]) is type(arg)
+        assert "append" in repr(handle)
+    assert several._args == ((7,), 8)
+    when = loop.time() + 60
+    timers = [loop.call_at(when, received.append, (1, 2)) for _ in range(2)]
+    assert timers[0] == timers[1] and timers[0]._args == ((1, 2),)
+    assert loop.call_at(when, received.append, (1, 3)) != timers[0]
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert received == arguments + [((7,), 8)]
+    assert [type(r) for r in received[:-1]] == [type(a) for a in arguments]
+
+
 def test_callbacks_run_in_their_context(loop):
     seen = []
     ctx = contextvars.copy_context()

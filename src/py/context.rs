@@ -7,12 +7,11 @@
 //! of its own, which the loop makes or reuses (`EmptyContext`) when the handle runs. That
 //! is the same to the callback, and a queued handle holds one object less.
 
-use std::ptr;
-
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
+use crate::py::args::Args;
 use crate::py::gc;
 
 /// `contextvars.copy_context()`, through the C API.
@@ -110,7 +109,7 @@ pub(crate) fn in_context<R>(
 pub(crate) fn call_in_context(
     context: &Bound<'_, PyAny>,
     callback: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
+    args: &Args,
 ) -> PyResult<()> {
     // SAFETY: `context` is a live object; this compares its type pointer.
     if unsafe { ffi::PyContext_CheckExact(context.as_ptr()) } == 0 {
@@ -118,7 +117,7 @@ pub(crate) fn call_in_context(
         // this fails (or runs) exactly as it does there.
         let py = context.py();
         let all: Vec<_> = std::iter::once(callback.clone())
-            .chain(args.iter())
+            .chain(args.to_tuple(py)?.iter())
             .collect();
         let all = PyTuple::new(py, all)?;
         return context
@@ -130,18 +129,9 @@ pub(crate) fn call_in_context(
     // on every call (`perf`).
     let py = context.py();
     let called = entered(context, || {
-        // SAFETY: `callback` and `args` are live objects, `args` a tuple; the call returns
-        // a new reference, or NULL with an exception set.
-        unsafe {
-            Bound::from_owned_ptr_or_opt(
-                py,
-                if args.is_empty() {
-                    ffi::PyObject_CallNoArgs(callback.as_ptr())
-                } else {
-                    ffi::PyObject_Call(callback.as_ptr(), args.as_ptr(), ptr::null_mut())
-                },
-            )
-        }
+        // SAFETY: the GIL is held and `callback` is a live object; the call returns a new
+        // reference, or NULL with an exception set.
+        unsafe { Bound::from_owned_ptr_or_opt(py, args.call(callback.as_ptr())) }
     });
     match called {
         Some(Some(_result)) => Ok(()),

@@ -15,10 +15,11 @@
 //! - `transports`: native stream transports;
 //! - `handles`: Handle, TimerHandle, and how the loop's queues hold them;
 //! - at the bottom, what everything uses: `messages` (asyncio's words), `errors`,
-//!   `report` (the exception handler's context), `context` (contextvars), `gc` (the
-//!   collector), `cmethod` (C-style methods), `gil_cell`, `pyapi` (CPython's own code),
-//!   `sockaddr`.
+//!   `report` (the exception handler's context), `context` (contextvars), `args` (a
+//!   callback's arguments), `gc` (the collector), `cmethod` (C-style methods), `gil_cell`,
+//!   `pyapi` (CPython's own code), `sockaddr`.
 
+mod args;
 mod cmethod;
 pub(crate) mod connect;
 mod context;

@@ -10,6 +10,7 @@ use pyo3::types::{PyInt, PyTuple};
 
 use super::queues::{IoCallback, IoDetached, Registration};
 use super::LoopCore;
+use crate::py::args::Args;
 use crate::py::errors::os_error;
 use crate::py::handles::{self, Handle};
 use crate::py::messages;
@@ -94,7 +95,7 @@ impl LoopCore {
         fileobj: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();
-        let handle = Self::make_handle(slf, callback, args, context)?;
+        let handle = Self::make_handle(slf, callback, Args::tuple(args)?, context)?;
         let callback = IoCallback::Handle(handle.clone_ref(py));
         slf.get().register(py, fd, direction, callback, fileobj)?;
         Ok(handle)

@@ -2,11 +2,11 @@
 //! `fastcall/` parse the arguments).
 
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
 
 use super::clock::seconds;
 use super::queues::Ready;
 use super::LoopCore;
+use crate::py::args::Args;
 use crate::py::handles::{Due, Handle, HandleLoop, Queued, ThreadSafeHandle, TimerHandle};
 use crate::py::messages;
 use crate::py::pyapi;
@@ -53,7 +53,7 @@ impl LoopCore {
     pub(crate) fn call_soon(
         slf: &Bound<'_, Self>,
         callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
+        args: Args,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
         Self::push_soon(slf, false, callback, args, context)
@@ -62,7 +62,7 @@ impl LoopCore {
     pub(crate) fn call_soon_threadsafe(
         slf: &Bound<'_, Self>,
         callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
+        args: Args,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
         Self::push_soon(slf, true, callback, args, context)
@@ -76,7 +76,7 @@ impl LoopCore {
         slf: &Bound<'_, Self>,
         threadsafe: bool,
         callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
+        args: Args,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
         let method = if threadsafe {
@@ -111,7 +111,7 @@ impl LoopCore {
         slf: &Bound<'_, Self>,
         delay: Bound<'_, PyAny>,
         callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
+        args: Args,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
         if delay.is_none() {
@@ -125,7 +125,7 @@ impl LoopCore {
         slf: &Bound<'_, Self>,
         when: Bound<'_, PyAny>,
         callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
+        args: Args,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
         if when.is_none() {
@@ -142,7 +142,7 @@ impl LoopCore {
         slf: &Bound<'_, Self>,
         when: Due<'_, '_>,
         callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
+        args: Args,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
         let py = slf.py();
@@ -164,7 +164,7 @@ impl LoopCore {
     pub(super) fn make_handle(
         slf: &Bound<'_, Self>,
         callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
+        args: Args,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();

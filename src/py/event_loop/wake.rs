@@ -9,6 +9,7 @@ use pyo3::types::PyTuple;
 
 use super::queues::{Ready, Wake};
 use super::LoopCore;
+use crate::py::args::Args;
 use crate::py::handles::{self, Handle};
 use crate::py::pyapi;
 
@@ -61,7 +62,7 @@ impl Wake {
         let py = loop_.py();
         let handle = Handle::create(
             pyapi::set_result_unless_cancelled(py)?,
-            PyTuple::new(py, [&self.waiter, &self.result])?,
+            Args::tuple(PyTuple::new(py, [&self.waiter, &self.result])?)?,
             Some(self.context.bind(py).clone()),
             loop_.as_any(),
             false,

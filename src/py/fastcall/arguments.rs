@@ -9,6 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
+use crate::py::args::Args;
 use crate::py::errors::shield;
 use crate::py::event_loop::LoopCore;
 use crate::py::gil_cell::GilCell;
@@ -19,7 +20,7 @@ use crate::py::pyapi;
 /// the callback's `*args`, and the `context=` keyword.
 struct Arguments<'py, const N: usize> {
     leading: [Bound<'py, PyAny>; N],
-    rest: Bound<'py, PyTuple>,
+    rest: Args,
     context: Option<Bound<'py, PyAny>>,
 }
 
@@ -98,9 +99,9 @@ unsafe fn parse<'py, const N: usize>(
         // Most callbacks take no arguments (the empty tuple is a shared singleton), and the
         // C Task's and Future's take one.
         rest: match nargs - N {
-            0 => PyTuple::empty(py),
-            1 => (item(N),).into_pyobject(py)?,
-            _ => PyTuple::new(py, (N..nargs).map(item))?,
+            0 => Args::none(py),
+            1 => Args::one(item(N))?,
+            _ => Args::tuple(PyTuple::new(py, (N..nargs).map(item))?)?,
         },
         context,
     })

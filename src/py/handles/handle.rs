@@ -11,6 +11,7 @@ use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyTypeInfo, PyVisit};
 
 use super::owner::{owner, HandleLoop};
+use crate::py::args::Args;
 use crate::py::context::{copy_current_unless_empty, new_context};
 use crate::py::gc;
 use crate::py::gil_cell::GilCell;
@@ -38,7 +39,7 @@ pub(super) struct HandleState {
     pub(super) context: ManuallyDrop<Py<PyAny>>,
     /// Both None once the handle is cancelled (or cleared by the collector).
     pub(super) callback: Option<Py<PyAny>>,
-    pub(super) args: Option<Py<PyTuple>>,
+    pub(super) args: Option<Args>,
     pub(super) source_traceback: Option<Py<PyAny>>,
     /// The repr kept by `cancel()` in debug mode.
     pub(super) repr: Option<Py<PyAny>>,
@@ -47,7 +48,7 @@ pub(super) struct HandleState {
 /// A handle's callback, its arguments, and its context (None: an empty one of its own).
 pub(super) struct Call {
     pub(super) callback: Py<PyAny>,
-    pub(super) args: Py<PyTuple>,
+    pub(super) args: Args,
     pub(super) context: Option<Py<PyAny>>,
 }
 
@@ -74,14 +75,14 @@ impl Handle {
             Some(native) => native.debug(),
             None => loop_.call_method0("get_debug")?.is_truthy()?,
         };
-        Handle::create(callback, args, context, &loop_, debug)
+        Handle::create(callback, Args::tuple(args)?, context, &loop_, debug)
     }
 
     /// A handle for `callback(*args)` in `context` (a copy of the current one if None).
     /// `debug` records where it was created, as asyncio does in debug mode.
     pub(crate) fn create(
         callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
+        args: Args,
         context: Option<Bound<'_, PyAny>>,
         loop_: &Bound<'_, PyAny>,
         debug: bool,
@@ -100,7 +101,7 @@ impl Handle {
             state: GilCell::new(HandleState {
                 context: ManuallyDrop::new(context),
                 callback: Some(callback.unbind()),
-                args: Some(args.unbind()),
+                args: Some(args),
                 source_traceback,
                 repr: None,
             }),
@@ -126,7 +127,7 @@ impl Handle {
     }
 
     /// The callback and its arguments, unless cancelled.
-    pub(super) fn call(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>)> {
+    pub(super) fn call(&self, py: Python<'_>) -> Option<(Py<PyAny>, Args)> {
         self.call_in(py).map(|call| (call.callback, call.args))
     }
 
@@ -166,7 +167,7 @@ impl Handle {
     pub(crate) fn refill(
         &self,
         callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
+        args: Args,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let py = callback.py();
@@ -174,7 +175,7 @@ impl Handle {
         let mut state = self.state.borrow_mut(py);
         let spare_context = std::mem::replace(&mut *state.context, context);
         state.callback = Some(callback.unbind());
-        state.args = Some(args.unbind());
+        state.args = Some(args);
         drop(state);
         self.cancelled.store(false, Relaxed);
         // A spare handle's context is None.
@@ -194,7 +195,7 @@ impl Handle {
         held.0 = ManuallyDrop::new([
             Some(std::mem::replace(&mut *state.context, py.None())),
             state.callback.take(),
-            state.args.take().map(Py::into_any),
+            state.args.take().map(Args::into_object),
             state.source_traceback.take(),
             state.repr.take(),
         ]);
@@ -231,23 +232,13 @@ impl Handle {
             // A handle without a context of its own holds None there, and one without
             // arguments the empty tuple: neither can be in a cycle, and they are the common
             // case, so they are not visited.
-            // SAFETY: both are live objects, `args` a tuple; these read a pointer and a
-            // size.
-            let (no_context, no_args) = unsafe {
-                (
-                    ffi::Py_IsNone(state.context.as_ptr()) != 0,
-                    state
-                        .args
-                        .as_ref()
-                        .is_none_or(|args| ffi::PyTuple_GET_SIZE(args.as_ptr()) == 0),
-                )
-            };
-            if !no_context {
+            // SAFETY: `context` is a live object; this compares its address.
+            if unsafe { ffi::Py_IsNone(state.context.as_ptr()) } == 0 {
                 visit.call(&*state.context)?;
             }
             visit.call(&state.callback)?;
-            if !no_args {
-                visit.call(&state.args)?;
+            if let Some(args) = state.args.as_ref().filter(|args| !args.is_empty()) {
+                visit.call(args.object())?;
             }
             visit.call(&state.source_traceback)?;
             visit.call(&state.repr)?;
@@ -288,7 +279,7 @@ impl Drop for HandleState {
         drop_attached(unsafe { ManuallyDrop::take(&mut self.context) });
         let held = [
             self.callback.take(),
-            self.args.take().map(Py::into_any),
+            self.args.take().map(Args::into_object),
             self.source_traceback.take(),
             self.repr.take(),
         ];

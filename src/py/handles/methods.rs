@@ -60,9 +60,13 @@ impl Handle {
     }
 
     #[getter]
-    fn _args(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
+    fn _args(&self, py: Python<'_>) -> PyResult<Option<Py<PyTuple>>> {
         let state = self.state.borrow_mut(py);
-        state.args.as_ref().map(|a| a.clone_ref(py))
+        state
+            .args
+            .as_ref()
+            .map(|a| a.to_tuple(py).map(Bound::unbind))
+            .transpose()
     }
 
     #[getter]

@@ -2,10 +2,10 @@
 
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
 
 use super::handle::Handle;
 use super::threadsafe::ThreadSafeHandle;
+use crate::py::args::Args;
 use crate::py::context::{call_in_context, is_untouched, EmptyContext};
 use crate::py::gc;
 use crate::py::messages;
@@ -44,7 +44,7 @@ fn run_unlocked(handle: &Bound<'_, Handle>, empty: &mut EmptyContext) -> PyResul
     let Some(call) = h.call_in(py) else {
         return Ok(false);
     };
-    let (callback, args) = (call.callback.into_bound(py), call.args.into_bound(py));
+    let (callback, args) = (call.callback.into_bound(py), call.args);
     // A handle without a context of its own runs in `empty`'s, lent to it for the run:
     // made its own meanwhile if someone else holds the handle, and kept for the next
     // handle after if the run left no trace in it.
@@ -68,7 +68,10 @@ fn run_unlocked(handle: &Bound<'_, Handle>, empty: &mut EmptyContext) -> PyResul
         empty.give_back(context);
     }
     match called {
-        Ok(()) => Ok(true),
+        Ok(()) => {
+            args.release(py);
+            Ok(true)
+        }
         Err(err) if is_exit(py, &err) => Err(err),
         Err(err) => report_error(handle, &callback, &args, err).map(|()| true),
     }
@@ -79,7 +82,7 @@ fn run_unlocked(handle: &Bound<'_, Handle>, empty: &mut EmptyContext) -> PyResul
 pub(crate) fn report(handle: &Bound<'_, Handle>, err: PyErr) -> PyResult<()> {
     let py = handle.py();
     match handle.get().call(py) {
-        Some((callback, args)) => report_error(handle, callback.bind(py), args.bind(py), err),
+        Some((callback, args)) => report_error(handle, callback.bind(py), &args, err),
         None => Ok(()),
     }
 }
@@ -87,14 +90,14 @@ pub(crate) fn report(handle: &Bound<'_, Handle>, err: PyErr) -> PyResult<()> {
 fn report_error(
     handle: &Bound<'_, Handle>,
     callback: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
+    args: &Args,
     err: PyErr,
 ) -> PyResult<()> {
     let py = handle.py();
     let loop_ = handle.get().loop_.bind(py);
     let source_traceback = handle.get().source_traceback(py);
     let debug = handle.get().loop_debug(py)?;
-    let source = pyapi::format_callback_source(py, callback, args, debug)?;
+    let source = pyapi::format_callback_source(py, callback, &args.to_tuple(py)?, debug)?;
     let mut context = ExceptionContext::new(
         py,
         &messages::exception_in_callback(&source.str()?.to_string()),

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString};
 
 use super::handle::{asyncio_class, cancel, joined_repr, Handle};
 use crate::py::errors::shield;
@@ -64,20 +64,23 @@ impl TimerHandle {
 struct TimerKey {
     when: f64,
     callback: Option<Py<PyAny>>,
-    args: Option<Py<PyTuple>>,
+    args: Option<Py<PyAny>>,
     cancelled: bool,
 }
 
-fn timer_key(timer: &Bound<'_, TimerHandle>) -> TimerKey {
+fn timer_key(timer: &Bound<'_, TimerHandle>) -> PyResult<TimerKey> {
     let py = timer.py();
     let h = timer.as_super().get();
     let (callback, args) = h.call(py).unzip();
-    TimerKey {
+    let args = args
+        .map(|a| a.to_tuple(py).map(|t| t.into_any().unbind()))
+        .transpose()?;
+    Ok(TimerKey {
         when: timer.get().when,
         callback,
         args,
         cancelled: h.is_cancelled(),
-    }
+    })
 }
 
 fn same_timer(py: Python<'_>, a: &TimerKey, b: &TimerKey) -> PyResult<bool> {
@@ -88,10 +91,9 @@ fn same_timer(py: Python<'_>, a: &TimerKey, b: &TimerKey) -> PyResult<bool> {
             _ => Ok(false),
         }
     };
-    let args = |t: &Option<Py<PyTuple>>| t.as_ref().map(|t| t.clone_ref(py).into_any());
     Ok(a.when == b.when
         && eq(&a.callback, &b.callback)?
-        && eq(&args(&a.args), &args(&b.args))?
+        && eq(&a.args, &b.args)?
         && a.cancelled == b.cancelled)
 }
 
@@ -157,7 +159,7 @@ impl TimerHandle {
                 return r.bind(py).str().map(|s| s.to_string());
             }
             let info = pyapi::handle_repr_info(slf.as_any())?.cast_into::<PyList>()?;
-            let cancelled = timer_key(slf).cancelled;
+            let cancelled = slf.as_super().get().is_cancelled();
             let when = format!("when={}", slf.get().when_object(py).str()?);
             info.insert(if cancelled { 2 } else { 1 }, PyString::new(py, &when))?;
             joined_repr(&info)
@@ -178,7 +180,7 @@ impl TimerHandle {
         let Ok(other) = other.cast::<TimerHandle>() else {
             return Ok(py.NotImplemented());
         };
-        let (a, b) = (timer_key(slf), timer_key(other));
+        let (a, b) = (timer_key(slf)?, timer_key(other)?);
         let same = || same_timer(py, &a, &b);
         let result = match op {
             CompareOp::Lt => a.when < b.when,

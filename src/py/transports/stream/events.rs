@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::{StreamTransport, WatchId};
+use crate::py::args::Args;
 use crate::py::context::in_context;
 use crate::py::handles::{self, Handle};
 use crate::py::messages;
@@ -103,7 +104,7 @@ pub(crate) fn event_handle<'py>(
     let loop_ = this.loop_any(py);
     let handle = Handle::create(
         callback,
-        PyTuple::empty(py),
+        Args::none(py),
         context.map(|c| c.into_bound(py)),
         &loop_,
         false,
@@ -168,7 +169,7 @@ pub(crate) fn step_handle<'py>(
     let loop_ = this.loop_any(py);
     let handle = Handle::create(
         callback,
-        args,
+        Args::tuple(args)?,
         Some(context.bind(py).clone()),
         &loop_,
         false,
