@@ -135,23 +135,37 @@ unsafe fn enter<T>(
     }
 }
 
-macro_rules! entry_point {
-    ($fn_name:ident, $name:literal, [$($lead:literal),*], |$slf:ident, $a:ident| $body:block) => {
+/// A METH_FASTCALL | METH_KEYWORDS method of LoopCore: `body` runs under `enter`, given the
+/// loop and the arguments as CPython passes them.
+macro_rules! method {
+    (
+        $(#[$doc:meta])*
+        $fn_name:ident,
+        |$slf:ident, $args:ident, $nargsf:ident, $kwnames:ident| $body:block
+    ) => {
+        $(#[$doc])*
         pub(super) unsafe extern "C" fn $fn_name(
             slf: *mut ffi::PyObject,
-            args: *const *mut ffi::PyObject,
-            nargsf: ffi::Py_ssize_t,
-            kwnames: *mut ffi::PyObject,
+            $args: *const *mut ffi::PyObject,
+            $nargsf: ffi::Py_ssize_t,
+            $kwnames: *mut ffi::PyObject,
         ) -> *mut ffi::PyObject {
             // SAFETY: CPython calls a METH_FASTCALL | METH_KEYWORDS method with the GIL
-            // held and the arguments `parse` requires.
-            unsafe {
-                enter(slf, |$slf| {
-                    let $a = parse($slf.py(), $name, [$($lead),*], args, nargsf, kwnames)?;
-                    $body
-                })
-            }
+            // held, `args` holding `nargs` positional arguments followed by one value per
+            // name in `kwnames` (a tuple of strings, or NULL), all borrowed for the call:
+            // what `enter` and `parse` require.
+            unsafe { enter(slf, |$slf| $body) }
         }
+    };
+}
+
+/// A method of the shape `name(leading..., *args, context=None)`, parsed by `parse`.
+macro_rules! entry_point {
+    ($fn_name:ident, $name:literal, [$($lead:literal),*], |$slf:ident, $a:ident| $body:block) => {
+        method!($fn_name, |$slf, args, nargsf, kwnames| {
+            let $a = parse($slf.py(), $name, [$($lead),*], args, nargsf, kwnames)?;
+            $body
+        });
     };
 }
 
@@ -180,42 +194,33 @@ entry_point!(call_at, "call_at", ["when", "callback"], |slf, a| {
     LoopCore::call_at(slf, when, callback, a.rest, a.context)
 });
 
-/// `create_task(coro, **kwargs)`. A call with one positional argument is the loop's own;
-/// anything else (`coro=` as a keyword, a missing or extra argument) is CPython's
-/// `BaseEventLoop.create_task` to take or refuse, with its own messages.
-pub(super) unsafe extern "C" fn create_task(
-    slf: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargsf: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: CPython calls a METH_FASTCALL | METH_KEYWORDS method with the GIL held,
-    // `args` holding `nargs` positional arguments followed by one value per name in
-    // `kwnames` (a tuple of strings, or NULL), all borrowed for the call.
-    unsafe {
-        enter(slf, |slf| {
-            let py = slf.py();
-            let nargs = ffi::PyVectorcall_NARGS(nargsf as usize) as usize;
-            let item = |i: usize| Bound::from_borrowed_ptr(py, *args.add(i));
-            let kwargs = if kwnames.is_null() {
-                None
-            } else {
-                let names = Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked::<PyTuple>();
-                let kwargs = PyDict::new(py);
-                for (i, name) in names.iter().enumerate() {
-                    kwargs.set_item(name, item(nargs + i))?;
-                }
-                Some(kwargs)
-            };
-            if nargs == 1 {
-                return LoopCore::new_task(slf, item(0), kwargs.as_ref());
+method!(
+    /// `create_task(coro, **kwargs)`. A call with one positional argument is the loop's
+    /// own; anything else (`coro=` as a keyword, a missing or extra argument) is CPython's
+    /// `BaseEventLoop.create_task` to take or refuse, with its own messages.
+    create_task,
+    |slf, args, nargsf, kwnames| {
+        let py = slf.py();
+        let nargs = ffi::PyVectorcall_NARGS(nargsf as usize) as usize;
+        let item = |i: usize| Bound::from_borrowed_ptr(py, *args.add(i));
+        let kwargs = if kwnames.is_null() {
+            None
+        } else {
+            let names = Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked::<PyTuple>();
+            let kwargs = PyDict::new(py);
+            for (i, name) in names.iter().enumerate() {
+                kwargs.set_item(name, item(nargs + i))?;
             }
-            let positional: Vec<_> = std::iter::once(slf.as_any().clone())
-                .chain((0..nargs).map(item))
-                .collect();
-            Ok(pyapi::base_create_task(py)?
-                .call(PyTuple::new(py, positional)?, kwargs.as_ref())?
-                .unbind())
-        })
+            Some(kwargs)
+        };
+        if nargs == 1 {
+            return LoopCore::new_task(slf, item(0), kwargs.as_ref());
+        }
+        let positional: Vec<_> = std::iter::once(slf.as_any().clone())
+            .chain((0..nargs).map(item))
+            .collect();
+        Ok(pyapi::base_create_task(py)?
+            .call(PyTuple::new(py, positional)?, kwargs.as_ref())?
+            .unbind())
     }
-}
+);
