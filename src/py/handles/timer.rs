@@ -7,6 +7,7 @@ use pyo3::pyclass::CompareOp;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString};
 
 use super::handle::{asyncio_class, cancel, joined_repr, Handle};
+use crate::py::args::Args;
 use crate::py::errors::shield;
 use crate::py::pyapi;
 
@@ -60,40 +61,46 @@ impl TimerHandle {
     }
 }
 
-/// What asyncio's TimerHandle compares: when, callback, args and cancelled.
+/// What asyncio's TimerHandle compares: when, callback, args and cancelled. The arguments
+/// are made a tuple only when two timers due together are compared for equality, so that
+/// ordering them (a heap of TimerHandles in Python) allocates nothing.
 struct TimerKey {
     when: f64,
     callback: Option<Py<PyAny>>,
-    args: Option<Py<PyAny>>,
+    args: Option<Args>,
     cancelled: bool,
 }
 
-fn timer_key(timer: &Bound<'_, TimerHandle>) -> PyResult<TimerKey> {
+fn timer_key(timer: &Bound<'_, TimerHandle>) -> TimerKey {
     let py = timer.py();
     let h = timer.as_super().get();
     let (callback, args) = h.call(py).unzip();
-    let args = args
-        .map(|a| a.to_tuple(py).map(|t| t.into_any().unbind()))
-        .transpose()?;
-    Ok(TimerKey {
+    TimerKey {
         when: timer.get().when,
         callback,
         args,
         cancelled: h.is_cancelled(),
-    })
+    }
 }
 
 fn same_timer(py: Python<'_>, a: &TimerKey, b: &TimerKey) -> PyResult<bool> {
-    let eq = |x: &Option<Py<PyAny>>, y: &Option<Py<PyAny>>| -> PyResult<bool> {
+    let eq = |x: Option<Bound<'_, PyAny>>, y: Option<Bound<'_, PyAny>>| -> PyResult<bool> {
         match (x, y) {
-            (Some(x), Some(y)) => x.bind(py).eq(y.bind(py)),
+            (Some(x), Some(y)) => x.eq(y),
             (None, None) => Ok(true),
             _ => Ok(false),
         }
     };
+    let callback = |k: &TimerKey| k.callback.as_ref().map(|c| c.bind(py).clone());
+    let args = |k: &TimerKey| {
+        k.args
+            .as_ref()
+            .map(|a| a.to_tuple(py).map(Bound::into_any))
+            .transpose()
+    };
     Ok(a.when == b.when
-        && eq(&a.callback, &b.callback)?
-        && eq(&a.args, &b.args)?
+        && eq(callback(a), callback(b))?
+        && eq(args(a)?, args(b)?)?
         && a.cancelled == b.cancelled)
 }
 
@@ -180,7 +187,7 @@ impl TimerHandle {
         let Ok(other) = other.cast::<TimerHandle>() else {
             return Ok(py.NotImplemented());
         };
-        let (a, b) = (timer_key(slf)?, timer_key(other)?);
+        let (a, b) = (timer_key(slf), timer_key(other));
         let same = || same_timer(py, &a, &b);
         let result = match op {
             CompareOp::Lt => a.when < b.when,
