@@ -1,6 +1,7 @@
 """The public API: Loop, new_event_loop, run, EventLoopPolicy, install, Runner."""
 
 import asyncio
+import sys
 
 
 import ferroloop
@@ -78,6 +79,63 @@ def test_handles_that_have_run_are_refilled():
     finally:
         loop.close()
 
+
+
+def burst_then_burst(loop, schedule, n):
+    """Two passes of n callbacks each, the second queued by the first; what ran."""
+    ran = []
+
+    def first():
+        for i in range(n):
+            schedule(ran.append, i)
+        schedule(second)
+
+    def second():
+        handles = [schedule(ran.append, n + i) for i in range(n)]
+        for handle in handles[::2]:
+            handle.cancel()
+        schedule(loop.stop)
+
+    loop.call_soon(first)
+    loop.run_forever()
+    return ran
+
+
+def test_a_bursts_handles_refill_the_next_burst_and_then_are_let_go():
+    # A burst's handles wait, emptied, for the next pass's callbacks (beyond the 64 the
+    # loop keeps whatever the traffic), and the first pass that runs fewer lets them go.
+    loop = ferroloop.new_event_loop()
+    try:
+        n = 1000
+        ran = burst_then_burst(loop, loop.call_soon, n)
+        assert ran == list(range(n)) + list(range(n + 1, 2 * n, 2))
+        stats = loop.stats()
+        assert stats["handles_reused"] >= n
+        assert stats["spare_handles"] >= n
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert loop.stats()["spare_handles"] <= 64
+    finally:
+        loop.close()
+
+
+def test_thread_safe_handles_are_refilled_as_their_own_kind():
+    # On 3.14+ call_soon_threadsafe's handles are asyncio's _ThreadSafeHandle: a refilled
+    # one is still that, and still cancellable; call_soon's stay plain Handles.
+    loop = ferroloop.new_event_loop()
+    try:
+        n = 500
+        ran = burst_then_burst(loop, loop.call_soon_threadsafe, n)
+        assert ran == list(range(n)) + list(range(n + 1, 2 * n, 2))
+        assert loop.stats()["handles_reused"] >= n
+        threadsafe = loop.call_soon_threadsafe(print)
+        plain = loop.call_soon(print)
+        expected = "_ThreadSafeHandle" if sys.version_info >= (3, 14) else "Handle"
+        assert threadsafe.__class__.__name__ == expected
+        assert plain.__class__.__name__ == "Handle"
+        threadsafe.cancel(), plain.cancel()
+    finally:
+        loop.close()
 
 def test_ready_and_scheduled_are_visible_to_debuggers():
     loop = ferroloop.new_event_loop()

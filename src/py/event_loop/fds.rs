@@ -12,7 +12,7 @@ use super::queues::{IoCallback, IoDetached, Registration};
 use super::LoopCore;
 use crate::py::args::Args;
 use crate::py::errors::os_error;
-use crate::py::handles::{self, Handle};
+use crate::py::handles::{self, Handle, SpareKind};
 use crate::py::messages;
 use crate::runtime::io_registry::{Direction, IoRegistry};
 use crate::runtime::poller::Poller;
@@ -95,7 +95,8 @@ impl LoopCore {
         fileobj: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();
-        let handle = Self::make_handle(slf, callback, Args::tuple(args)?, context)?;
+        let handle =
+            Self::make_handle(slf, SpareKind::Plain, callback, Args::tuple(args)?, context)?;
         let callback = IoCallback::Handle(handle.clone_ref(py));
         slf.get().register(py, fd, direction, callback, fileobj)?;
         Ok(handle)

@@ -124,13 +124,14 @@ impl LoopCore {
 
     /// Counters since the loop was created: cheap enough to leave on.
     pub(super) fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (s, ready, timers, cancelled) = {
+        let (s, ready, timers, cancelled, spare) = {
             let state = self.state(py);
             (
                 state.stats,
                 state.ready.len(),
                 state.timers.len(),
                 state.timers.cancelled_count(),
+                state.spare.len(),
             )
         };
         let a = self.activity.snapshot();
@@ -142,6 +143,7 @@ impl LoopCore {
         d.set_item("nonblocking_polls", s.nonblocking_polls)?;
         d.set_item("io_events", s.io_events)?;
         d.set_item("handles_reused", s.handles_reused)?;
+        d.set_item("spare_handles", spare)?;
         d.set_item("ready", ready)?;
         d.set_item("timers", timers)?;
         d.set_item("timers_cancelled", cancelled)?;

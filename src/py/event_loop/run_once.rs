@@ -22,14 +22,16 @@ use crate::runtime::poller::PollFd;
 use crate::runtime::sync::lock;
 
 impl LoopState {
-    /// Moves due timers to the ready queue, then takes the ready queue as the pass's batch.
+    /// Moves due timers to the ready queue, then takes the ready queue as the pass's batch,
+    /// and lets the pool of spare handles keep as many as the batch may give back (those
+    /// beyond go into `surplus`).
     fn collect_ready(
         &mut self,
         py: Python<'_>,
         now: Option<f64>,
         resolution: f64,
         activity: &Activity,
-        batch: &mut VecDeque<Ready>,
+        buffers: &mut PassBuffers,
     ) {
         if !self.timers.is_empty() {
             let now = now.unwrap_or_else(clock::monotonic);
@@ -50,7 +52,9 @@ impl LoopState {
                 self.ready.push(Ready::Handle(timer.into_handle(py)));
             }
         }
-        self.ready.take_batch(batch);
+        self.ready.take_batch(&mut buffers.batch);
+        self.spare
+            .limit_to(buffers.batch.len(), &mut buffers.surplus);
     }
 }
 
@@ -64,15 +68,21 @@ pub(super) struct PassBuffers {
     batch: VecDeque<Ready>,
     purged: Vec<Queued<TimerHandle>>,
     detached: IoDetached,
+    surplus: Vec<Queued<Handle>>,
     empty: EmptyContext,
     ended: Option<u64>,
 }
 
 impl PassBuffers {
     /// Lets go of what the loop's state gave up: timers leaving the heap unfired are no
-    /// longer scheduled, and detached I/O callbacks are dropped. Whether there was any.
+    /// longer scheduled, and detached I/O callbacks and spare handles beyond the pool's
+    /// limit are dropped. Whether any timer or I/O callback was (a spare handle holds only
+    /// its loop, so dropping one runs no Python code).
     #[inline(always)]
     fn release(&mut self) -> bool {
+        if !self.surplus.is_empty() {
+            self.surplus.clear();
+        }
         let any = !self.purged.is_empty() || !self.detached.is_empty();
         if !self.purged.is_empty() {
             for timer in &self.purged {
@@ -119,8 +129,7 @@ impl LoopCore {
             }
             match wait {
                 Wait::Skip => {
-                    let batch = &mut buffers.batch;
-                    state.collect_ready(py, now, this.resolution(), &this.activity, batch);
+                    state.collect_ready(py, now, this.resolution(), &this.activity, buffers);
                     None
                 }
                 wait @ Wait::Poll(timeout) => {
@@ -201,8 +210,7 @@ impl LoopCore {
                     );
                 }
             }
-            let batch = &mut buffers.batch;
-            state.collect_ready(py, now, this.resolution(), &this.activity, batch);
+            state.collect_ready(py, now, this.resolution(), &this.activity, buffers);
         }
         drop(events_guard);
         buffers.release();

@@ -7,7 +7,9 @@ use super::clock::seconds;
 use super::queues::Ready;
 use super::LoopCore;
 use crate::py::args::Args;
-use crate::py::handles::{Due, Handle, HandleLoop, Queued, ThreadSafeHandle, TimerHandle};
+use crate::py::handles::{
+    Due, Handle, HandleLoop, Queued, SpareKind, ThreadSafeHandle, TimerHandle,
+};
 use crate::py::messages;
 use crate::py::pyapi;
 
@@ -86,16 +88,12 @@ impl LoopCore {
         };
         slf.get().check_closed()?;
         Self::check_callback(slf, &callback, method, !threadsafe)?;
-        let handle = if threadsafe && slf.get().threadsafe_handles {
-            let py = slf.py();
-            let debug = slf.get().debug();
-            let base = Handle::create(callback, args, context, slf.as_any(), debug)?;
-            Bound::new(py, ThreadSafeHandle::around(base))?
-                .into_super()
-                .unbind()
+        let kind = if threadsafe && slf.get().threadsafe_handles {
+            SpareKind::ThreadSafe
         } else {
-            Self::make_handle(slf, callback, args, context)?
+            SpareKind::Plain
         };
+        let handle = Self::make_handle(slf, kind, callback, args, context)?;
         let queued = Queued::hidden(handle.bind(slf.py()));
         let mut state = slf.get().state(slf.py());
         state.ready.push(Ready::Handle(queued));
@@ -160,9 +158,10 @@ impl LoopCore {
         Ok(timer)
     }
 
-    /// A spare handle refilled, or a new one.
+    /// A spare handle of that kind refilled, or a new one.
     pub(super) fn make_handle(
         slf: &Bound<'_, Self>,
+        kind: SpareKind,
         callback: Bound<'_, PyAny>,
         args: Args,
         context: Option<Bound<'_, PyAny>>,
@@ -174,7 +173,7 @@ impl LoopCore {
             None
         } else {
             let mut state = this.state(py);
-            let spare = state.spare.take();
+            let spare = state.spare.take(kind);
             state.stats.handles_reused += u64::from(spare.is_some());
             spare
         };
@@ -184,7 +183,12 @@ impl LoopCore {
             return Ok(handle);
         }
         let handle = Handle::create(callback, args, context, slf.as_any(), debug)?;
-        Py::new(py, handle)
+        match kind {
+            SpareKind::Plain => Py::new(py, handle),
+            SpareKind::ThreadSafe => Ok(Bound::new(py, ThreadSafeHandle::around(handle))?
+                .into_super()
+                .unbind()),
+        }
     }
 
     /// `_timer_handle_cancelled`: a timer cancelled while in the heap counts towards the

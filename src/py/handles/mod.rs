@@ -14,7 +14,7 @@ mod timer;
 
 pub(crate) use handle::{cancel, Emptied, Handle};
 pub(crate) use owner::{install_loop_link, HandleLoop};
-pub(crate) use pool::HandlePool;
+pub(crate) use pool::{HandlePool, SpareKind};
 pub(crate) use queued::Queued;
 pub(crate) use run::{is_exit, report, run};
 pub(crate) use threadsafe::ThreadSafeHandle;

@@ -7,8 +7,16 @@
 //! points to it, so the loop may keep the object, emptied, and hand it out again; to
 //! Python that is a fresh handle that happens to reuse an address, as freed memory does.
 //!
-//! Only plain Handles of this loop qualify (not TimerHandles, not subclasses), and none
-//! in debug mode, where a handle records where it was made. Spare handles hold nothing
+//! How many it keeps follows the traffic: as many as the pass runs, never fewer than
+//! `SPARE_HANDLES`. A thread flooding `call_soon_threadsafe` queues a switch interval's
+//! worth of callbacks between two passes, and refilling the last burst's handles spares
+//! the next burst its allocations, and CPython the collections those allocations count
+//! towards. The next pass lets go of those beyond its own batch, so a burst's handles
+//! outlive it by one pass at most.
+//!
+//! Only this loop's plain Handles and `_ThreadSafeHandle`s qualify (not TimerHandles, not
+//! user subclasses), each kept to be refilled as its own kind, and none in debug mode,
+//! where a handle records where it was made. Spare handles hold nothing
 //! but their loop; the loop's `__traverse__` speaks for them (`Queued::visit`).
 
 use pyo3::ffi;
@@ -17,20 +25,61 @@ use pyo3::{PyTraverseError, PyTypeInfo, PyVisit};
 
 use super::handle::{Emptied, Handle};
 use super::queued::Queued;
+use super::threadsafe::ThreadSafeHandle;
 use crate::py::gc;
 
-/// Enough for steady traffic, where each callback's handle is refilled by the next one's
-/// `call_soon`; a burst beyond it is freed as before.
+/// Kept whatever the traffic: enough for steady traffic, where each callback's handle is
+/// refilled by the next one's `call_soon`.
 const SPARE_HANDLES: usize = 64;
 
-#[derive(Default)]
+/// Which kind of handle a spare one is, and the pool it goes back to.
+#[derive(Clone, Copy)]
+pub(crate) enum SpareKind {
+    Plain,
+    ThreadSafe,
+}
+
 pub(crate) struct HandlePool {
-    spare: Vec<Queued<Handle>>,
+    plain: Vec<Queued<Handle>>,
+    threadsafe: Vec<Queued<Handle>>,
+    limit: usize,
+}
+
+impl Default for HandlePool {
+    fn default() -> Self {
+        HandlePool {
+            plain: Vec::new(),
+            threadsafe: Vec::new(),
+            limit: SPARE_HANDLES,
+        }
+    }
 }
 
 impl HandlePool {
-    pub(crate) fn take(&mut self) -> Option<Queued<Handle>> {
-        self.spare.pop()
+    /// Lets the pool keep as many handles as a pass of `batch` entries may give back, and no
+    /// fewer than `SPARE_HANDLES`. Spare handles beyond that go into
+    /// `surplus`, to be dropped once the caller lets go of the pool.
+    pub(crate) fn limit_to(&mut self, batch: usize, surplus: &mut Vec<Queued<Handle>>) {
+        let limit = batch.max(SPARE_HANDLES);
+        if limit < self.limit {
+            for spare in [&mut self.plain, &mut self.threadsafe] {
+                if spare.len() > limit {
+                    surplus.extend(spare.drain(limit..));
+                }
+            }
+        }
+        self.limit = limit;
+    }
+
+    pub(crate) fn take(&mut self, kind: SpareKind) -> Option<Queued<Handle>> {
+        self.of(kind).pop()
+    }
+
+    fn of(&mut self, kind: SpareKind) -> &mut Vec<Queued<Handle>> {
+        match kind {
+            SpareKind::Plain => &mut self.plain,
+            SpareKind::ThreadSafe => &mut self.threadsafe,
+        }
     }
 
     /// Keeps `handle`, emptied, if there is room and nothing else can see it, leaving what
@@ -43,29 +92,50 @@ impl HandlePool {
         held: &mut Emptied,
     ) -> Result<(), Queued<Handle>> {
         let py = owner.py();
-        if self.spare.len() >= SPARE_HANDLES || !unobserved(handle.get().bind(py), owner) {
+        let Some(kind) = unobserved(handle.get().bind(py), owner) else {
+            return Err(handle);
+        };
+        let limit = self.limit;
+        let spare = self.of(kind);
+        if spare.len() >= limit {
             return Err(handle);
         }
         handle.get().get().empty_into(py, held);
-        self.spare.push(handle);
+        spare.push(handle);
         Ok(())
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.plain.len() + self.threadsafe.len()
+    }
+
     pub(crate) fn drain(&mut self) -> Vec<Queued<Handle>> {
-        std::mem::take(&mut self.spare)
+        let mut all = std::mem::take(&mut self.plain);
+        all.append(&mut self.threadsafe);
+        all
     }
 
     pub(crate) fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.spare.iter().try_for_each(|h| h.visit(visit))
+        self.plain
+            .iter()
+            .chain(&self.threadsafe)
+            .try_for_each(|h| h.visit(visit))
     }
 }
 
-/// A plain Handle of `owner`'s that only the caller's reference reaches.
-fn unobserved(handle: &Bound<'_, Handle>, owner: &Bound<'_, PyAny>) -> bool {
+/// The kind of a spare handle `handle` may become: one of `owner`'s plain Handles or
+/// `_ThreadSafeHandle`s that only the caller's reference reaches.
+fn unobserved(handle: &Bound<'_, Handle>, owner: &Bound<'_, PyAny>) -> Option<SpareKind> {
+    let py = owner.py();
     let obj = handle.as_ptr();
     // SAFETY: `obj` is a live object; this reads its type pointer.
     let ty = unsafe { ffi::Py_TYPE(obj) };
-    ty == Handle::type_object_raw(owner.py())
-        && gc::is_unobserved(obj)
-        && handle.get().loop_.as_ptr() == owner.as_ptr()
+    let kind = if ty == Handle::type_object_raw(py) {
+        SpareKind::Plain
+    } else if ty == ThreadSafeHandle::type_object_raw(py) {
+        SpareKind::ThreadSafe
+    } else {
+        return None;
+    };
+    (gc::is_unobserved(obj) && handle.get().loop_.as_ptr() == owner.as_ptr()).then_some(kind)
 }
