@@ -68,17 +68,15 @@ def instructions(build, workload, n):
 # Instructions per operation on CPython 3.11, release builds, measured with this script in
 # one run of both builds (`python bench/instructions.py WORKLOAD N BEFORE,AFTER`):
 # (workload, N, before, after) for the last change that recorded them.
-TABLE_CHANGE = ("issue 16's ninth session (create_task as a C method, the C Task's "
-                "context= name known by address, a queued handle's None context and empty "
-                "arguments not visited, one argument kept without a tuple): "
-                "d60cfbe (before) and 2e5f8d2 (after)")
+TABLE_CHANGE = ("issue 16's tenth session (the pool of spare handles keeps as many as a "
+                "pass runs, call_soon_threadsafe's _ThreadSafeHandles too; callgrind runs "
+                "the flood's threads one at a time, so its bursts are not the timed ones): "
+                "4b69306 (before) and f0df719 (after), 3.11")
 TABLE = [
-    ("gather_10k", 2000, 135_289, 126_986),
-    ("taskgroup_fan_out", 2000, 139_545, 131_673),
-    ("tasks_sleep0", 2000, 80_364, 77_844),
-    ("future_ping_pong", 2000, 10_962, 10_463),
-    ("call_soon_chain", 2000, 2_073, 2_083),
-    ("call_soon_batch", 2000, 2_510, 2_510),
+    ("call_soon_chain", 20000, 2_034, 2_064),
+    ("call_soon_batch", 20000, 2_475, 2_613),
+    ("threadsafe_throughput", 20000, 2_659, 2_796),
+    ("future_ping_pong", 20000, 10_407, 10_467),
 ]
 
 

@@ -16,8 +16,8 @@
 //!
 //! Only this loop's plain Handles and `_ThreadSafeHandle`s qualify (not TimerHandles, not
 //! user subclasses), each kept to be refilled as its own kind, and none in debug mode,
-//! where a handle records where it was made. Spare handles hold nothing
-//! but their loop; the loop's `__traverse__` speaks for them (`Queued::visit`).
+//! where a handle records where it was made. Spare handles hold nothing but their loop;
+//! the loop's `__traverse__` speaks for them (`Queued::visit`).
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -56,8 +56,8 @@ impl Default for HandlePool {
 }
 
 impl HandlePool {
-    /// Lets the pool keep as many handles as a pass of `batch` entries may give back, and no
-    /// fewer than `SPARE_HANDLES`. Spare handles beyond that go into
+    /// Lets the pool keep as many handles of each kind as a pass of `batch` entries may
+    /// give back, and no fewer than `SPARE_HANDLES`. Spare handles beyond that go into
     /// `surplus`, to be dropped once the caller lets go of the pool.
     pub(crate) fn limit_to(&mut self, batch: usize, surplus: &mut Vec<Queued<Handle>>) {
         let limit = batch.max(SPARE_HANDLES);

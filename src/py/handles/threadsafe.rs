@@ -9,8 +9,9 @@ use crate::runtime::run_lock::RunLock;
 
 /// What `call_soon_threadsafe` returns on 3.14+, as asyncio's `_ThreadSafeHandle`: its
 /// callback runs holding a reentrant lock, which `cancel()` and `cancelled()` take too,
-/// so a thread that cancels a running callback waits until it has finished. Never a
-/// spare handle (`HandlePool` keeps plain Handles only).
+/// so a thread that cancels a running callback waits until it has finished. One that has
+/// run, unobserved, is kept by `HandlePool` and refilled as a `_ThreadSafeHandle`: its
+/// lock is free by then, as nobody else can reach it to take it.
 #[pyclass(frozen, module = "ferroloop._ferroloop", extends = Handle, name = "_ThreadSafeHandle")]
 pub(crate) struct ThreadSafeHandle {
     lock: RunLock,
