@@ -82,7 +82,8 @@ def test_handles_that_have_run_are_refilled():
 
 
 def burst_then_burst(loop, schedule, n):
-    """Two passes of n callbacks each, the second queued by the first; what ran."""
+    """Two passes of n callbacks each, the second queued by the first, with every other
+    handle of the second cancelled: checks what ran, and returns the loop's stats."""
     ran = []
 
     def first():
@@ -98,7 +99,8 @@ def burst_then_burst(loop, schedule, n):
 
     loop.call_soon(first)
     loop.run_forever()
-    return ran
+    assert ran == list(range(n)) + list(range(n + 1, 2 * n, 2))
+    return loop.stats()
 
 
 def test_a_bursts_handles_refill_the_next_burst_and_then_are_let_go():
@@ -107,9 +109,7 @@ def test_a_bursts_handles_refill_the_next_burst_and_then_are_let_go():
     loop = ferroloop.new_event_loop()
     try:
         n = 1000
-        ran = burst_then_burst(loop, loop.call_soon, n)
-        assert ran == list(range(n)) + list(range(n + 1, 2 * n, 2))
-        stats = loop.stats()
+        stats = burst_then_burst(loop, loop.call_soon, n)
         assert stats["handles_reused"] >= n
         assert stats["spare_handles"] >= n
         loop.call_soon(loop.stop)
@@ -124,16 +124,12 @@ def test_thread_safe_handles_are_refilled_as_their_own_kind():
     # one is still that, and still cancellable; call_soon's stay plain Handles.
     loop = ferroloop.new_event_loop()
     try:
-        n = 500
-        ran = burst_then_burst(loop, loop.call_soon_threadsafe, n)
-        assert ran == list(range(n)) + list(range(n + 1, 2 * n, 2))
-        assert loop.stats()["handles_reused"] >= n
-        threadsafe = loop.call_soon_threadsafe(print)
-        plain = loop.call_soon(print)
+        assert burst_then_burst(loop, loop.call_soon_threadsafe, 500)["handles_reused"] >= 500
         expected = "_ThreadSafeHandle" if sys.version_info >= (3, 14) else "Handle"
-        assert threadsafe.__class__.__name__ == expected
-        assert plain.__class__.__name__ == "Handle"
-        threadsafe.cancel(), plain.cancel()
+        for schedule, kind in [(loop.call_soon_threadsafe, expected), (loop.call_soon, "Handle")]:
+            handle = schedule(print)
+            assert handle.__class__.__name__ == kind
+            handle.cancel()
     finally:
         loop.close()
 
