@@ -4,9 +4,11 @@ finish (the handle holds a lock while it runs), and that the callback may cancel
 handle without effect."""
 
 import asyncio
+import gc
 import sys
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -70,6 +72,40 @@ def test_another_thread_waits_for_the_running_callback(loop, ask):
         # The callback had started, so the call returned only once it had finished.
         assert finished.is_set()
 
+    run_with_thread(loop, other_thread)
+
+
+@needs_314
+@pytest.mark.parametrize("reach", ["weak reference", "collector"])
+def test_a_thread_that_let_go_of_the_handle_and_finds_it_again_waits_too(loop, reach):
+    """ferroloop runs the callback of a handle only the loop can reach without its lock:
+    not one another thread can still get back, by a weak reference or from the collector
+    once Python code has seen the ready queue."""
+    started, finished, queued = threading.Event(), threading.Event(), threading.Event()
+
+    def callback():
+        started.set()
+        time.sleep(0.3)
+        finished.set()
+
+    def other_thread():
+        handle = loop.call_soon_threadsafe(callback)
+        if reach == "weak reference":
+            find = weakref.ref(handle)
+        else:
+            assert any(h is handle for h in loop._ready)
+            key = id(handle)
+
+            def find():
+                return next(o for o in gc.get_objects() if id(o) == key)
+        del handle
+        queued.set()
+        assert started.wait(THREAD_TIMEOUT)
+        find().cancel()
+        assert finished.is_set()
+
+    # The loop is busy until the other thread has let go of the handle.
+    loop.call_soon(queued.wait, THREAD_TIMEOUT)
     run_with_thread(loop, other_thread)
 
 

@@ -12,19 +12,25 @@ use std::sync::{Condvar, Mutex};
 
 use super::sys;
 
+/// Where every waiting thread sleeps, whichever lock it waits for. A thread waits only when
+/// it cancels a handle whose callback is running, so sharing the place costs nothing, and
+/// spares each lock (one in every thread-safe handle, of which a flood keeps tens of
+/// thousands in memory the caches no longer hold) a mutex and a condition variable.
+static PARKED: Mutex<()> = Mutex::new(());
+static RELEASED: Condvar = Condvar::new();
+
 /// Every run of a thread-safe handle takes and releases it once, almost always with nobody
 /// else wanting it: that path is a few atomic operations and no system call. A thread that
-/// has to wait sleeps on `released`, and a release wakes it only when someone is waiting.
+/// has to wait sleeps on `RELEASED`, and a release wakes the sleepers only when someone
+/// waits for this lock; each looks again at its own.
 #[derive(Default)]
 pub(crate) struct RunLock {
     /// The holder (`sys::thread_id`), or 0 when free.
     owner: AtomicU64,
     /// How many times the holder holds it; read and written by the holder only.
     depth: AtomicU32,
-    /// Threads registered, under `parked`, to be woken.
+    /// Threads registered, under `PARKED`, to be woken.
     waiters: AtomicU32,
-    parked: Mutex<()>,
-    released: Condvar,
 }
 
 impl RunLock {
@@ -47,7 +53,7 @@ impl RunLock {
     /// Takes the lock, waiting for another thread to release it.
     pub(crate) fn acquire(&self) {
         while !self.try_acquire() {
-            let parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+            let parked = PARKED.lock().unwrap_or_else(|e| e.into_inner());
             // Registered before looking again: a release either sees the registration
             // (and wakes this thread, which it can do only once this thread waits, as
             // it holds `parked` until then) or happened before the look, which succeeds.
@@ -56,11 +62,7 @@ impl RunLock {
                 self.waiters.fetch_sub(1, SeqCst);
                 return;
             }
-            drop(
-                self.released
-                    .wait(parked)
-                    .unwrap_or_else(|e| e.into_inner()),
-            );
+            drop(RELEASED.wait(parked).unwrap_or_else(|e| e.into_inner()));
             self.waiters.fetch_sub(1, SeqCst);
         }
     }
@@ -74,8 +76,8 @@ impl RunLock {
         }
         self.owner.store(0, SeqCst);
         if self.waiters.load(SeqCst) > 0 {
-            let _parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-            self.released.notify_all();
+            let _parked = PARKED.lock().unwrap_or_else(|e| e.into_inner());
+            RELEASED.notify_all();
         }
     }
 }

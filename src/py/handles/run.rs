@@ -25,10 +25,21 @@ pub(crate) fn is_exit(py: Python<'_>, err: &PyErr) -> bool {
 /// A handle with no context of its own runs in `empty`'s.
 #[inline(always)]
 pub(crate) fn run(handle: &Bound<'_, Handle>, empty: &mut EmptyContext) -> PyResult<bool> {
-    if handle.get().threadsafe {
+    if handle.get().threadsafe && !only_the_loop_reaches(handle) {
         return run_threadsafe(handle, empty);
     }
     run_unlocked(handle, empty)
+}
+
+/// Whether no code but the loop's can get hold of `handle` while it runs: the caller's is
+/// its only reference, no weak one points to it, and the collector does not list it
+/// (`Queued::hidden`). Then no other thread can wait on a `_ThreadSafeHandle`'s lock, and
+/// taking it (two atomic read-modify-writes on memory a flood has left cold) would change
+/// nothing: the callback of a `call_soon_threadsafe` whose handle was dropped runs as a
+/// plain one.
+fn only_the_loop_reaches(handle: &Bound<'_, Handle>) -> bool {
+    let ptr = handle.as_ptr();
+    gc::is_unobserved(ptr) && !gc::is_tracked(ptr)
 }
 
 /// `_ThreadSafeHandle._run`: `run`, holding the handle's lock.

@@ -9,9 +9,10 @@ use crate::runtime::run_lock::RunLock;
 
 /// What `call_soon_threadsafe` returns on 3.14+, as asyncio's `_ThreadSafeHandle`: its
 /// callback runs holding a reentrant lock, which `cancel()` and `cancelled()` take too,
-/// so a thread that cancels a running callback waits until it has finished. One that has
-/// run, unobserved, is kept by `HandlePool` and refilled as a `_ThreadSafeHandle`: its
-/// lock is free by then, as nobody else can reach it to take it.
+/// so a thread that cancels a running callback waits until it has finished. One that only
+/// the loop can reach runs without it (`run::only_the_loop_reaches`): no other thread can
+/// wait on it. One that has run, unobserved, is kept by `HandlePool` and refilled as a
+/// `_ThreadSafeHandle`: its lock is free by then, as nobody else can reach it to take it.
 #[pyclass(frozen, module = "ferroloop._ferroloop", extends = Handle, name = "_ThreadSafeHandle")]
 pub(crate) struct ThreadSafeHandle {
     lock: RunLock,
@@ -45,7 +46,8 @@ impl ThreadSafeHandle {
         body()
     }
 
-    /// `base`, made by `Handle::create`, as a thread-safe handle.
+    /// `base`, made by `Handle::create`, as a thread-safe handle. Inlined, as `create` is.
+    #[inline(always)]
     pub(crate) fn around(mut base: Handle) -> PyClassInitializer<ThreadSafeHandle> {
         base.threadsafe = true;
         PyClassInitializer::from(base).add_subclass(ThreadSafeHandle {
