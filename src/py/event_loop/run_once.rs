@@ -77,11 +77,13 @@ impl PassBuffers {
     /// Lets go of what the loop's state gave up: timers leaving the heap unfired are no
     /// longer scheduled, and detached I/O callbacks and spare handles beyond the pool's
     /// limit are dropped. Whether any timer or I/O callback was (a spare handle holds only
-    /// its loop, so dropping one runs no Python code).
+    /// its loop, so dropping one runs no Python code). Spare handles go with the thread
+    /// known to be attached: a burst's worth may go at once, and `Queued`'s own drop
+    /// asks a thread-local for each.
     #[inline(always)]
-    fn release(&mut self) -> bool {
+    fn release(&mut self, py: Python<'_>) -> bool {
         if !self.surplus.is_empty() {
-            self.surplus.clear();
+            self.surplus.drain(..).for_each(|spare| spare.drop_in(py));
         }
         let any = !self.purged.is_empty() || !self.detached.is_empty();
         if !self.purged.is_empty() {
@@ -144,7 +146,7 @@ impl LoopCore {
                 }
             }
         };
-        let released = buffers.release();
+        let released = buffers.release(py);
         // A pass that has run no Python code (a finalizer, a replaced `time()`) and will not
         // wait for I/O times its batch from where the last one ended.
         let resume = buffers
@@ -213,7 +215,7 @@ impl LoopCore {
             state.collect_ready(py, now, this.resolution(), &this.activity, buffers);
         }
         drop(events_guard);
-        buffers.release();
+        buffers.release(py);
         if let Err(err) = polled {
             if err.kind() != std::io::ErrorKind::Interrupted {
                 return Err(os_error(err));
