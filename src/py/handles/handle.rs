@@ -40,9 +40,25 @@ pub(super) struct HandleState {
     /// Both None once the handle is cancelled (or cleared by the collector).
     pub(super) callback: Option<Py<PyAny>>,
     pub(super) args: Option<Args>,
+    /// What debug mode records, apart: a flood keeps tens of thousands of handles in
+    /// memory, where each word of a handle costs page faults.
+    pub(super) debug: Option<Box<DebugRecord>>,
+}
+
+/// What a handle records in debug mode, as asyncio's does.
+#[derive(Default)]
+pub(super) struct DebugRecord {
+    /// Where it was made.
     pub(super) source_traceback: Option<Py<PyAny>>,
-    /// The repr kept by `cancel()` in debug mode.
+    /// The repr kept by `cancel()`.
     pub(super) repr: Option<Py<PyAny>>,
+}
+
+impl DebugRecord {
+    /// Both references, taken out.
+    pub(super) fn take(&mut self) -> [Option<Py<PyAny>>; 2] {
+        [self.source_traceback.take(), self.repr.take()]
+    }
 }
 
 /// A handle's callback, its arguments, and its context (None: an empty one of its own).
@@ -93,8 +109,11 @@ impl Handle {
     ) -> PyResult<Handle> {
         let py = callback.py();
         let context = given_or_current(py, context)?;
-        let source_traceback = if debug {
-            Some(pyapi::extract_stack(py)?.unbind())
+        let debug = if debug {
+            Some(Box::new(DebugRecord {
+                source_traceback: Some(pyapi::extract_stack(py)?.unbind()),
+                repr: None,
+            }))
         } else {
             None
         };
@@ -106,8 +125,7 @@ impl Handle {
                 context: ManuallyDrop::new(context),
                 callback: Some(callback.unbind()),
                 args: Some(args),
-                source_traceback,
-                repr: None,
+                debug,
             }),
         })
     }
@@ -195,13 +213,14 @@ impl Handle {
         let mut state = self.state.borrow_mut(py);
         gc::reveal_context(&state.context);
         debug_assert!(held.0.iter().all(Option::is_none));
+        let [source_traceback, repr] = state.debug.take().map_or([None, None], |mut d| d.take());
         // Replacing the `ManuallyDrop` drops nothing, and there is nothing to drop.
         held.0 = ManuallyDrop::new([
             Some(std::mem::replace(&mut *state.context, py.None())),
             state.callback.take(),
             state.args.take().map(Args::into_object),
-            state.source_traceback.take(),
-            state.repr.take(),
+            source_traceback,
+            repr,
         ]);
     }
 
@@ -212,12 +231,14 @@ impl Handle {
 
     pub(super) fn source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         let state = self.state.borrow_mut(py);
-        state.source_traceback.as_ref().map(|t| t.clone_ref(py))
+        let debug = state.debug.as_ref()?;
+        debug.source_traceback.as_ref().map(|t| t.clone_ref(py))
     }
 
     pub(super) fn kept_repr(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         let state = self.state.borrow_mut(py);
-        state.repr.as_ref().map(|r| r.clone_ref(py))
+        let debug = state.debug.as_ref()?;
+        debug.repr.as_ref().map(|r| r.clone_ref(py))
     }
 }
 
@@ -244,8 +265,10 @@ impl Handle {
             if let Some(args) = state.args.as_ref().filter(|args| !args.is_empty()) {
                 visit.call(args.object())?;
             }
-            visit.call(&state.source_traceback)?;
-            visit.call(&state.repr)?;
+            if let Some(debug) = &state.debug {
+                visit.call(&debug.source_traceback)?;
+                visit.call(&debug.repr)?;
+            }
         }
         Ok(())
     }
@@ -281,11 +304,12 @@ impl Drop for HandleState {
         gc::reveal_context(&self.context);
         // SAFETY: the field is taken once, here, and never used again.
         drop_attached(unsafe { ManuallyDrop::take(&mut self.context) });
+        let [source_traceback, repr] = self.debug.take().map_or([None, None], |mut d| d.take());
         let held = [
             self.callback.take(),
             self.args.take().map(Args::into_object),
-            self.source_traceback.take(),
-            self.repr.take(),
+            source_traceback,
+            repr,
         ];
         held.into_iter().flatten().for_each(drop_attached);
     }
@@ -334,7 +358,7 @@ pub(crate) fn cancel(handle: &Bound<'_, Handle>) -> PyResult<()> {
     let released = {
         let mut state = h.state.borrow_mut(py);
         if repr.is_some() {
-            state.repr = repr;
+            state.debug.get_or_insert_with(Box::default).repr = repr;
         }
         (state.callback.take(), state.args.take())
     };

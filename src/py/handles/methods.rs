@@ -100,14 +100,10 @@ impl Handle {
 
     fn __clear__(&self) {
         let taken = Python::attach(|py| {
-            self.state.try_borrow_mut(py).ok().map(|mut state| {
-                (
-                    state.callback.take(),
-                    state.args.take(),
-                    state.source_traceback.take(),
-                    state.repr.take(),
-                )
-            })
+            self.state
+                .try_borrow_mut(py)
+                .ok()
+                .map(|mut state| (state.callback.take(), state.args.take(), state.debug.take()))
         });
         // Released with no borrow held: finalizers may run arbitrary code.
         drop(taken);
