@@ -103,6 +103,19 @@ def burst_then_burst(loop, schedule, n):
     return loop.stats()
 
 
+def test_handles_stay_small():
+    """A flood or a heap of timers holds tens of thousands of handles in memory the process
+    faults in as it goes: what debug mode records lives apart, and a TimerHandle's flags sit
+    in its Handle's. Sizes on a 64-bit build, before the collector's header."""
+    from ferroloop import _ferroloop
+
+    handle = _ferroloop.Handle.__basicsize__
+    assert handle <= 80
+    if sys.version_info >= (3, 14):
+        assert _ferroloop._ThreadSafeHandle.__basicsize__ <= handle + 16
+    assert _ferroloop.TimerHandle.__basicsize__ <= handle + 16
+
+
 def test_a_bursts_handles_refill_the_next_burst_and_then_are_let_go():
     # A burst's handles wait, emptied, for the next pass's callbacks (beyond the 64 the
     # loop keeps whatever the traffic), and the first pass that runs fewer lets them go.

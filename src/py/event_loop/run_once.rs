@@ -47,7 +47,7 @@ impl LoopState {
                 // The loop's lag: how late the timer is taken (never negative: the
                 // window takes timers a little early).
                 activity.lag.add(((now - when).max(0.0) * 1e9) as u64);
-                timer.get().get().unscheduled();
+                timer.get().bind(py).as_super().get().unscheduled();
                 self.stats.timers_fired += 1;
                 self.ready.push(Ready::Handle(timer.into_handle(py)));
             }
@@ -88,7 +88,7 @@ impl PassBuffers {
         let any = !self.purged.is_empty() || !self.detached.is_empty();
         if !self.purged.is_empty() {
             for timer in &self.purged {
-                timer.get().get().unscheduled();
+                timer.get().bind(py).as_super().get().unscheduled();
             }
             self.purged.clear();
         }

@@ -147,10 +147,7 @@ impl LoopCore {
         slf.get().check_closed()?;
         Self::check_callback(slf, &callback, "call_at", true)?;
         let base = Handle::create(callback, args, context, slf.as_any(), slf.get().debug())?;
-        let timer = Py::new(
-            py,
-            PyClassInitializer::from(base).add_subclass(TimerHandle::new(when, true)),
-        )?;
+        let timer = Py::new(py, TimerHandle::around(base, when, true))?;
         slf.get()
             .state(py)
             .timers
@@ -194,7 +191,7 @@ impl LoopCore {
     /// `_timer_handle_cancelled`: a timer cancelled while in the heap counts towards the
     /// heap's compaction.
     pub(crate) fn timer_handle_cancelled(&self, timer: &Bound<'_, TimerHandle>) {
-        if timer.get().is_scheduled() {
+        if timer.as_super().get().is_scheduled() {
             HandleLoop::timer_cancelled(self, timer.py());
         }
     }

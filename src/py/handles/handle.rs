@@ -27,6 +27,10 @@ pub(crate) struct Handle {
     cancelled: AtomicBool,
     /// A `ThreadSafeHandle`, whose runs take its lock.
     pub(super) threadsafe: bool,
+    /// A `TimerHandle`'s: it sits in the loop's timer heap, and only then does cancelling
+    /// it count towards the heap's compaction. Here, beside the other flags, rather than in
+    /// `TimerHandle`, which it would make a word longer.
+    pub(super) scheduled: AtomicBool,
     pub(super) state: GilCell<HandleState>,
 }
 
@@ -121,6 +125,7 @@ impl Handle {
             loop_: ManuallyDrop::new(loop_.clone().unbind()),
             cancelled: AtomicBool::new(false),
             threadsafe: false,
+            scheduled: AtomicBool::new(false),
             state: GilCell::new(HandleState {
                 context: ManuallyDrop::new(context),
                 callback: Some(callback.unbind()),
@@ -146,6 +151,16 @@ impl Handle {
 
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Relaxed)
+    }
+
+    /// A TimerHandle in its loop's timer heap.
+    pub(crate) fn is_scheduled(&self) -> bool {
+        self.scheduled.load(Relaxed)
+    }
+
+    /// A TimerHandle has left its loop's timer heap (fired, or purged once cancelled).
+    pub(crate) fn unscheduled(&self) {
+        self.scheduled.store(false, Relaxed);
     }
 
     /// The callback and its arguments, unless cancelled.

@@ -1,7 +1,5 @@
 //! `TimerHandle`: what `call_later` and `call_at` return and the timer heap holds.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString};
@@ -14,15 +12,14 @@ use crate::py::pyapi;
 /// A due time as seconds, with the object it was given as, if any (`call_at`'s `when`).
 pub(crate) type Due<'a, 'py> = (f64, Option<&'a Bound<'py, PyAny>>);
 
-/// A handle with a due time. `scheduled` is true while it sits in the loop's timer heap;
-/// only then does cancelling it count towards the heap's compaction threshold.
+/// A handle with a due time (whether it sits in the loop's timer heap is the base's
+/// `Handle::is_scheduled`).
 #[pyclass(frozen, module = "ferroloop._ferroloop", extends = Handle, subclass)]
 pub(crate) struct TimerHandle {
     pub(crate) when: f64,
     /// The int `call_at` was given, which `when()` returns as asyncio's does (and aiohttp
     /// checks, having rounded its timeouts up to whole seconds); None for a float.
     given: Option<Py<PyAny>>,
-    scheduled: AtomicBool,
 }
 
 impl TimerHandle {
@@ -30,27 +27,23 @@ impl TimerHandle {
         timer.as_super().get().is_cancelled()
     }
 
-    pub(crate) fn is_scheduled(&self) -> bool {
-        self.scheduled.load(Relaxed)
-    }
-
-    /// It has left the loop's timer heap (fired, or purged once cancelled).
-    pub(crate) fn unscheduled(&self) {
-        self.scheduled.store(false, Relaxed);
-    }
-
-    /// `when` as a float, and the object it came from, kept when it is an int or a bool
-    /// (not a float, and holding no references the collector would have to see).
-    pub(crate) fn new(when: Due<'_, '_>, scheduled: bool) -> Self {
+    /// `base` due at `when` (a float, and the object it came from, kept when it is an int
+    /// or a bool: not a float, and holding no references the collector would have to see),
+    /// scheduled if it is going into the heap.
+    pub(crate) fn around(
+        mut base: Handle,
+        when: Due<'_, '_>,
+        scheduled: bool,
+    ) -> PyClassInitializer<TimerHandle> {
         let (seconds, given) = when;
         let kept = given.filter(|given| {
             given.is_exact_instance_of::<PyInt>() || given.is_exact_instance_of::<PyBool>()
         });
-        TimerHandle {
+        *base.scheduled.get_mut() = scheduled;
+        PyClassInitializer::from(base).add_subclass(TimerHandle {
             when: seconds,
             given: kept.map(|given| given.clone().unbind()),
-            scheduled: AtomicBool::new(scheduled),
-        }
+        })
     }
 
     fn when_object<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
@@ -117,8 +110,7 @@ impl TimerHandle {
     ) -> PyResult<PyClassInitializer<TimerHandle>> {
         let seconds = when.extract::<f64>()?;
         let base = Handle::construct(callback, args, r#loop, context)?;
-        let timer = TimerHandle::new((seconds, Some(&when)), false);
-        Ok(PyClassInitializer::from(base).add_subclass(timer))
+        Ok(TimerHandle::around(base, (seconds, Some(&when)), false))
     }
 
     fn when<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
@@ -136,8 +128,8 @@ impl TimerHandle {
     }
 
     #[getter]
-    fn _scheduled(&self) -> bool {
-        self.is_scheduled()
+    fn _scheduled(slf: &Bound<'_, Self>) -> bool {
+        slf.as_super().get().is_scheduled()
     }
 
     fn cancel(slf: &Bound<'_, Self>) -> PyResult<()> {
@@ -146,7 +138,7 @@ impl TimerHandle {
             let h = slf.as_super().get();
             if !h.is_cancelled() {
                 match h.owner(py) {
-                    Some(owner) if slf.get().is_scheduled() => owner.timer_cancelled(py),
+                    Some(owner) if h.is_scheduled() => owner.timer_cancelled(py),
                     Some(_) => {}
                     None => drop(
                         h.loop_
