@@ -68,15 +68,16 @@ def instructions(build, workload, n):
 # Instructions per operation on CPython 3.11, release builds, measured with this script in
 # one run of both builds (`python bench/instructions.py WORKLOAD N BEFORE,AFTER`):
 # (workload, N, before, after) for the last change that recorded them.
-TABLE_CHANGE = ("issue 16's tenth session (the pool of spare handles keeps as many as a "
-                "pass runs, call_soon_threadsafe's _ThreadSafeHandles too; callgrind runs "
-                "the flood's threads one at a time, so its bursts are not the timed ones): "
-                "4b69306 (before) and f0df719 (after), 3.11")
+TABLE_CHANGE = ("issue 16's eleventh session (smaller handles; a _ThreadSafeHandle only "
+                "the loop reaches runs without its lock, 3.14 only; what it saved is page "
+                "faults and stalls more than instructions): 871e4ab (before) and 308c874 "
+                "(after), 3.11")
 TABLE = [
-    ("call_soon_chain", 20000, 2_034, 2_064),
-    ("call_soon_batch", 20000, 2_475, 2_613),
-    ("threadsafe_throughput", 20000, 2_659, 2_796),
-    ("future_ping_pong", 20000, 10_407, 10_467),
+    ("call_soon_chain", 20000, 2_062, 2_061),
+    ("call_soon_batch", 20000, 2_610, 2_596),
+    ("call_later_half_cancelled", 20000, 3_502, 3_469),
+    ("threadsafe_throughput", 20000, 2_789, 2_716),
+    ("future_ping_pong", 20000, 10_468, 10_508),
 ]
 
 
