@@ -40,6 +40,18 @@ def run_with_thread(loop, target):
         raise errors[0]
 
 
+def slow_callback():
+    """A callback that runs for 0.3 s, and the events it sets as it starts and ends."""
+    started, finished = threading.Event(), threading.Event()
+
+    def callback():
+        started.set()
+        time.sleep(0.3)
+        finished.set()
+
+    return callback, started, finished
+
+
 def test_the_handle_is_an_asyncio_handle(loop):
     handle = loop.call_soon_threadsafe(print)
     handle.cancel()
@@ -55,12 +67,7 @@ def test_the_handle_is_an_asyncio_handle(loop):
 @needs_314
 @pytest.mark.parametrize("ask", ["cancel", "cancelled"])
 def test_another_thread_waits_for_the_running_callback(loop, ask):
-    started, finished = threading.Event(), threading.Event()
-
-    def callback():
-        started.set()
-        time.sleep(0.3)
-        finished.set()
+    callback, started, finished = slow_callback()
 
     def other_thread():
         handle = loop.call_soon_threadsafe(callback)
@@ -81,12 +88,8 @@ def test_a_thread_that_let_go_of_the_handle_and_finds_it_again_waits_too(loop, r
     """ferroloop runs the callback of a handle only the loop can reach without its lock:
     not one another thread can still get back, by a weak reference or from the collector
     once Python code has seen the ready queue."""
-    started, finished, queued = threading.Event(), threading.Event(), threading.Event()
-
-    def callback():
-        started.set()
-        time.sleep(0.3)
-        finished.set()
+    callback, started, finished = slow_callback()
+    queued = threading.Event()
 
     def other_thread():
         handle = loop.call_soon_threadsafe(callback)
