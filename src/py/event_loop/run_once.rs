@@ -162,7 +162,8 @@ impl LoopCore {
     }
 
     /// Waits for I/O (releasing the GIL when the wait may block) and queues what it reports,
-    /// then takes the pass's batch.
+    /// then takes the pass's batch. Out of line: a busy loop skips most polls.
+    #[inline(never)]
     fn poll(
         slf: &Bound<'_, Self>,
         timeout: Option<Duration>,
@@ -249,30 +250,8 @@ impl LoopCore {
             let (object, kind) = watch::running(entry);
             timing.enter(object.as_ptr() as usize, kind);
             let result = match entry {
-                Ready::Handle(queued) if debug => {
-                    Self::run_debug(slf, queued.get().bind(py), empty)
-                }
-                Ready::Handle(queued) => handles::run(queued.get().bind(py), empty),
-                // In debug mode a transport's event runs as the Handle asyncio would have
-                // made, so slow-callback warnings and `_current_handle` see it.
-                Ready::Transport(t, direction, id) if debug => {
-                    if transports::is_watching(t.bind(py), *direction, *id) {
-                        transports::event_handle(t.bind(py), *direction)
-                            .and_then(|handle| Self::run_debug(slf, &handle, empty))
-                    } else {
-                        Ok(false)
-                    }
-                }
-                Ready::Transport(t, direction, id) => {
-                    transports::run_event(t.bind(py), *direction, *id)
-                }
-                Ready::Step(step) if debug => transports::step_handle(step.0.bind(py), &step.1)
-                    .and_then(|handle| Self::run_debug(slf, &handle, empty)),
-                Ready::Step(step) => transports::run_step(step.0.bind(py), &step.1),
-                Ready::Wake(wake) if debug => wake
-                    .handle(slf)
-                    .and_then(|handle| Self::run_debug(slf, &handle, empty)),
-                Ready::Wake(wake) => wake.run(slf),
+                Ready::Handle(queued) if !debug => handles::run(queued.get().bind(py), empty),
+                entry => Self::run_entry(slf, entry, debug, empty),
             };
             // Before the entry may be dropped: from here on no watcher looks at it.
             timing.leave(matches!(result, Ok(true)), || {
@@ -293,6 +272,42 @@ impl LoopCore {
             }
         }
         (outcome, timing.finish())
+    }
+
+    /// Runs any entry but a plain handle outside debug mode: kept out of `run_batch`, whose
+    /// loop then holds only what a pass of plain callbacks runs.
+    #[inline(never)]
+    fn run_entry(
+        slf: &Bound<'_, Self>,
+        entry: &Ready,
+        debug: bool,
+        empty: &mut EmptyContext,
+    ) -> PyResult<bool> {
+        let py = slf.py();
+        match entry {
+            Ready::Handle(queued) if debug => Self::run_debug(slf, queued.get().bind(py), empty),
+            Ready::Handle(queued) => handles::run(queued.get().bind(py), empty),
+            // In debug mode a transport's event runs as the Handle asyncio would have
+            // made, so slow-callback warnings and `_current_handle` see it.
+            Ready::Transport(t, direction, id) if debug => {
+                if transports::is_watching(t.bind(py), *direction, *id) {
+                    transports::event_handle(t.bind(py), *direction)
+                        .and_then(|handle| Self::run_debug(slf, &handle, empty))
+                } else {
+                    Ok(false)
+                }
+            }
+            Ready::Transport(t, direction, id) => {
+                transports::run_event(t.bind(py), *direction, *id)
+            }
+            Ready::Step(step) if debug => transports::step_handle(step.0.bind(py), &step.1)
+                .and_then(|handle| Self::run_debug(slf, &handle, empty)),
+            Ready::Step(step) => transports::run_step(step.0.bind(py), &step.1),
+            Ready::Wake(wake) if debug => wake
+                .handle(slf)
+                .and_then(|handle| Self::run_debug(slf, &handle, empty)),
+            Ready::Wake(wake) => wake.run(slf),
+        }
     }
 
     /// Lets go of a handle that has run: into the pool of spare ones if it may go there.
