@@ -294,3 +294,45 @@ def test_connect_failing_at_once_raises_the_sockets_error(loop):
     exc = run(loop, main())
     assert type(exc) is type(expected)
     assert (exc.errno, str(exc)) == (expected.errno, str(expected))
+
+
+def test_a_connection_after_one_given_up_early_reads(loop):
+    """A connection whose factory raises, then one whose protocol closes in
+    connection_made: the next connections take the same fd numbers, and each still hears
+    its peer. (ferroloop leaves a connected fd watched for the transport's first read;
+    whatever closes it first must end that, or the number's next user goes unwatched.)"""
+    class Closer(asyncio.Protocol):
+        def connection_made(self, transport):
+            transport.close()
+
+    class Greeted(asyncio.Protocol):
+        def __init__(self):
+            self.greeting = loop.create_future()
+
+        def data_received(self, data):
+            self.greeting.set_result(data)
+
+    def greeter():
+        class Greeter(asyncio.Protocol):
+            def connection_made(self, transport):
+                transport.write(b"hello")
+        return Greeter()
+
+    def failing():
+        raise RuntimeError("no protocol")
+
+    async def main():
+        server = await loop.create_server(greeter, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        for first in (failing, Closer):
+            try:
+                await loop.create_connection(first, "127.0.0.1", port)
+            except RuntimeError:
+                pass
+            transport, proto = await loop.create_connection(Greeted, "127.0.0.1", port)
+            assert await asyncio.wait_for(proto.greeting, 5) == b"hello"
+            transport.close()
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())

@@ -165,7 +165,8 @@ impl Connector {
                     .call_method1(intern!(py, "set_exception"), (err,))
                     .map(drop);
             }
-            this.loop_.get().unregister(py, fd, Direction::Write)?;
+            // The transport made next reads the fd.
+            this.loop_.get().hand_over(py, fd)?;
             Self::start(slf)
         })
     }

@@ -200,6 +200,14 @@ impl LoopCore {
         })
     }
 
+    /// `unregister` of the writer of a connect that completed: epoll watches the fd for
+    /// the reader of the transport made on it (`IoRegistry::hand_over`).
+    pub(crate) fn hand_over(&self, py: Python<'_>, fd: RawFd) -> PyResult<bool> {
+        self.take_off(py, |io, poller, detached| {
+            io.hand_over(poller, fd, detached)
+        })
+    }
+
     /// A change that removes a registration, made with the state held and settled after
     /// (`settle`); false once the loop is closed.
     fn take_off(

@@ -10,7 +10,8 @@
 //! likely wait on the same object again within a pass or two (the `sock_*` operations,
 //! which register for every wait). Its fd lingers in epoll, unseen by everything else,
 //! until that wait takes it back without an epoll call, an event arrives for it, or it has
-//! lingered a whole pass (`settle`).
+//! lingered a whole pass (`settle`). `hand_over` is its twin for a connect that completes:
+//! the fd lingers for reading, for the transport made on it.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -37,6 +38,8 @@ struct Entry<C, F> {
     lingers: Interest,
     /// The pass it began to linger in.
     lingers_since: u64,
+    /// Lingering since `hand_over`: the registration that takes it back may be by number.
+    handed_over: bool,
 }
 
 impl<C, F> Default for Entry<C, F> {
@@ -48,6 +51,7 @@ impl<C, F> Default for Entry<C, F> {
             internal: false,
             lingers: Interest::default(),
             lingers_since: 0,
+            handed_over: false,
         }
     }
 }
@@ -219,9 +223,12 @@ impl<C, F: SameObject> IoRegistry<C, F> {
     ) -> io::Result<()> {
         let entry = &mut self.entries[fd as usize];
         let lingered = std::mem::take(&mut entry.lingers);
+        let handed_over = std::mem::take(&mut entry.handed_over);
         *entry.slot(direction) = Some(callback);
         let after = entry.interest();
-        let same = matches!((&entry.fileobj, &fileobj), (Some(a), Some(b)) if a.is_same(b));
+        let by_its_object =
+            matches!((&entry.fileobj, &fileobj), (Some(a), Some(b)) if a.is_same(b));
+        let same = by_its_object || handed_over;
         let result = if !same {
             poller.renew(fd, after, token(fd))
         } else if after != lingered {
@@ -236,7 +243,7 @@ impl<C, F: SameObject> IoRegistry<C, F> {
             let _ = poller.deregister(fd);
             return Err(err);
         }
-        if same {
+        if by_its_object {
             detached.fileobjs.extend(fileobj);
         } else {
             detached
@@ -256,7 +263,6 @@ impl<C, F: SameObject> IoRegistry<C, F> {
         direction: Direction,
         detached: &mut Detached<C, F>,
     ) -> io::Result<bool> {
-        let passes = self.passes;
         let Some(entry) = usize::try_from(fd)
             .ok()
             .and_then(|i| self.entries.get_mut(i))
@@ -268,11 +274,45 @@ impl<C, F: SameObject> IoRegistry<C, F> {
             return self.clear(poller, fd, direction, detached);
         }
         detached.extend(entry.slot(direction).take());
-        entry.lingers = watched;
-        entry.lingers_since = passes;
+        self.linger(fd, watched, false);
+        Ok(true)
+    }
+
+    /// Clears the writer of `fd`, a connect that has completed, leaving epoll watching it
+    /// for reading instead: the transport made on the socket registers its reader a pass
+    /// later and takes the fd back without an epoll call, where removing the fd and adding
+    /// it again take one each. It lingers as after `release`, except that the registration
+    /// that takes it back may be by number: whatever closes the fd meanwhile clears it
+    /// first (a transport, or the connect's own clean-up), and `clear` ends the lingering.
+    pub(crate) fn hand_over(
+        &mut self,
+        poller: &Poller,
+        fd: RawFd,
+        detached: &mut Detached<C, F>,
+    ) -> io::Result<bool> {
+        let writing = interest_of(Direction::Write);
+        let reading = interest_of(Direction::Read);
+        let writer_only = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.entries.get(i))
+            .is_some_and(|entry| entry.interest() == writing);
+        if !writer_only || poller.reregister(fd, reading, token(fd)).is_err() {
+            return self.clear(poller, fd, Direction::Write, detached);
+        }
+        detached.extend(self.entries[fd as usize].writer.take());
+        self.linger(fd, reading, true);
+        Ok(true)
+    }
+
+    /// Counts `fd`, whose callbacks are gone, out of the registered ones while epoll still
+    /// watches it for `interest`.
+    fn linger(&mut self, fd: RawFd, interest: Interest, handed_over: bool) {
+        let entry = &mut self.entries[fd as usize];
+        entry.lingers = interest;
+        entry.lingers_since = self.passes;
+        entry.handed_over = handed_over;
         self.count_out(fd);
         self.lingering.push(fd);
-        Ok(true)
     }
 
     /// Once a pass, before its poll (or where it skips one): stops watching the fds that
@@ -311,6 +351,7 @@ impl<C, F: SameObject> IoRegistry<C, F> {
         detached: &mut Detached<C, F>,
     ) {
         entry.lingers = Interest::default();
+        entry.handed_over = false;
         detached.fileobjs.extend(entry.fileobj.take());
         let _ = poller.deregister(fd);
     }
@@ -349,6 +390,10 @@ impl<C, F: SameObject> IoRegistry<C, F> {
         else {
             return Ok(false);
         };
+        if entry.handed_over {
+            Self::stop_lingering(poller, fd, entry, detached);
+            return Ok(false);
+        }
         let Some(old) = entry.slot(direction).take() else {
             return Ok(false);
         };

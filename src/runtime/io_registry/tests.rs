@@ -241,3 +241,76 @@ fn drain_unregisters_a_lingering_fd() {
     assert!(!t.in_epoll());
     assert_eq!(detached.fileobjs, vec![7]);
 }
+
+impl Fixture {
+    fn hand_over(&mut self) -> bool {
+        self.registry
+            .hand_over(&self.poller, self.fd, &mut self.detached)
+            .unwrap()
+    }
+
+    /// What epoll reports for `fd` now, if anything.
+    fn polled(&self) -> Option<Event> {
+        let (mut buffer, mut events) = (Default::default(), Vec::new());
+        self.poller
+            .poll_fd()
+            .wait(&mut buffer, Some(std::time::Duration::ZERO), &mut events)
+            .unwrap();
+        events.into_iter().find(|e| e.token == token(self.fd))
+    }
+}
+
+#[test]
+fn a_handed_over_fd_is_watched_for_reading_and_taken_back_by_number() {
+    use std::io::Write;
+    let mut t = fixture();
+    t.set(t.fd, Direction::Write, "connect", None).unwrap();
+    assert!(t.polled().is_some_and(|e| e.writable));
+    assert!(t.hand_over());
+    assert_eq!(t.detached(), ["connect"]);
+    assert!(t.registry.is_empty() && t.in_epoll());
+    // Writable, but no longer watched for it: nothing to report until there is data.
+    assert_eq!(t.polled(), None);
+    (&t._pair.1).write_all(b"x").unwrap();
+    let readable = Event {
+        token: token(t.fd),
+        readable: true,
+        writable: false,
+    };
+    assert_eq!(t.polled(), Some(readable));
+    t.set(t.fd, Direction::Read, "transport", None).unwrap();
+    assert_eq!(t.registry.lingering_fileobjs().count(), 0);
+    assert!(t.registry.has_user_fds());
+    assert_eq!(t.fired(readable), ["transport"]);
+    // Lingering for nobody, a pass later it goes as any other.
+    t.clear(Direction::Read);
+    t.set(t.fd, Direction::Write, "connect", None).unwrap();
+    assert!(t.hand_over());
+    t.settle(false);
+    t.settle(false);
+    assert!(!t.in_epoll());
+}
+
+#[test]
+fn clearing_a_handed_over_fd_ends_its_lingering() {
+    let mut t = fixture();
+    t.set(t.fd, Direction::Write, "connect", None).unwrap();
+    assert!(t.hand_over());
+    // The transport closes before it read: the fd may be closed and its number reused.
+    assert!(!t.clear(Direction::Read));
+    assert!(!t.in_epoll());
+    t.set(t.fd, Direction::Read, "reused", None).unwrap();
+    assert!(t.in_epoll());
+}
+
+#[test]
+fn a_writer_beside_a_reader_is_only_cleared_by_hand_over() {
+    let mut t = fixture();
+    t.set(t.fd, Direction::Read, "r", None).unwrap();
+    t.set(t.fd, Direction::Write, "w", None).unwrap();
+    assert!(t.hand_over());
+    assert_eq!(t.detached(), ["w"]);
+    assert!(t.registry.has_user_fds());
+    assert_eq!(t.registry.lingering_fileobjs().count(), 0);
+    assert!(t.polled().is_none_or(|e| !e.writable));
+}
