@@ -105,6 +105,26 @@ pub(crate) fn in_context<R>(
     entered(context, body).unwrap_or_else(|| Err(PyErr::fetch(context.py())))
 }
 
+/// `call_in_context` when `context=` was given something other than a Context: asyncio
+/// calls `context.run(callback, *args)`, and this fails (or runs) exactly as it does there.
+/// Out of line, so that the common call stays small.
+#[cold]
+#[inline(never)]
+fn call_in_other_context(
+    context: &Bound<'_, PyAny>,
+    callback: &Bound<'_, PyAny>,
+    args: &Args,
+) -> PyResult<()> {
+    let py = context.py();
+    let all: Vec<_> = std::iter::once(callback.clone())
+        .chain(args.to_tuple(py)?.iter())
+        .collect();
+    let all = PyTuple::new(py, all)?;
+    context
+        .call_method1(pyo3::intern!(py, "run"), all)
+        .map(drop)
+}
+
 /// Runs `callback(*args)` inside `context`.
 pub(crate) fn call_in_context(
     context: &Bound<'_, PyAny>,
@@ -113,16 +133,7 @@ pub(crate) fn call_in_context(
 ) -> PyResult<()> {
     // SAFETY: `context` is a live object; this compares its type pointer.
     if unsafe { ffi::PyContext_CheckExact(context.as_ptr()) } == 0 {
-        // asyncio calls `context.run(callback, *args)`: whatever `context=` was given,
-        // this fails (or runs) exactly as it does there.
-        let py = context.py();
-        let all: Vec<_> = std::iter::once(callback.clone())
-            .chain(args.to_tuple(py)?.iter())
-            .collect();
-        let all = PyTuple::new(py, all)?;
-        return context
-            .call_method1(pyo3::intern!(py, "run"), all)
-            .map(drop);
+        return call_in_other_context(context, callback, args);
     }
     // The call's result as a bare reference, not a `PyResult`: that, several words wide,
     // was copied through the stack around `PyContext_Exit` in a way that stalled the CPU
