@@ -13,9 +13,10 @@ use super::{interest_of, token, Detached, Direction, Entry, IoRegistry, SameObje
 use crate::runtime::poller::{Interest, Poller};
 
 impl<C, F: SameObject> IoRegistry<C, F> {
-    /// `set` on a lingering fd. The object it lingers for finds epoll still watching, and
-    /// changes the interest only if it differs; anything else may be a new file under the
-    /// old number (the kernel dropped the old one when it closed), so it renews.
+    /// `set` on a lingering fd. The object it lingers for (any registration, for a fd
+    /// handed over) finds epoll still watching, and changes the interest only if it
+    /// differs; anything else may be a new file under the old number (the kernel dropped
+    /// the old one when it closed), so it renews.
     pub(super) fn take_back(
         &mut self,
         poller: &Poller,
