@@ -274,8 +274,9 @@ impl LoopCore {
         (outcome, timing.finish())
     }
 
-    /// Runs any entry but a plain handle outside debug mode: kept out of `run_batch`, whose
-    /// loop then holds only what a pass of plain callbacks runs.
+    /// Runs an entry as the pass does. `run_batch` runs a plain handle outside debug mode
+    /// itself, and calls this, out of line, for everything else: its loop then holds only
+    /// what a pass of plain callbacks runs.
     #[inline(never)]
     fn run_entry(
         slf: &Bound<'_, Self>,

@@ -68,10 +68,7 @@ impl<C, F: SameObject> IoRegistry<C, F> {
         direction: Direction,
         detached: &mut Detached<C, F>,
     ) -> io::Result<bool> {
-        let Some(entry) = usize::try_from(fd)
-            .ok()
-            .and_then(|i| self.entries.get_mut(i))
-        else {
+        let Some(entry) = self.entry_mut(fd) else {
             return Ok(false);
         };
         let watched = entry.interest();
@@ -97,9 +94,8 @@ impl<C, F: SameObject> IoRegistry<C, F> {
     ) -> io::Result<bool> {
         let writing = interest_of(Direction::Write);
         let reading = interest_of(Direction::Read);
-        let writer_only = usize::try_from(fd)
-            .ok()
-            .and_then(|i| self.entries.get(i))
+        let writer_only = self
+            .entry_mut(fd)
             .is_some_and(|entry| entry.interest() == writing);
         if !writer_only || poller.reregister(fd, reading, token(fd)).is_err() {
             return self.clear(poller, fd, Direction::Write, detached);

@@ -151,6 +151,15 @@ impl<C, F> Default for IoRegistry<C, F> {
     }
 }
 
+impl<C, F> IoRegistry<C, F> {
+    /// The entry of `fd`, if the registry has ever had one.
+    fn entry_mut(&mut self, fd: RawFd) -> Option<&mut Entry<C, F>> {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.entries.get_mut(i))
+    }
+}
+
 fn token(fd: RawFd) -> u64 {
     fd as u64
 }
@@ -233,10 +242,7 @@ impl<C, F: SameObject> IoRegistry<C, F> {
         direction: Direction,
         detached: &mut Detached<C, F>,
     ) -> io::Result<bool> {
-        let Some(entry) = usize::try_from(fd)
-            .ok()
-            .and_then(|i| self.entries.get_mut(i))
-        else {
+        let Some(entry) = self.entry_mut(fd) else {
             return Ok(false);
         };
         if entry.handed_over {
@@ -279,10 +285,7 @@ impl<C, F: SameObject> IoRegistry<C, F> {
 
     /// Marks a registered fd as one of the loop's own (`internal`), or as the user's again.
     pub(crate) fn set_internal(&mut self, fd: RawFd, internal: bool) {
-        if let Some(entry) = usize::try_from(fd)
-            .ok()
-            .and_then(|i| self.entries.get_mut(i))
-        {
+        if let Some(entry) = self.entry_mut(fd) {
             if entry.internal != internal && !entry.interest().is_empty() {
                 entry.internal = internal;
                 if internal {
