@@ -1,6 +1,6 @@
 """Instructions per operation of `make bench`'s micro workloads, counted by callgrind.
 
-    python bench/instructions.py WORKLOAD[,WORKLOAD...] N [BUILD_DIR,...]
+    python bench/instructions.py [--own] WORKLOAD[,WORKLOAD...] N [BUILD_DIR,...]
     python bench/instructions.py --table
 
 `--table` prints the counts recorded for the README and the closing notes (TABLE below),
@@ -13,16 +13,25 @@ without one, the installed ferroloop is measured. In place of a BUILD_DIR, `asyn
 the stdlib loop and any other name a loop module of that name (`uvloop`, `zuvloop`, ...), for
 exact ratios the timings cannot give. Each count is (run of N ops - run of 0 ops) / N, so
 start-up cancels out. Needs valgrind.
+
+`--own` adds, beside each count, the part that ran in the loop's own native module(s) (any
+shared object inside its package): what the bound column counts as ferroloop's, measured
+for every loop alike. A loop's Python (the stdlib loop's, or a rival's Python parts) runs
+in the interpreter and counts as not its own, so a loop written partly in Python reads
+leaner here than it is. rsloop does not run under valgrind (its io_uring driver waits
+forever there).
 """
 
 import os
 import re
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import workloads  # noqa: E402
+from bounds import instructions_by_object  # noqa: E402
 
 CHILD = r"""
 import asyncio, sys
@@ -51,18 +60,23 @@ loop.close()
 
 
 def instructions(build, workload, n):
+    """(all instructions, those in the loop's own native modules) of a run of n ops."""
     env = dict(os.environ, PYTHONHASHSEED="0")
     loop = "ferroloop" if not build or os.path.isdir(build) else build
     if build and loop == "ferroloop":
         env["PYTHONPATH"] = build
-    proc = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         sys.executable, "-c", CHILD, workload, str(n), HERE, loop],
-        env=env, capture_output=True, text=True)
-    found = re.search(r"Collected : (\d+)", proc.stderr)
-    if proc.returncode or not found:
-        raise SystemExit(f"callgrind failed for {workload}:\n{proc.stderr[-2000:]}")
-    return int(found.group(1))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        proc = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+             sys.executable, "-c", CHILD, workload, str(n), HERE, loop],
+            env=env, capture_output=True, text=True)
+        found = re.search(r"Collected : (\d+)", proc.stderr)
+        if proc.returncode or not found:
+            raise SystemExit(f"callgrind failed for {workload}:\n{proc.stderr[-2000:]}")
+        by_object = instructions_by_object(out)
+    own = sum(count for path, count in by_object.items() if f"/{loop}/" in path)
+    return int(found.group(1)), own
 
 
 # Instructions per operation on CPython 3.11, release builds, measured with this script in
@@ -92,20 +106,30 @@ def print_table():
 def main():
     if sys.argv[1:] == ["--table"]:
         return print_table()
-    if len(sys.argv) < 3:
+    args = sys.argv[1:]
+    own = args[:1] == ["--own"]
+    if own:
+        args = args[1:]
+    if len(args) < 2:
         raise SystemExit(__doc__)
-    names = sys.argv[1].split(",")
+    names = args[0].split(",")
     known = [function.__name__ for function in workloads.WORKLOADS.values()]
     unknown = [name for name in names if name not in known]
     if unknown:
         raise SystemExit(f"no such workload: {', '.join(unknown)} "
                          f"(bench/workloads.py has {', '.join(known)})")
-    n = int(sys.argv[2])
-    builds = sys.argv[3].split(",") if len(sys.argv) > 3 else [""]
+    n = int(args[1])
+    builds = args[2].split(",") if len(args) > 2 else [""]
     for name in names:
-        counts = [(instructions(b, name, n) - instructions(b, name, 0)) / n for b in builds]
-        cells = "  ".join(f"{b or 'installed'}: {c:,.0f}" for b, c in zip(builds, counts))
-        ratio = f"  last/first {counts[-1] / counts[0]:.3f}" if len(counts) > 1 else ""
+        counts = []
+        for build in builds:
+            (run, run_own), (idle, idle_own) = (instructions(build, name, count)
+                                                for count in (n, 0))
+            counts.append(((run - idle) / n, (run_own - idle_own) / n))
+        cells = "  ".join(
+            f"{b or 'installed'}: {c:,.0f}" + (f" (own {o:,.0f})" if own else "")
+            for b, (c, o) in zip(builds, counts))
+        ratio = f"  last/first {counts[-1][0] / counts[0][0]:.3f}" if len(counts) > 1 else ""
         print(f"{name:28} {cells} instructions/op{ratio}", flush=True)
 
 
