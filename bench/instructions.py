@@ -14,8 +14,8 @@ the stdlib loop and any other name a loop module of that name (`uvloop`, `zuvloo
 exact ratios the timings cannot give. Each count is (run of N ops - run of 0 ops) / N, so
 start-up cancels out. Needs valgrind.
 
-`--own` adds, beside each count, the part that ran in the loop's own native module(s) (any
-shared object inside its package): what the bound column counts as ferroloop's, measured
+`--own` adds, beside each count, the part that ran in the loop's own native module(s) (the
+shared objects in its package's directory): what the bound column counts as ferroloop's, measured
 for every loop alike. A loop's Python (the stdlib loop's, or a rival's Python parts) runs
 in the interpreter and counts as not its own, so a loop written partly in Python reads
 leaner here than it is. rsloop does not run under valgrind (its io_uring driver waits
@@ -75,7 +75,10 @@ def instructions(build, workload, n):
         if proc.returncode or not found:
             raise SystemExit(f"callgrind failed for {workload}:\n{proc.stderr[-2000:]}")
         by_object = instructions_by_object(out)
-    own = sum(count for path, count in by_object.items() if f"/{loop}/" in path)
+    # The package's own directory, not any directory of that name on the way to it (a
+    # checkout named ferroloop holds the virtualenv with every rival).
+    own = sum(count for path, count in by_object.items()
+              if os.path.basename(os.path.dirname(path)) == loop)
     return int(found.group(1)), own
 
 
