@@ -4,9 +4,13 @@ Micro rows: callgrind counts the instructions of a run of N operations and of a 
 (start-up cancels out), split by the object they ran in. ferroloop's own part is what ran in
 its native module; everything else (the interpreter running the workload's coroutines and
 callbacks, CPython's C Task and Future, libc, the kernel's entry code) is what any loop
-pays. At the same instructions per cycle, a free loop would take (all - own) / all of
-ferroloop's time, so the bound is ferroloop's ratio to uvloop times all / (all - own).
-ferroloop's few Python lines count as what any loop pays, which lowers the bound a little.
+pays. callgrind sees user space only, and a row's time is not all user space: a connect
+is mostly the kernel's work, a round trip between threads mostly waiting. So a timed run
+(ferroloop's, the workload repeated for a second) measures the share of its wall time
+spent in user code (getrusage, every thread), and at the same instructions per cycle a free
+loop saves own / all of that share: the bound is ferroloop's ratio to uvloop over
+1 - (own / all) x (user / wall). ferroloop's few Python lines count as what any loop pays,
+which lowers the bound a little.
 
 Load rows: the server runs under callgrind, its instrumentation turned on for the middle
 of a load (start-up and shutdown are not counted), which gives the share of its user-space
@@ -51,6 +55,29 @@ asyncio.set_event_loop(loop)
 if int(sys.argv[3]):
     workload(loop, n=int(sys.argv[3]))
 loop.close()
+"""
+
+USER_CHILD = r"""
+import asyncio, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+import ferroloop, workloads
+workload = getattr(workloads, sys.argv[2])
+loop = ferroloop.new_event_loop()
+asyncio.set_event_loop(loop)
+workload(loop, n=200)  # warm-up: imports, caches, the executor's threads
+loop.run_until_complete(loop.shutdown_default_executor())
+loop.close()
+wall = user = 0.0
+while wall < float(sys.argv[3]):
+    loop = ferroloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    wall0, user0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_utime
+    workload(loop)
+    wall += time.perf_counter() - wall0
+    user += resource.getrusage(resource.RUSAGE_SELF).ru_utime - user0
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+print(user / wall)
 """
 
 NAMED = re.compile(r"\((\d+)\)(?: (.*))?")
@@ -106,6 +133,18 @@ def own_share(workload, n=None):
     return own / sum(delta.values())
 
 
+def user_share(workload, seconds=1.0):
+    """The share of ferroloop's wall time a micro workload spends running user-space code
+    (of any thread), at most 1: the only time its own code can be part of. Timed over
+    repeated runs, as the kernel splits CPU time between user and system by its ticks."""
+    proc = subprocess.run([sys.executable, "-c", USER_CHILD, HERE, workload, str(seconds)],
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"timing {workload} failed: {proc.stderr[-500:]}")
+    # Two threads in user space at once can read more than the wall time.
+    return min(1.0, float(proc.stdout))
+
+
 def server_own_share(row, duration=4.0):
     """The share of a ferroloop server's user-space instructions, under the row's load,
     that ran in ferroloop's native module."""
@@ -141,8 +180,10 @@ def server_own_share(row, duration=4.0):
     return sum(count for name, count in split.items() if "/_ferroloop." in name) / total
 
 
-def micro_bound(vs_uvloop, share):
-    return vs_uvloop / (1 - share)
+def micro_bound(vs_uvloop, share, user_share=1.0):
+    """`share` of the user-space instructions are ferroloop's, and user space is
+    `user_share` of the time."""
+    return vs_uvloop / (1 - share * user_share)
 
 
 def load_bound(vs_uvloop, cpu, kernel, share):

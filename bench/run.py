@@ -109,11 +109,14 @@ def run_micro(args, loops, rows, report, failures):
         return json.loads(proc.stdout)
 
     samples = interleave(args.rounds, names, loops, sample, failures)
-    shares = {}
+    shares, busy = {}, {}
+    timed = {workload for _, workload, figure in rows if figure == "time"}
     if not args.no_bound and shutil.which("valgrind"):
         for workload in names:
-            sys.stderr.write(f"\r  counting instructions: {workload:<40}")
+            sys.stderr.write(f"\r  counting instructions, timing user space: {workload:<32}")
             shares[workload] = bounds.own_share(WORKLOADS[workload].__name__)
+            if workload in timed:
+                busy[workload] = bounds.user_share(WORKLOADS[workload].__name__)
         sys.stderr.write("\r" + " " * 80 + "\r")
 
     printed = []
@@ -122,10 +125,14 @@ def run_micro(args, loops, rows, report, failures):
             return s["wall"] / s["ops"] if figure == "time" else s[figure]
 
         share = shares.get(workload)
+        # The lateness rows' figure is the loop's busy time itself.
+        user = busy.get(workload) if figure == "time" else 1.0
         summary = table.summarize(
             samples, workload, loops, cost,
-            lambda r, share=share: bounds.micro_bound(r, share) if share is not None else None)
+            lambda r, share=share, user=user: (bounds.micro_bound(r, share, user)
+                                               if share is not None else None))
         summary["own_share"] = share
+        summary["user_share"] = user if share is not None else None
         summary["rate"] = table.medians(samples, workload, loops, lambda s: s["ops"] / s["wall"])
         summary["cpu_us_per_op"] = table.medians(samples, workload, loops,
                                                  lambda s: s["cpu"] / s["ops"] * 1e6)

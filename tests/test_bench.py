@@ -48,6 +48,8 @@ def test_bench_runs_and_reports_ratios(tmp_path):
     assert math.isfinite(row["watch_cost_percent"])
     late = report["sleep(1 ms) lateness p99"]["late_p99"]
     assert all(0 < late[l] < 0.5 for l in ("asyncio", "uvloop", "ferroloop")), late
+    # Not counted with --no-bound.
+    assert row["user_share"] is None
 
 
 def test_load_rows_run_servers_in_their_own_process(tmp_path):
@@ -63,6 +65,14 @@ def test_load_rows_run_servers_in_their_own_process(tmp_path):
             assert row["rps"][loop] > 0 and row["cpu_us_per_req"][loop] > 0, (name, loop)
         assert 0 < row["kernel_share"] < 1, name
         assert row["bound"] is None and row["own_share"] is None, "--no-bound counted"
+
+
+def test_user_share_tells_a_connect_from_a_chain():
+    # The bound's correction where it matters: a connection's set-up and teardown is
+    # mostly the kernel's work, so ferroloop's own code can only be part of the rest; a
+    # chain of callbacks is all user space.
+    assert bounds.user_share("connection_churn", seconds=0.5) < 0.8
+    assert bounds.user_share("call_soon_chain", seconds=0.5) > 0.8
 
 
 def test_an_unknown_row_is_refused():
@@ -168,6 +178,9 @@ def test_callgrind_output_is_split_by_object(tmp_path):
     assert bounds.instructions_by_object(str(path)) == {
         "/x/_ferroloop.cpython-311.so": 105, "/usr/lib/libpython.so": 42}
     assert bounds.micro_bound(2.0, 0.5) == 4.0
+    # Half the time in the kernel or waiting, half of the rest the loop's: 3/4 of the time
+    # at best.
+    assert bounds.micro_bound(2.0, 0.5, 0.5) == pytest.approx(8 / 3)
     # 10 us a request, 4 of them the kernel's, half of the rest the loop's: 7 us at best.
     assert bounds.load_bound(1.4, 10.0, 4.0, 0.5) == pytest.approx(2.0)
 
