@@ -110,17 +110,21 @@ def instructions_by_object(path):
     return out
 
 
-def counted(workload, n):
+def callgrind(argv, env, what):
+    """Self instructions per object file of `valgrind --tool=callgrind ARGV`."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
         proc = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             sys.executable, "-c", CHILD, HERE, workload, str(n)],
-            env=dict(os.environ, PYTHONHASHSEED="0"), capture_output=True, text=True,
-            timeout=1800)
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
+            env=env, capture_output=True, text=True, timeout=1800)
         if proc.returncode != 0 or not os.path.exists(out):
-            raise RuntimeError(f"callgrind failed on {workload}: {proc.stderr[-500:]}")
+            raise RuntimeError(f"callgrind failed on {what}: {proc.stderr[-2000:]}")
         return instructions_by_object(out)
+
+
+def counted(workload, n):
+    return callgrind([sys.executable, "-c", CHILD, HERE, workload, str(n)],
+                     dict(os.environ, PYTHONHASHSEED="0"), workload)
 
 
 def own_share(workload, n=None):

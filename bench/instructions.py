@@ -23,15 +23,12 @@ forever there).
 """
 
 import os
-import re
-import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import bounds  # noqa: E402
 import workloads  # noqa: E402
-from bounds import instructions_by_object  # noqa: E402
 
 CHILD = r"""
 import asyncio, sys
@@ -65,21 +62,16 @@ def instructions(build, workload, n):
     loop = "ferroloop" if not build or os.path.isdir(build) else build
     if build and loop == "ferroloop":
         env["PYTHONPATH"] = build
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "callgrind.out")
-        proc = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             sys.executable, "-c", CHILD, workload, str(n), HERE, loop],
-            env=env, capture_output=True, text=True)
-        found = re.search(r"Collected : (\d+)", proc.stderr)
-        if proc.returncode or not found:
-            raise SystemExit(f"callgrind failed for {workload}:\n{proc.stderr[-2000:]}")
-        by_object = instructions_by_object(out)
+    try:
+        by_object = bounds.callgrind([sys.executable, "-c", CHILD, workload, str(n), HERE, loop],
+                                     env, workload)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     # The package's own directory, not any directory of that name on the way to it (a
     # checkout named ferroloop holds the virtualenv with every rival).
     own = sum(count for path, count in by_object.items()
               if os.path.basename(os.path.dirname(path)) == loop)
-    return int(found.group(1)), own
+    return sum(by_object.values()), own
 
 
 # Instructions per operation on CPython 3.11, release builds, measured with this script in
