@@ -256,6 +256,18 @@ def test_the_native_layer_names_no_private_asyncio_module():
     assert not offenders, "\n".join(offenders)
 
 
+def test_the_thread_states_context_field_is_found():
+    """The native layer reads the current context from CPython's thread state, whose layout
+    is not part of the stable ABI (`src/py/context.rs`): it finds the field on import and,
+    where it cannot, copies the context on every call_soon instead. Only the speed would
+    suffer, so this test is what says a new CPython moved it."""
+    offset = _ferroloop._thread_context_offset()
+    assert offset is not None, (
+        f"ferroloop found no `context` field in the first 288 bytes of CPython {VERSION}'s "
+        "PyThreadState; see find_thread_context in src/py/context.rs")
+    assert offset % 8 == 0 and 0 < offset < 288
+
+
 def record():
     prints = current_fingerprints()
     kept = [(v, p, d) for (v, p), d in recorded_fingerprints().items() if v != VERSION]

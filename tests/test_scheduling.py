@@ -425,6 +425,28 @@ def test_call_soon_threadsafe_keeps_callers_context(loop):
     assert seen == ["from thread"]
 
 
+def test_call_soon_threadsafe_from_a_thread_without_a_context_yet(loop):
+    # A thread started by `_thread` has no context until one is asked for (threading's
+    # threads run inside one): what it schedules runs in an empty context, and after it
+    # sets a variable, in a copy of the context holding it.
+    import _thread
+
+    seen = []
+
+    def look(step):
+        seen.append((step, var.get(), len(contextvars.copy_context())))
+
+    def bare_thread():
+        loop.call_soon_threadsafe(look, "before")
+        var.set("set by the thread")
+        loop.call_soon_threadsafe(look, "after")
+        loop.call_soon_threadsafe(loop.stop)
+
+    loop.call_soon(_thread.start_new_thread, bare_thread, ())
+    loop.run_forever()
+    assert seen == [("before", "default", 0), ("after", "set by the thread", 1)]
+
+
 def test_call_soon_threadsafe_wakes_a_blocked_loop(loop):
     woke = []
 

@@ -10,7 +10,11 @@ CPython and fails with a message that names it, so a new CPython breaks one clea
 the same test fingerprints them, so a release that changes one is noticed too.
 
 Public APIs and the running CPython's own methods are used wherever they do the job;
-what is here is what they cannot do.
+what is here is what they cannot do. One dependency of that kind is native and lies
+outside asyncio: the thread state's ``context`` field, which the native layer reads to see
+the current context without copying it (``src/py/context.rs``, which finds the field on
+import and copies where it cannot; ``tests/test_compat.py`` names it when a CPython moves
+it).
 """
 
 import asyncio

@@ -6,6 +6,17 @@
 //! A handle keeps no such copy (`copy_current_unless_empty`): it runs in an empty context
 //! of its own, which the loop makes or reuses (`EmptyContext`) when the handle runs. That
 //! is the same to the callback, and a queued handle holds one object less.
+//!
+//! Whether the current context is empty is known without copying it where the thread
+//! state's `context` field (CPython's own reference to the current context, which
+//! `PyContext_CopyCurrent` copies) has been found: CPython has no function that returns
+//! the current context itself, and a copy made only to be measured and freed was a
+//! measurable part of each `call_soon`. The field's place is not part of the stable ABI,
+//! so it is not assumed: `find_thread_context` looks for it once, entering contexts of
+//! its own and watching which word of the thread state follows them, within the part of
+//! the struct every supported CPython has. Where it is not found, every `call_soon` copies.
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -23,22 +34,105 @@ pub(crate) fn copy_current_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
 
 /// A copy of the current context, or None where the copy would be empty.
 pub(crate) fn copy_current_unless_empty(py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-    // Released as a Bound: a Py dropped here would wait in PyO3's pool of deferred releases.
-    let copy = copy_current_context(py)?.into_bound(py);
-    Ok((length(&copy) != 0).then(|| copy.unbind()))
+    match current_is_empty() {
+        Some(true) => Ok(None),
+        Some(false) => copy_current_context(py).map(Some),
+        None => {
+            // Released as a Bound: a Py dropped here would wait in PyO3's pool of deferred
+            // releases.
+            let copy = copy_current_context(py)?.into_bound(py);
+            // SAFETY: `copy` is a live Context.
+            Ok((unsafe { length(copy.as_ptr()) } != 0).then(|| copy.unbind()))
+        }
+    }
+}
+
+/// The byte offset of the thread state's `context` field; 0 (where `prev` lies in every
+/// CPython) until `find_thread_context` has found it.
+static THREAD_CONTEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// How far into the thread state the field is looked for: the smallest the struct is among
+/// the supported versions (3.12's), so that looking never reads past its end.
+const THREAD_STATE_WORDS: usize = 288 / std::mem::size_of::<usize>();
+
+/// Whether the current context is empty (a thread that has used none has none yet, which
+/// is the same); None where the thread state's field is not known.
+#[inline(always)]
+fn current_is_empty() -> Option<bool> {
+    let offset = THREAD_CONTEXT.load(Relaxed);
+    if offset == 0 {
+        return None;
+    }
+    // SAFETY: callers hold the GIL, so the thread has a state; `find_thread_context` found
+    // its current context at `offset`, a strong reference CPython keeps there (or NULL)
+    // for as long as that context is current.
+    unsafe {
+        let state = ffi::PyThreadState_Get().cast::<u8>();
+        let current = state.add(offset).cast::<*mut ffi::PyObject>().read();
+        Some(current.is_null() || length(current) == 0)
+    }
+}
+
+/// Finds the thread state's `context` field, if it can be told apart: the one word, among
+/// the first `THREAD_STATE_WORDS`, that holds each of two new contexts while it is entered
+/// and what it held before once it is left. Called once, with the GIL, on import.
+pub(crate) fn find_thread_context(py: Python<'_>) -> PyResult<()> {
+    let entered = [new_context(py)?, new_context(py)?];
+    // SAFETY: the GIL is held, so this thread has a state.
+    let state = unsafe { ffi::PyThreadState_Get().cast::<*mut ffi::PyObject>() };
+    let word = |i: usize| {
+        debug_assert!(i < THREAD_STATE_WORDS);
+        // SAFETY: `i` is below `THREAD_STATE_WORDS`, so the word lies within the smallest
+        // `PyThreadState` of the supported versions; the GIL is held, so no other thread
+        // changes this thread's state meanwhile.
+        unsafe { state.add(i).read() }
+    };
+    let before: Vec<_> = (0..THREAD_STATE_WORDS).map(word).collect();
+    let mut found = None;
+    for (round, context) in entered.iter().enumerate() {
+        let holding: Vec<usize> = in_context(context, || {
+            Ok((0..THREAD_STATE_WORDS)
+                .filter(|&i| word(i) == context.as_ptr())
+                .collect())
+        })?;
+        let same = match (round, holding.as_slice(), found) {
+            (0, [only], _) => {
+                found = Some(*only);
+                true
+            }
+            (_, [only], Some(first)) => *only == first,
+            _ => false,
+        };
+        if !same || found.is_some_and(|i| word(i) != before[i]) {
+            return Ok(());
+        }
+    }
+    if let Some(i) = found.filter(|&i| i != 0) {
+        THREAD_CONTEXT.store(i * std::mem::size_of::<usize>(), Relaxed);
+    }
+    Ok(())
+}
+
+/// Where `find_thread_context` found the field, for the test that names this dependency.
+#[pyfunction]
+pub(crate) fn _thread_context_offset() -> Option<usize> {
+    Some(THREAD_CONTEXT.load(Relaxed)).filter(|&offset| offset != 0)
 }
 
 /// The number of variables set in `context`, a Context: its type's own length slot, as
 /// `len()` would call it, without `PyObject_Size`'s search for the slot.
-fn length(context: &Bound<'_, PyAny>) -> isize {
-    // SAFETY: `context` is a live Context. Its type, `PyContext_Type`, has a mapping
-    // length slot (`len(context)`), which takes the object and cannot fail.
+///
+/// # Safety
+/// `context` is a live Context, and the caller holds the GIL.
+unsafe fn length(context: *mut ffi::PyObject) -> isize {
+    // SAFETY: per the contract. The type, `PyContext_Type`, has a mapping length slot
+    // (`len(context)`), which takes the object and cannot fail.
     unsafe {
-        let mapping = (*ffi::Py_TYPE(context.as_ptr())).tp_as_mapping;
+        let mapping = (*ffi::Py_TYPE(context)).tp_as_mapping;
         if let Some(len) = mapping.as_ref().and_then(|mapping| mapping.mp_length) {
-            return len(context.as_ptr());
+            return len(context);
         }
-        ffi::PyObject_Size(context.as_ptr())
+        ffi::PyObject_Size(context)
     }
 }
 
@@ -76,7 +170,8 @@ impl EmptyContext {
 /// Whether `context` is empty and only its `holders` known references reach it, so that
 /// a new empty context could take its place unnoticed.
 pub(crate) fn is_untouched(context: &Bound<'_, PyAny>, holders: isize) -> bool {
-    gc::is_held_only_by(context.as_ptr(), holders) && length(context) == 0
+    // SAFETY: `context` is a live Context (only contexts reach here) and the GIL is held.
+    gc::is_held_only_by(context.as_ptr(), holders) && unsafe { length(context.as_ptr()) } == 0
 }
 
 /// `body`'s result, run inside `context`; None if entering or leaving the context failed,

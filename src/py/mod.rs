@@ -22,7 +22,7 @@
 mod args;
 mod cmethod;
 pub(crate) mod connect;
-mod context;
+pub(crate) mod context;
 pub(crate) mod errors;
 pub(crate) mod event_loop;
 pub(crate) mod fastcall;
