@@ -30,7 +30,10 @@ sys.path.insert(0, HERE)
 import bounds  # noqa: E402
 import workloads  # noqa: E402
 
-CHILD = r"""
+# A child's start, shared with `ab.py`: argv is (workload, n, bench dir, loop), the loop
+# `asyncio`, a loop module's name, or `ferroloop` (from PYTHONPATH for a build directory);
+# it leaves `ferroloop` (the loop's module), `workload` and `n` defined, and a warm-up run.
+CHILD_START = r"""
 import asyncio, sys
 sys.path.insert(0, sys.argv[3])
 import importlib
@@ -48,6 +51,9 @@ loop = ferroloop.new_event_loop()
 asyncio.set_event_loop(loop)
 workload(loop, n=200)  # warm-up: imports, caches, first allocations
 loop.close()
+"""
+
+CHILD = CHILD_START + r"""
 loop = ferroloop.new_event_loop()
 asyncio.set_event_loop(loop)
 if n:
@@ -56,15 +62,31 @@ loop.close()
 """
 
 
-def instructions(build, workload, n):
-    """(all instructions, those in the loop's own native modules) of a run of n ops."""
+def child_command(build, workload, n, body):
+    """The command and environment that run `body` after `CHILD_START` on `build`: a
+    directory holding a ferroloop package, a loop module's name, or "" for the installed
+    ferroloop."""
     env = dict(os.environ, PYTHONHASHSEED="0")
     loop = "ferroloop" if not build or os.path.isdir(build) else build
     if build and loop == "ferroloop":
         env["PYTHONPATH"] = build
+    return [sys.executable, "-c", body, workload, str(n), HERE, loop], env, loop
+
+
+def check_workloads(names):
+    """Exits naming any of `names` that is not a workload of bench/workloads.py."""
+    known = [function.__name__ for function in workloads.WORKLOADS.values()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"no such workload: {', '.join(unknown)} "
+                         f"(bench/workloads.py has {', '.join(known)})")
+
+
+def instructions(build, workload, n):
+    """(all instructions, those in the loop's own native modules) of a run of n ops."""
+    command, env, loop = child_command(build, workload, n, CHILD)
     try:
-        by_object = bounds.callgrind([sys.executable, "-c", CHILD, workload, str(n), HERE, loop],
-                                     env, workload)
+        by_object = bounds.callgrind(command, env, workload)
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from None
     # The package's own directory, not any directory of that name on the way to it (a
@@ -108,11 +130,7 @@ def main():
     if len(args) < 2:
         raise SystemExit(__doc__)
     names = args[0].split(",")
-    known = [function.__name__ for function in workloads.WORKLOADS.values()]
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise SystemExit(f"no such workload: {', '.join(unknown)} "
-                         f"(bench/workloads.py has {', '.join(known)})")
+    check_workloads(names)
     n = int(args[1])
     builds = args[2].split(",") if len(args) > 2 else [""]
     for name in names:

@@ -217,6 +217,24 @@ def test_instruction_counts_for_ab_comparisons():
         assert 0.05 * count < own < 0.9 * count, proc.stdout
 
 
+def test_timings_for_ab_comparisons():
+    # The timing counterpart of instructions.py: the installed ferroloop and the stdlib
+    # loop, each in fresh processes, two rounds, a median and the fastest of each.
+    proc = run_python(os.path.join(ROOT, "bench", "ab.py"), "call_soon_chain", "2000", "2",
+                      ",asyncio", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["installed", "asyncio"], proc.stdout
+    for line in lines:
+        words = line.split()
+        median, fastest = float(words[2]), float(words[4])
+        assert 0 < fastest <= median < 1e6, line
+        assert "(2 runs)" in line
+    refused = run_python(os.path.join(ROOT, "bench", "ab.py"), "call_soon_chian", "10", "1",
+                         "asyncio", timeout=60)
+    assert refused.returncode != 0 and "no such workload: call_soon_chian" in refused.stderr
+
+
 def test_instruction_table_names_real_workloads():
     # The recorded table (`bench/instructions.py --table`) must stay measurable: each row a
     # workload that takes n=.
