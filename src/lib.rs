@@ -33,7 +33,7 @@ fn _ferroloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::transports::NativeMethod>()?;
     m.add_class::<py::transports::NativeAttribute>()?;
     m.add_function(wrap_pyfunction!(_check_panic_boundary, m)?)?;
-    py::context::find_thread_context(m.py())?;
+    py::context::find_thread_context(m.py());
     m.add_function(wrap_pyfunction!(py::context::_thread_context_offset, m)?)?;
     m.add_function(wrap_pyfunction!(
         py::transports::_install_socket_transport,

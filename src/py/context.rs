@@ -75,8 +75,15 @@ fn current_is_empty() -> Option<bool> {
 
 /// Finds the thread state's `context` field, if it can be told apart: the one word, among
 /// the first `THREAD_STATE_WORDS`, that holds each of two new contexts while it is entered
-/// and what it held before once it is left. Called once, with the GIL, on import.
-pub(crate) fn find_thread_context(py: Python<'_>) -> PyResult<()> {
+/// and what it held before once it is left. Called once, with the GIL, on import, which
+/// it never fails: whatever goes wrong leaves the field unknown.
+pub(crate) fn find_thread_context(py: Python<'_>) {
+    if let Ok(Some(offset)) = thread_context_offset(py) {
+        THREAD_CONTEXT.store(offset, Relaxed);
+    }
+}
+
+fn thread_context_offset(py: Python<'_>) -> PyResult<Option<usize>> {
     let entered = [new_context(py)?, new_context(py)?];
     // SAFETY: the GIL is held, so this thread has a state.
     let state = unsafe { ffi::PyThreadState_Get().cast::<*mut ffi::PyObject>() };
@@ -104,13 +111,12 @@ pub(crate) fn find_thread_context(py: Python<'_>) -> PyResult<()> {
             _ => false,
         };
         if !same || found.is_some_and(|i| word(i) != before[i]) {
-            return Ok(());
+            return Ok(None);
         }
     }
-    if let Some(i) = found.filter(|&i| i != 0) {
-        THREAD_CONTEXT.store(i * std::mem::size_of::<usize>(), Relaxed);
-    }
-    Ok(())
+    Ok(found
+        .filter(|&i| i != 0)
+        .map(|i| i * std::mem::size_of::<usize>()))
 }
 
 /// Where `find_thread_context` found the field, for the test that names this dependency.
