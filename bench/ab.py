@@ -8,8 +8,7 @@ which goes first from round to round, and the median and the fastest of the ROUN
 printed for each, in ns per operation. A BUILD is a directory holding a `ferroloop`
 package (an unpacked wheel); in place of one, `asyncio` is the stdlib loop and any other
 name a loop module (`uvloop`, `zuvloop`, ...), and an empty name the installed ferroloop.
-For a process held to one CPU, run it
-under `taskset -c 0`: its children inherit the CPU.
+For a process held to one CPU, run it under `taskset -c 0`: its children inherit the CPU.
 """
 
 import statistics

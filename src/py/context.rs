@@ -78,12 +78,12 @@ fn current_is_empty() -> Option<bool> {
 /// and what it held before once it is left. Called once, with the GIL, on import, which
 /// it never fails: whatever goes wrong leaves the field unknown.
 pub(crate) fn find_thread_context(py: Python<'_>) {
-    if let Ok(Some(offset)) = thread_context_offset(py) {
+    if let Ok(Some(offset)) = probe_thread_context(py) {
         THREAD_CONTEXT.store(offset, Relaxed);
     }
 }
 
-fn thread_context_offset(py: Python<'_>) -> PyResult<Option<usize>> {
+fn probe_thread_context(py: Python<'_>) -> PyResult<Option<usize>> {
     let entered = [new_context(py)?, new_context(py)?];
     // SAFETY: the GIL is held, so this thread has a state.
     let state = unsafe { ffi::PyThreadState_Get().cast::<*mut ffi::PyObject>() };
@@ -96,23 +96,19 @@ fn thread_context_offset(py: Python<'_>) -> PyResult<Option<usize>> {
     };
     let before: Vec<_> = (0..THREAD_STATE_WORDS).map(word).collect();
     let mut found = None;
-    for (round, context) in entered.iter().enumerate() {
+    for context in &entered {
         let holding: Vec<usize> = in_context(context, || {
             Ok((0..THREAD_STATE_WORDS)
                 .filter(|&i| word(i) == context.as_ptr())
                 .collect())
         })?;
-        let same = match (round, holding.as_slice(), found) {
-            (0, [only], _) => {
-                found = Some(*only);
-                true
-            }
-            (_, [only], Some(first)) => *only == first,
-            _ => false,
+        let [only] = holding[..] else {
+            return Ok(None);
         };
-        if !same || found.is_some_and(|i| word(i) != before[i]) {
+        if found.is_some_and(|first| first != only) || word(only) != before[only] {
             return Ok(None);
         }
+        found = Some(only);
     }
     Ok(found
         .filter(|&i| i != 0)
