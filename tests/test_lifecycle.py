@@ -183,3 +183,57 @@ def test_handle_and_context_are_tracked_again_once_shared():
         assert gc.is_tracked(handle), "a handle the caller kept must be tracked once run"
     finally:
         loop.close()
+
+
+def test_what_a_running_loop_has_queued_survives_a_collection(loop):
+    # Callbacks and timers queued during a run, their arguments in cycles nothing else
+    # reaches, outlive a full collection made before they run, and go once they have run.
+    # (ferroloop does not show the collector a running loop's queues: the stack that runs
+    # the loop keeps the loop, and so all it holds, alive.)
+    class Cycle:
+        def __init__(self):
+            self.me = self
+
+    ran, refs = [], []
+
+    def queue_then_collect():
+        for _ in range(3):
+            for schedule in (loop.call_soon, lambda *a: loop.call_later(0, *a),
+                             loop.call_soon_threadsafe):
+                cycle = Cycle()
+                refs.append(weakref.ref(cycle))
+                schedule(ran.append, cycle)
+        del cycle
+        gc.collect()
+        assert all(ref() is not None for ref in refs), "a queued callback's argument was freed"
+
+    loop.call_soon(queue_then_collect)
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert len(ran) == 9
+    ran.clear()
+    gc.collect()
+    assert all(ref() is None for ref in refs)
+
+
+def test_a_running_loop_shows_the_collector_none_of_its_queues():
+    loop = ferroloop.new_event_loop()
+    marker = ["queued"]
+    try:
+        loop.call_soon(len, marker)
+        assert any(r is marker for r in gc.get_referents(loop)), "idle: the queue is visited"
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        seen = []
+
+        def queue_and_look():
+            loop.call_soon(len, marker)
+            loop.call_later(10, len, marker)
+            seen.append(any(r is marker for r in gc.get_referents(loop)))
+            loop.stop()
+
+        loop.call_soon(queue_and_look)
+        loop.run_forever()
+        assert seen == [False], "running: the queues were visited"
+        assert any(r is marker for r in gc.get_referents(loop)), "idle again: not visited"
+    finally:
+        loop.close()

@@ -206,6 +206,24 @@ impl LoopCore {
     }
 
     pub(super) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // SAFETY: this is called from `__traverse__` only.
+        let kept = unsafe { self.while_running.try_borrow_in_traverse() };
+        let running = matches!(kept.as_deref(), Ok(Some(_)));
+        if let Ok(Some(w)) = kept.as_deref() {
+            visit_all(visit, &[&w.call_soon as &dyn Visit, &w.loop_kwargs])?;
+        }
+        self.current_handle.visit(visit)?;
+        self.debug_value.visit(visit)?;
+        self.slow_callback_duration.visit(visit)?;
+        self.task_factory.visit(visit)?;
+        // A running loop is reachable from the stack of the thread that runs it, and so is
+        // everything it holds: no collection can free any of it, whether or not it sees
+        // these references. So they are visited only while the loop is idle, where a cycle
+        // through them may be garbage: 3.14's collector traverses the loop on each young
+        // collection, and a burst of callbacks queues tens of thousands of handles.
+        if running {
+            return Ok(());
+        }
         // The collector may run while this thread holds the state (an allocation inside
         // such a stretch); then this pass simply does not see the loop's references.
         // SAFETY: this is called from `__traverse__` only.
@@ -224,16 +242,6 @@ impl LoopCore {
             }
             for fileobj in state.io.lingering_fileobjs() {
                 visit.call(fileobj)?;
-            }
-        }
-        self.current_handle.visit(visit)?;
-        self.debug_value.visit(visit)?;
-        self.slow_callback_duration.visit(visit)?;
-        self.task_factory.visit(visit)?;
-        // SAFETY: this is called from `__traverse__` only.
-        if let Ok(kept) = unsafe { self.while_running.try_borrow_in_traverse() } {
-            if let Some(w) = kept.as_ref() {
-                visit_all(visit, &[&w.call_soon as &dyn Visit, &w.loop_kwargs])?;
             }
         }
         Ok(())

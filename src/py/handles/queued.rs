@@ -12,7 +12,8 @@
 //! no-op for an untracked object: a missed cycle, never a premature free), and whenever a
 //! handle leaves the loop, or is shown to Python code, while someone else holds it, it is
 //! tracked again (`reveal`). Handles the loop did not make (I/O readers and writers,
-//! signal handles) stay tracked and are visited as themselves.
+//! signal handles) stay tracked and are visited as themselves. A running loop's queues
+//! are not visited at all: the loop is alive, and so is all it holds (`LoopCore::traverse`).
 
 use std::mem::ManuallyDrop;
 
