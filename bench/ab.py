@@ -30,12 +30,29 @@ print(elapsed / ops)
 """
 
 
-def sample(build, workload, n):
-    command, env, _ = instructions.child_command(build, workload, n, TIMED)
+def sample(build, workload, n, body=TIMED):
+    """The last number a child running `body` on `build` prints."""
+    command, env, _ = instructions.child_command(build, workload, n, body)
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise SystemExit(f"{build} on {workload}: {proc.stderr.strip()[-2000:]}")
     return float(proc.stdout.split()[-1])
+
+
+def interleaved(builds, rounds, measure):
+    """`measure(build)` for each build, ROUNDS times, rotating which goes first."""
+    samples = {build: [] for build in builds}
+    for r in range(rounds):
+        turn = r % len(builds)
+        for build in builds[turn:] + builds[:turn]:
+            samples[build].append(measure(build))
+    return samples
+
+
+def report(samples, unit):
+    for build, values in samples.items():
+        print(f"{build or 'installed':40} median {statistics.median(values):10.1f}  "
+              f"fastest {min(values):10.1f} {unit}  ({len(values)} runs)")
 
 
 def main():
@@ -43,15 +60,8 @@ def main():
         raise SystemExit(__doc__)
     workload, n, rounds, builds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     instructions.check_workloads([workload])
-    builds = builds.split(",")
-    times = {build: [] for build in builds}
-    for r in range(rounds):
-        turn = r % len(builds)
-        for build in builds[turn:] + builds[:turn]:
-            times[build].append(sample(build, workload, n))
-    for build in builds:
-        print(f"{build or 'installed':40} median {statistics.median(times[build]):10.1f}  "
-              f"fastest {min(times[build]):10.1f} ns/op  ({rounds} runs)")
+    report(interleaved(builds.split(","), rounds, lambda build: sample(build, workload, n)),
+           "ns/op")
 
 
 if __name__ == "__main__":

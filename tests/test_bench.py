@@ -235,6 +235,21 @@ def test_timings_for_ab_comparisons():
     assert refused.returncode != 0 and "no such workload: call_soon_chian" in refused.stderr
 
 
+def test_gc_pause_of_a_running_loop_with_a_queue():
+    # A collection timed inside a running loop, with N callbacks queued and with none: one
+    # figure per loop, in ms, from fresh processes as ab.py takes them.
+    proc = run_python(os.path.join(ROOT, "bench", "gc_pause.py"), "2000", "1", ",asyncio",
+                      timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["installed", "asyncio"], proc.stdout
+    for line in lines:
+        words = line.split()
+        assert abs(float(words[2])) < 1e4 and words[5] == "ms" and "(1 runs)" in line, line
+    refused = run_python(os.path.join(ROOT, "bench", "gc_pause.py"), "10", timeout=60)
+    assert refused.returncode != 0 and "gc_pause.py N ROUNDS" in refused.stderr
+
+
 def test_instruction_table_names_real_workloads():
     # The recorded table (`bench/instructions.py --table`) must stay measurable: each row a
     # workload that takes n=.

@@ -207,11 +207,13 @@ impl LoopCore {
 
     pub(super) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         // SAFETY: this is called from `__traverse__` only.
-        let kept = unsafe { self.while_running.try_borrow_in_traverse() };
-        let running = matches!(kept.as_deref(), Ok(Some(_)));
-        if let Ok(Some(w)) = kept.as_deref() {
-            visit_all(visit, &[&w.call_soon as &dyn Visit, &w.loop_kwargs])?;
-        }
+        let running = match unsafe { self.while_running.try_borrow_in_traverse() }.as_deref() {
+            Ok(Some(w)) => {
+                visit_all(visit, &[&w.call_soon as &dyn Visit, &w.loop_kwargs])?;
+                true
+            }
+            _ => false,
+        };
         self.current_handle.visit(visit)?;
         self.debug_value.visit(visit)?;
         self.slow_callback_duration.visit(visit)?;
@@ -219,8 +221,9 @@ impl LoopCore {
         // A running loop is reachable from the stack of the thread that runs it, and so is
         // everything it holds: no collection can free any of it, whether or not it sees
         // these references. So they are visited only while the loop is idle, where a cycle
-        // through them may be garbage: 3.14's collector traverses the loop on each young
-        // collection, and a burst of callbacks queues tens of thousands of handles.
+        // through them may be garbage: the collector may reach a running loop many times
+        // in a burst of callbacks (3.14's incremental collections, any full one), each
+        // time with all the burst's handles queued.
         if running {
             return Ok(());
         }
