@@ -16,7 +16,7 @@ use super::slots::ObjectSlot;
 use super::watch::Watch;
 use super::{LoopCore, LoopState};
 use crate::py::errors::os_error;
-use crate::py::gc::{visit_all, Visit};
+use crate::py::gc::Visit;
 use crate::py::gil_cell::GilCell;
 use crate::py::handles::{Handle, HandlePool, TimerHandle};
 use crate::py::messages;
@@ -206,27 +206,21 @@ impl LoopCore {
     }
 
     pub(super) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        // SAFETY: this is called from `__traverse__` only.
-        let running = match unsafe { self.while_running.try_borrow_in_traverse() }.as_deref() {
-            Ok(Some(w)) => {
-                visit_all(visit, &[&w.call_soon as &dyn Visit, &w.loop_kwargs])?;
-                true
-            }
-            _ => false,
-        };
-        self.current_handle.visit(visit)?;
-        self.debug_value.visit(visit)?;
-        self.slow_callback_duration.visit(visit)?;
-        self.task_factory.visit(visit)?;
         // A running loop is reachable from the stack of the thread that runs it, and so is
         // everything it holds: no collection can free any of it, whether or not it sees
         // these references. So they are visited only while the loop is idle, where a cycle
         // through them may be garbage: the collector may reach a running loop many times
         // in a burst of callbacks (3.14's incremental collections, any full one), each
-        // time with all the burst's handles queued.
-        if running {
+        // time with all the burst's handles queued. (What the loop keeps only while it
+        // runs, `WhileRunning`, is thus never visited.)
+        // SAFETY: this is called from `__traverse__` only.
+        if let Ok(Some(_)) = unsafe { self.while_running.try_borrow_in_traverse() }.as_deref() {
             return Ok(());
         }
+        self.current_handle.visit(visit)?;
+        self.debug_value.visit(visit)?;
+        self.slow_callback_duration.visit(visit)?;
+        self.task_factory.visit(visit)?;
         // The collector may run while this thread holds the state (an allocation inside
         // such a stretch); then this pass simply does not see the loop's references.
         // SAFETY: this is called from `__traverse__` only.
