@@ -145,3 +145,60 @@ def test_cancelled_before_it_runs_it_never_runs(loop):
     loop.call_soon(gate.wait, THREAD_TIMEOUT)
     run_with_thread(loop, other_thread)
     assert results == []
+
+
+
+FLOOD = 100_000
+
+
+def flood(loop, loop_waits=False):
+    """A thread queues FLOOD callbacks with call_soon_threadsafe; returns, in the order the
+    callbacks ran, each one's number and how many the thread had queued by then. With
+    `loop_waits`, the loop's first callback waits, the GIL let go, until the thread is
+    done."""
+    queued = 0
+    ran = []
+    done = threading.Event()
+
+    def callback(i):
+        ran.append((i, queued))
+
+    def producer():
+        nonlocal queued
+        for i in range(FLOOD):
+            queued += 1
+            loop.call_soon_threadsafe(callback, i)
+        done.set()
+
+    thread = threading.Thread(target=producer)
+    loop.call_soon(thread.start)
+    if loop_waits:
+        loop.call_soon(done.wait, THREAD_TIMEOUT)
+
+    async def until_all_ran():
+        while len(ran) < FLOOD:
+            await asyncio.sleep(0.001)
+
+    loop.run_until_complete(asyncio.wait_for(until_all_ran(), THREAD_TIMEOUT))
+    thread.join(THREAD_TIMEOUT)
+    assert done.is_set()
+    return ran
+
+
+def test_a_thread_that_floods_the_loop_keeps_only_a_few_thousand_queued(loop):
+    # The stdlib loop lets the GIL go in every call_soon_threadsafe (its self-pipe write),
+    # and its thread keeps up: a few thousand queued at most. ferroloop's call keeps the
+    # GIL, and stops every few thousand for the loop to run; before it did, the thread
+    # ran a whole switch interval ahead (tens of thousands).
+    ran = flood(loop)
+    assert [i for i, _ in ran] == list(range(FLOOD))
+    backlog = max(queued - i for i, queued in ran)
+    assert backlog < 20_000
+
+
+def test_a_thread_that_floods_a_loop_waiting_for_it_finishes(loop):
+    # The loop cannot move on until the thread is done, so each of the thread's stops for
+    # it must run out.
+    ran = flood(loop, loop_waits=True)
+    assert [i for i, _ in ran] == list(range(FLOOD))
+    assert all(queued == FLOOD for _, queued in ran)

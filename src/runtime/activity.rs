@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Mutex;
 
+use super::handoff::Progress;
 use super::sync::lock;
 use super::ticks;
 
@@ -209,6 +210,13 @@ impl Activity {
             address: running & !(KIND_LIMIT - 1),
             kind: (running & (KIND_LIMIT - 1)) as u8,
         }
+    }
+
+    /// How far the loop has got, for a thread waiting for it to move on
+    /// (`handoff::Handoff`): the passes it has ended, and the tick the running callback
+    /// started at (0 between callbacks).
+    pub(crate) fn progress(&self) -> Progress {
+        (self.pass.count.load(Relaxed), self.started.load(Relaxed))
     }
 
     /// How long the callback that started at `started` ran, if it ran a notable time.

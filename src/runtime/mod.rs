@@ -1,8 +1,9 @@
 //! The Python-free core of the event loop, and the scheduling decisions it makes: the
 //! epoll poller and the eventfd waker (together, `selector`), the fd registry and the
 //! interest epoll is told (`io_registry`), how each pass waits (`pass_plan`), the timer
-//! heap, the ready queue, the monotonic clock, the counters, and the lock a thread-safe
-//! handle holds while it runs.
+//! heap, the ready queue, the monotonic clock, the counters, the lock a thread-safe
+//! handle holds while it runs, and when a thread that floods the loop stops for it
+//! (`handoff`).
 //!
 //! What lets other threads see into the loop is here too: `ticks` (timestamps cheap
 //! enough for every callback), `activity` (the always-on counters and the running
@@ -16,6 +17,7 @@
 
 pub(crate) mod activity;
 pub(crate) mod clock;
+pub(crate) mod handoff;
 pub(crate) mod io_registry;
 pub(crate) mod monitor;
 pub(crate) mod pass_plan;

@@ -23,6 +23,7 @@ use crate::py::messages;
 use crate::py::pyapi;
 use crate::runtime::activity::{Activity, SpansSnapshot, BUCKET_BOUNDS_NS};
 use crate::runtime::clock;
+use crate::runtime::handoff::Handoff;
 use crate::runtime::io_registry::IoRegistry;
 use crate::runtime::pass_plan::PassPlan;
 use crate::runtime::poller::EventBuffer;
@@ -66,6 +67,7 @@ impl LoopCore {
             while_running: GilCell::new(None),
             threadsafe_handles: behaviour.threadsafe_handles,
             clock_replaced: AtomicU8::new(if overridden { CLOCK_OVERRIDDEN } else { 0 }),
+            handoff: Handoff::default(),
         })
     }
 

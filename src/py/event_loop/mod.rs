@@ -41,6 +41,7 @@ use pyo3::prelude::*;
 use super::gil_cell::GilCell;
 use super::handles::{HandlePool, Queued, TimerHandle};
 use crate::runtime::activity::Activity;
+use crate::runtime::handoff::Handoff;
 use crate::runtime::io_registry::IoRegistry;
 use crate::runtime::pass_plan::PassPlan;
 use crate::runtime::poller::{Event, EventBuffer};
@@ -100,6 +101,8 @@ pub(crate) struct LoopCore {
     threadsafe_handles: bool,
     /// `time()` is not the native clock (`clock.rs`).
     clock_replaced: AtomicU8,
+    /// When a thread that floods the loop last waited for it in vain.
+    handoff: Handoff,
 }
 
 impl LoopCore {

@@ -12,6 +12,7 @@ use crate::py::handles::{
 };
 use crate::py::messages;
 use crate::py::pyapi;
+use crate::runtime::{handoff, sys};
 
 impl LoopCore {
     /// asyncio checks callbacks only in debug mode; a non-callable is refused always, since
@@ -101,8 +102,30 @@ impl LoopCore {
             if let Some(selector) = &state.selector {
                 selector.wake();
             }
+            if handoff::due(state.ready.len()) {
+                drop(state);
+                Self::let_the_loop_run(slf);
+            }
         }
         Ok(handle)
+    }
+
+    /// A thread other than the loop's, having just queued a multiple of `handoff::EVERY`
+    /// callbacks, lets the GIL go until the loop has moved on (`runtime::handoff`).
+    #[cold]
+    #[inline(never)]
+    fn let_the_loop_run(slf: &Bound<'_, Self>) {
+        let py = slf.py();
+        let this = slf.get();
+        let elsewhere = this.thread_id.get(py).is_some_and(|id| {
+            id.bind(py)
+                .extract::<u64>()
+                .is_ok_and(|id| id != sys::thread_id())
+        });
+        if elsewhere {
+            let activity = &this.activity;
+            py.detach(|| this.handoff.wait(|| activity.progress()));
+        }
     }
 
     pub(crate) fn call_later(
