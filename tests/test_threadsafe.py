@@ -147,7 +147,6 @@ def test_cancelled_before_it_runs_it_never_runs(loop):
     assert results == []
 
 
-
 FLOOD = 100_000
 
 
@@ -197,8 +196,8 @@ def test_a_thread_that_floods_the_loop_keeps_only_a_few_thousand_queued(loop):
 
 
 def test_a_thread_that_floods_a_loop_waiting_for_it_finishes(loop):
-    # The loop cannot move on until the thread is done, so each of the thread's stops for
-    # it must run out.
+    # The loop cannot move on until the thread is done: the thread's first stop for it
+    # runs out, and the thread must go on to the end.
     ran = flood(loop, loop_waits=True)
     assert [i for i, _ in ran] == list(range(FLOOD))
     assert all(queued == FLOOD for _, queued in ran)
