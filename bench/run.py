@@ -11,7 +11,10 @@ loop's, higher is faster), each the median over rounds of the ratio within a rou
 bound is what ferroloop would reach were its own code free (bench/bounds.py). It refuses
 to time a debug build of ferroloop.
 
-    python bench/run.py [--rounds 5] [--net-rounds 3] [--net-duration 1.0]
+A row where a rival is ahead of ferroloop beyond the noise runs `--settle` more rounds of
+ferroloop and those rivals alone, and the verdict is taken again over every round.
+
+    python bench/run.py [--rounds 5] [--net-rounds 3] [--net-duration 1.0] [--settle 4]
                         [--only "call_soon chain,http uvicorn"] [--no-micro] [--no-net]
                         [--no-bound] [--json out.json]
 """
@@ -91,6 +94,32 @@ def interleave(rounds, rows, loops, sample, failures):
     return samples
 
 
+def settle(samples, costs, loops, sample, failures, rounds, extra_rounds):
+    """Finds the rows where a rival is ahead of ferroloop beyond the noise of the run's
+    `rounds` rounds (`costs`: (row, cost) pairs, a row once per figure), and runs
+    `extra_rounds` more rounds of each, by ferroloop and those rivals alone: a lead of a few
+    per cent is decided by the median of a handful of rounds, and the load rows run only a
+    few. The samples stay paired by round (the loops not run get None). Returns each such
+    row's rivals, as found before settling."""
+    flagged = {}
+    for row, cost in costs:
+        for rival in table.ahead(samples, row, loops, cost, rounds):
+            flagged.setdefault(row, {})[rival] = None
+    for row, rivals in flagged.items():
+        extra = interleave(extra_rounds, [row], ["ferroloop", *rivals], sample, failures)
+        for loop_name in loops:
+            samples[(row, loop_name)].extend(
+                extra.get((row, loop_name), [None] * extra_rounds))
+    return flagged
+
+
+def micro_cost(figure):
+    """A micro row's cost: the time per operation, or the lateness its workload reports."""
+    def cost(s):
+        return s["wall"] / s["ops"] if figure == "time" else s[figure]
+    return cost
+
+
 def run_micro(args, loops, rows, report, failures):
     names = sorted({workload for _, workload, _ in rows})
 
@@ -109,6 +138,8 @@ def run_micro(args, loops, rows, report, failures):
         return json.loads(proc.stdout)
 
     samples = interleave(args.rounds, names, loops, sample, failures)
+    flagged = settle(samples, [(workload, micro_cost(figure)) for _, workload, figure in rows],
+                     loops, sample, failures, args.rounds, args.settle)
     shares, busy = {}, {}
     timed = {workload for _, workload, figure in rows if figure == "time"}
     if not args.no_bound and shutil.which("valgrind"):
@@ -121,16 +152,15 @@ def run_micro(args, loops, rows, report, failures):
 
     printed = []
     for name, workload, figure in rows:
-        def cost(s, figure=figure):
-            return s["wall"] / s["ops"] if figure == "time" else s[figure]
-
+        cost = micro_cost(figure)
         share = shares.get(workload)
         # The lateness rows' figure is the loop's busy time itself.
         user = busy.get(workload) if figure == "time" else 1.0
         summary = table.summarize(
             samples, workload, loops, cost,
             lambda r, share=share, user=user: (bounds.micro_bound(r, share, user)
-                                               if share is not None else None))
+                                               if share is not None else None),
+            args.rounds, flagged.get(workload, ()))
         summary["own_share"] = share
         summary["user_share"] = user if share is not None else None
         summary["rate"] = table.medians(samples, workload, loops, lambda s: s["ops"] / s["wall"])
@@ -150,13 +180,17 @@ def run_micro(args, loops, rows, report, failures):
 
 def run_load(args, loops, rows, report, failures):
     by_name = {row.name: row for row in rows}
-    samples = interleave(args.net_rounds, list(by_name), loops,
-                         lambda loop_name, name: load.sample(loop_name, by_name[name],
-                                                             args.net_duration), failures)
+
+    def sample(loop_name, name):
+        return load.sample(loop_name, by_name[name], args.net_duration)
+
+    samples = interleave(args.net_rounds, list(by_name), loops, sample, failures)
 
     def cost(s):
         return s["cpu"] / s["requests"]
 
+    flagged = settle(samples, [(name, cost) for name in by_name], loops, sample, failures,
+                     args.net_rounds, args.settle)
     shares = {}
     if not args.no_bound and shutil.which("valgrind"):
         for name, row in by_name.items():
@@ -175,7 +209,8 @@ def run_load(args, loops, rows, report, failures):
         share = shares.get(name)
         summary = table.summarize(
             samples, name, loops, cost,
-            lambda r: bounds.load_bound(r, cpu, kernel, share) if share is not None else None)
+            lambda r: bounds.load_bound(r, cpu, kernel, share) if share is not None else None,
+            args.net_rounds, flagged.get(name, ()))
         for key in ("rps", "p50_us", "p99_us"):
             summary[key] = table.medians(samples, name, loops, lambda s, key=key: s[key])
         summary["cpu_us_per_req"] = table.medians(samples, name, loops, lambda s: cost(s) * 1e6)
@@ -196,6 +231,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--net-rounds", type=int, default=3)
     parser.add_argument("--net-duration", type=float, default=1.0)
+    parser.add_argument("--settle", type=int, default=4,
+                        help="more rounds for a row where a rival is ahead (0: none)")
     parser.add_argument("--only", default="", help="comma-separated rows to run")
     parser.add_argument("--no-micro", action="store_true", help="skip the micro rows")
     parser.add_argument("--no-net", action="store_true", help="skip the load rows")

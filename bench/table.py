@@ -38,10 +38,11 @@ def medians(samples, row, loops, value):
     return out
 
 
-def noise(samples, row, loop, cost):
-    """Half the range of `loop`'s own cost over the rounds, relative to its median: how far
-    the same loop on the same row moved within this run."""
-    costs = [cost(s) for s in samples[(row, loop)] if s is not None]
+def noise(samples, row, loop, cost, rounds=None):
+    """Half the range of `loop`'s own cost over the run's first `rounds` rounds (all, if
+    None), relative to its median: how far the same loop on the same row moved within this
+    run."""
+    costs = [cost(s) for s in samples[(row, loop)][:rounds] if s is not None]
     if len(costs) < 2:
         return 0.0
     return (max(costs) - min(costs)) / 2 / statistics.median(costs)
@@ -59,19 +60,31 @@ def progress(vs_uvloop, bound):
     return (vs_uvloop - 1.0) / (bound - 1.0)
 
 
-def summarize(samples, row, loops, cost, bound_of_ferroloop):
+def ahead(samples, row, loops, cost, rounds=None):
+    """The rivals whose median lead over ferroloop, over every round both ran, is larger
+    than the noise of the run's first `rounds` rounds. Rounds added to settle a lead
+    (`run.settle`) move the median only: the noise bar stays the one the run set, which
+    more rounds would only widen."""
+    row_noise = noise(samples, row, "ferroloop", cost, rounds)
+    return [l for l in loops if l not in ("ferroloop", "ferroloop+watch")
+            and (r := ratio(samples, row, l, "ferroloop", cost)) is not None
+            and 1 / r > 1 + row_noise]
+
+
+def summarize(samples, row, loops, cost, bound_of_ferroloop, rounds=None, settled_from=()):
     """One row's figures: every loop's speed against uvloop's, ferroloop's bound and the
-    progress towards it, the rivals ahead of ferroloop beyond the noise, the watch cost."""
+    progress towards it, the rivals ahead of ferroloop beyond the noise of the first
+    `rounds` rounds, the watch cost, how many rounds ferroloop ran, and the rivals found
+    ahead before more rounds settled the row (`run.settle`)."""
     vs_uv = {l: ratio(samples, row, "uvloop", l, cost) for l in loops}
-    row_noise = noise(samples, row, "ferroloop", cost)
-    ahead = [l for l in loops if l not in ("ferroloop", "ferroloop+watch")
-             and (r := ratio(samples, row, l, "ferroloop", cost)) is not None
-             and 1 / r > 1 + row_noise]
+    row_noise = noise(samples, row, "ferroloop", cost, rounds)
     watch = ratio(samples, row, "ferroloop+watch", "ferroloop", cost)
     bound = bound_of_ferroloop(vs_uv["ferroloop"]) if vs_uv["ferroloop"] else None
     return {"vs_uvloop": vs_uv, "bound": bound, "progress": progress(vs_uv["ferroloop"], bound),
             "bound_below_uvloop": bound is not None and bound <= 1.0,
-            "noise": row_noise, "ahead": ahead,
+            "noise": row_noise, "ahead": ahead(samples, row, loops, cost, rounds),
+            "rounds": sum(s is not None for s in samples[(row, "ferroloop")]),
+            "settled_from": list(settled_from),
             "watch_cost_percent": None if watch is None else (watch - 1) * 100}
 
 
@@ -95,8 +108,10 @@ def print_table(title, unit, rows, loops):
         watch = s["watch_cost_percent"]
         watch = (f"{watch:>+7.1f}%" + ("!" if watch > WATCH_COST_LIMIT else " ")
                  if watch is not None else f"{'n/a':>9}")
+        settled = (f" (settled over {s['rounds']} rounds: {', '.join(s['settled_from'])} "
+                   "ahead before)" if s["settled_from"] else "")
         print(f"{name:<34}{absolute:>12}{cells}{bound}{done}{s['noise']:>6.0%}{watch}  "
-              f"{', '.join(s['ahead']) or '-'}")
+              f"{', '.join(s['ahead']) or '-'}{settled}")
 
 
 def short(loop):
@@ -109,4 +124,5 @@ def legend(what):
           f"bound is below uvloop and the figure is ferroloop's share of it; noise = half "
           f"the range of ferroloop's own figure over the rounds; watch = what the watchdog and "
           f"monitor cost ferroloop, ! over {WATCH_COST_LIMIT:.0f} %; a rival is named ahead when "
-          f"its median lead over ferroloop exceeds the noise)")
+          f"its median lead over ferroloop exceeds the noise; a row where one was ran more "
+          f"rounds of ferroloop and those rivals, and says so)")

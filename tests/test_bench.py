@@ -19,7 +19,7 @@ import load  # noqa: E402
 import loops  # noqa: E402
 import table  # noqa: E402
 import workloads  # noqa: E402
-from run import interleave  # noqa: E402
+from run import interleave, settle  # noqa: E402
 
 sys.path.pop(0)
 
@@ -123,6 +123,51 @@ def test_a_rival_ahead_beyond_the_noise_is_named():
     summary = table.summarize(samples, "a", names, lambda s: s["wall"], lambda r: None)
     assert summary["ahead"] == ["rloop"]
     assert summary["watch_cost_percent"] == pytest.approx(1.0)
+
+
+def settled(walls, rounds, extra_rounds):
+    """A row "a" run `rounds` rounds, then settled: each loop's wall times in turn."""
+    walls = {loop_name: iter(times) for loop_name, times in walls.items()}
+
+    def sample(loop_name, row):
+        return {"wall": next(walls[loop_name]) if loop_name in walls else 1.0, "ops": 1}
+
+    names = ["uvloop", "rloop", "ferroloop", "ferroloop+watch"]
+    samples = interleave(rounds, ["a"], names, sample, {})
+    flagged = settle(samples, [("a", lambda s: s["wall"])], names, sample, {}, rounds,
+                     extra_rounds)
+    summary = table.summarize(samples, "a", names, lambda s: s["wall"], lambda r: None, rounds,
+                              flagged.get("a", ()))
+    return flagged, samples, summary
+
+
+def test_a_lead_within_a_few_rounds_is_settled_by_more():
+    # rloop leads by 5 % in the run's two rounds, where ferroloop moved by 1 %, and trails
+    # in most of the four that settle it: not ahead. uvloop is not run again.
+    flagged, samples, summary = settled(
+        {"uvloop": [2.0, 2.0], "rloop": [0.95, 0.96] + [1.05] * 4,
+         "ferroloop": [1.0, 1.02] + [1.0, 1.0, 1.2, 1.0]}, 2, 4)
+    assert flagged == {"a": {"rloop": None}}
+    assert samples[("a", "uvloop")] == [{"wall": 2.0, "ops": 1}] * 2 + [None] * 4
+    assert summary["ahead"] == [] and summary["rounds"] == 6
+    # The noise is the run's (over all six rounds it would be 10 %).
+    assert summary["noise"] == pytest.approx(0.01, rel=0.01)
+    # The ratios to uvloop are the run's rounds'.
+    assert summary["vs_uvloop"]["ferroloop"] == pytest.approx((2 + 2 / 1.02) / 2)
+
+
+def test_a_lead_that_holds_stays_named_after_settling(capsys):
+    flagged, _, summary = settled(
+        {"uvloop": [2.0, 2.0], "rloop": [0.9] * 6, "ferroloop": [1.0, 1.02] + [1.0] * 4}, 2, 4)
+    assert summary["ahead"] == ["rloop"]
+    table.print_table("row", "uvloop", [("a", "1/s", summary)], ["uvloop", "rloop", "ferroloop"])
+    assert capsys.readouterr().out.splitlines()[-1].endswith(
+        "rloop (settled over 6 rounds: rloop ahead before)")
+    # A row no rival leads runs no more rounds.
+    flagged, samples, summary = settled(
+        {"uvloop": [2.0, 2.0], "rloop": [1.5, 1.5], "ferroloop": [1.0, 1.0]}, 2, 4)
+    assert flagged == {} and len(samples[("a", "ferroloop")]) == 2
+    assert "settled" not in capsys.readouterr().out
 
 
 def test_no_ratio_to_a_loop_whose_median_is_early():
