@@ -100,8 +100,10 @@ def settle(samples, costs, loops, sample, failures, rounds, extra_rounds):
     `extra_rounds` more rounds of each, by ferroloop and those rivals alone: a lead of a few
     per cent is decided by the median of a handful of rounds, and the load rows run only a
     few. The samples stay paired by round (the loops not run get None). Returns each such
-    row's rivals, as found before settling."""
+    row's rivals, as found before settling (none, with no more rounds to run)."""
     flagged = {}
+    if not extra_rounds:
+        return flagged
     for row, cost in costs:
         for rival in table.ahead(samples, row, loops, cost, rounds):
             flagged.setdefault(row, {})[rival] = None

@@ -168,6 +168,10 @@ def test_a_lead_that_holds_stays_named_after_settling(capsys):
         {"uvloop": [2.0, 2.0], "rloop": [1.5, 1.5], "ferroloop": [1.0, 1.0]}, 2, 4)
     assert flagged == {} and len(samples[("a", "ferroloop")]) == 2
     assert "settled" not in capsys.readouterr().out
+    # --settle 0: the run's verdict stands, and the row does not say it was settled.
+    flagged, samples, summary = settled(
+        {"uvloop": [2.0, 2.0], "rloop": [0.9] * 2, "ferroloop": [1.0, 1.02]}, 2, 0)
+    assert flagged == {} and summary["ahead"] == ["rloop"]
 
 
 def test_no_ratio_to_a_loop_whose_median_is_early():
