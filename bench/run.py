@@ -95,24 +95,26 @@ def interleave(rounds, rows, loops, sample, failures):
 
 
 def settle(samples, costs, loops, sample, failures, rounds, extra_rounds):
-    """Finds the rows where a rival is ahead of ferroloop beyond the noise of the run's
-    `rounds` rounds (`costs`: (row, cost) pairs, a row once per figure), and runs
-    `extra_rounds` more rounds of each, by ferroloop and those rivals alone: a lead of a few
-    per cent is decided by the median of a handful of rounds, and the load rows run only a
-    few. The samples stay paired by round (the loops not run get None). Returns each such
-    row's rivals, as found before settling (none, with no more rounds to run)."""
+    """Finds, for each of `costs` ((row, cost) pairs; a row once per figure), the rivals
+    ahead of ferroloop beyond the noise of the run's `rounds` rounds, and runs
+    `extra_rounds` more rounds of each row where any figure has one, by ferroloop and those
+    rivals alone: a lead of a few per cent is decided by the median of a handful of rounds,
+    and the load rows run only a few. The samples stay paired by round (the loops not run
+    get None). Returns, for each of `costs`, its rivals as found before settling (none,
+    with no more rounds to run)."""
+    leads = [table.ahead(samples, row, loops, cost, rounds) if extra_rounds else []
+             for row, cost in costs]
     flagged = {}
-    if not extra_rounds:
-        return flagged
-    for row, cost in costs:
-        for rival in table.ahead(samples, row, loops, cost, rounds):
-            flagged.setdefault(row, {})[rival] = None
+    for (row, _), rivals in zip(costs, leads):
+        flagged.setdefault(row, {}).update(dict.fromkeys(rivals))
     for row, rivals in flagged.items():
+        if not rivals:
+            continue
         extra = interleave(extra_rounds, [row], ["ferroloop", *rivals], sample, failures)
         for loop_name in loops:
             samples[(row, loop_name)].extend(
                 extra.get((row, loop_name), [None] * extra_rounds))
-    return flagged
+    return leads
 
 
 def micro_cost(figure):
@@ -140,8 +142,8 @@ def run_micro(args, loops, rows, report, failures):
         return json.loads(proc.stdout)
 
     samples = interleave(args.rounds, names, loops, sample, failures)
-    flagged = settle(samples, [(workload, micro_cost(figure)) for _, workload, figure in rows],
-                     loops, sample, failures, args.rounds, args.settle)
+    leads = settle(samples, [(workload, micro_cost(figure)) for _, workload, figure in rows],
+                   loops, sample, failures, args.rounds, args.settle)
     shares, busy = {}, {}
     timed = {workload for _, workload, figure in rows if figure == "time"}
     if not args.no_bound and shutil.which("valgrind"):
@@ -153,7 +155,7 @@ def run_micro(args, loops, rows, report, failures):
         sys.stderr.write("\r" + " " * 80 + "\r")
 
     printed = []
-    for name, workload, figure in rows:
+    for (name, workload, figure), settled_from in zip(rows, leads):
         cost = micro_cost(figure)
         share = shares.get(workload)
         # The lateness rows' figure is the loop's busy time itself.
@@ -162,7 +164,7 @@ def run_micro(args, loops, rows, report, failures):
             samples, workload, loops, cost,
             lambda r, share=share, user=user: (bounds.micro_bound(r, share, user)
                                                if share is not None else None),
-            args.rounds, flagged.get(workload, ()))
+            args.rounds, settled_from)
         summary["own_share"] = share
         summary["user_share"] = user if share is not None else None
         summary["rate"] = table.medians(samples, workload, loops, lambda s: s["ops"] / s["wall"])
@@ -191,8 +193,8 @@ def run_load(args, loops, rows, report, failures):
     def cost(s):
         return s["cpu"] / s["requests"]
 
-    flagged = settle(samples, [(name, cost) for name in by_name], loops, sample, failures,
-                     args.net_rounds, args.settle)
+    leads = dict(zip(by_name, settle(samples, [(name, cost) for name in by_name], loops, sample,
+                                     failures, args.net_rounds, args.settle)))
     shares = {}
     if not args.no_bound and shutil.which("valgrind"):
         for name, row in by_name.items():
@@ -212,7 +214,7 @@ def run_load(args, loops, rows, report, failures):
         summary = table.summarize(
             samples, name, loops, cost,
             lambda r: bounds.load_bound(r, cpu, kernel, share) if share is not None else None,
-            args.net_rounds, flagged.get(name, ()))
+            args.net_rounds, leads[name])
         for key in ("rps", "p50_us", "p99_us"):
             summary[key] = table.medians(samples, name, loops, lambda s, key=key: s[key])
         summary["cpu_us_per_req"] = table.medians(samples, name, loops, lambda s: cost(s) * 1e6)
