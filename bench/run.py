@@ -12,7 +12,9 @@ bound is what ferroloop would reach were its own code free (bench/bounds.py). It
 to time a debug build of ferroloop.
 
 A row where a rival is ahead of ferroloop beyond the noise runs `--settle` more rounds of
-ferroloop and those rivals alone, and the verdict is taken again over every round.
+ferroloop and those rivals alone, and the verdict is taken again over every round. Every loop
+first runs bench/behaviour.py's checks, and a rival ahead on a row is shown with what it
+leaves out of the asyncio behaviour that row depends on, if anything.
 
     python bench/run.py [--rounds 5] [--net-rounds 3] [--net-duration 1.0] [--settle 4]
                         [--only "call_soon chain,http uvicorn"] [--no-micro] [--no-net]
@@ -32,6 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import behaviour  # noqa: E402
 import bounds  # noqa: E402
 import load  # noqa: E402
 import table  # noqa: E402
@@ -124,7 +127,7 @@ def micro_cost(figure):
     return cost
 
 
-def run_micro(args, loops, rows, report, failures):
+def run_micro(args, loops, rows, report, failures, checks):
     names = sorted({workload for _, workload, _ in rows})
 
     def sample(loop_name, workload):
@@ -164,7 +167,7 @@ def run_micro(args, loops, rows, report, failures):
             samples, workload, loops, cost,
             lambda r, share=share, user=user: (bounds.micro_bound(r, share, user)
                                                if share is not None else None),
-            args.rounds, settled_from)
+            args.rounds, settled_from, behaviour.departures(checks, name))
         summary["own_share"] = share
         summary["user_share"] = user if share is not None else None
         summary["rate"] = table.medians(samples, workload, loops, lambda s: s["ops"] / s["wall"])
@@ -182,7 +185,7 @@ def run_micro(args, loops, rows, report, failures):
     table.legend("ratio = uvloop's time per operation (or lateness) over each loop's")
 
 
-def run_load(args, loops, rows, report, failures):
+def run_load(args, loops, rows, report, failures, checks):
     by_name = {row.name: row for row in rows}
 
     def sample(loop_name, name):
@@ -214,7 +217,7 @@ def run_load(args, loops, rows, report, failures):
         summary = table.summarize(
             samples, name, loops, cost,
             lambda r: bounds.load_bound(r, cpu, kernel, share) if share is not None else None,
-            args.net_rounds, leads[name])
+            args.net_rounds, leads[name], behaviour.departures(checks, name))
         for key in ("rps", "p50_us", "p99_us"):
             summary[key] = table.medians(samples, name, loops, lambda s, key=key: s[key])
         summary["cpu_us_per_req"] = table.medians(samples, name, loops, lambda s: cost(s) * 1e6)
@@ -275,12 +278,16 @@ def main():
           f"interleaved; {os.cpu_count()} cpus")
     for name in LOOPS:
         print(f"  {name:16} {'UNAVAILABLE: ' + missing[name] if name in missing else 'timed'}")
-    report = {"python": sys.version.split()[0], "loops": loops, "unavailable": missing}
+    checks = behaviour.check_loops([l for l in loops if l != "ferroloop+watch"])
+    print("What of asyncio's behaviour each loop keeps (bench/behaviour.py):")
+    print("\n".join(behaviour.describe(checks)))
+    report = {"python": sys.version.split()[0], "loops": loops, "unavailable": missing,
+              "behaviour": checks}
     failures = {}
     if micro:
-        run_micro(args, loops, micro, report, failures)
+        run_micro(args, loops, micro, report, failures, checks)
     if net:
-        run_load(args, loops, net, report, failures)
+        run_load(args, loops, net, report, failures, checks)
     verdict(report, [r[0] for r in micro] + [r.name for r in net])
     for (loop_name, row), why in sorted(failures.items()):
         print(f"  n/a: {loop_name} on {row}: {why}")
@@ -298,6 +305,9 @@ def verdict(report, rows):
     if not ratios:
         return
     behind = [f"{r} ({', '.join(report[r]['ahead'])})" for r in rows if report[r]["ahead"]]
+    # Rows where every rival ahead leaves out the behaviour the row depends on.
+    departing = [r for r in rows if report[r]["ahead"]
+                 and set(report[r]["ahead"]) <= set(report[r]["ahead_leaving_out"])]
     short = [r for r in rows if report[r]["progress"] is not None
              and report[r]["progress"] < table.PROGRESS_TARGET]
     geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
@@ -305,6 +315,8 @@ def verdict(report, rows):
     print(f"\nferroloop vs uvloop, geometric mean over {len(ratios)} rows: {geomean:.2f}x")
     print(f"rows where a rival is ahead beyond the noise: {len(behind)}"
           + (f": {'; '.join(behind)}" if behind else ""))
+    print(f"  of them, led only by rivals that leave out the row's asyncio behaviour: "
+          f"{len(departing)}" + (f": {', '.join(departing)}" if departing else ""))
     print(f"rows short of {table.PROGRESS_TARGET:.0%} of the way to the bound: {len(short)}"
           + (f": {', '.join(short)}" if short else ""))
     if FLOOD_ROW in report:

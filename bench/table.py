@@ -71,18 +71,23 @@ def ahead(samples, row, loops, cost, rounds=None):
             and 1 / r > 1 + row_noise]
 
 
-def summarize(samples, row, loops, cost, bound_of_ferroloop, rounds=None, settled_from=()):
+def summarize(samples, row, loops, cost, bound_of_ferroloop, rounds=None, settled_from=(),
+              departures=None):
     """One row's figures: every loop's speed against uvloop's, ferroloop's bound and the
     progress towards it, the rivals ahead of ferroloop beyond the noise of the first
-    `rounds` rounds, the watch cost, how many rounds ferroloop ran, and the rivals found
-    ahead before more rounds settled the row (`run.settle`)."""
+    `rounds` rounds, and of those, what each leaves out of the row's asyncio behaviour
+    (`departures`: {loop: what}, from `behaviour.departures`), the watch cost, how many
+    rounds ferroloop ran, and the rivals found ahead before more rounds settled the row
+    (`run.settle`)."""
     vs_uv = {l: ratio(samples, row, "uvloop", l, cost) for l in loops}
     row_noise = noise(samples, row, "ferroloop", cost, rounds)
     watch = ratio(samples, row, "ferroloop+watch", "ferroloop", cost)
     bound = bound_of_ferroloop(vs_uv["ferroloop"]) if vs_uv["ferroloop"] else None
+    leading = ahead(samples, row, loops, cost, rounds)
     return {"vs_uvloop": vs_uv, "bound": bound, "progress": progress(vs_uv["ferroloop"], bound),
             "bound_below_uvloop": bound is not None and bound <= 1.0,
-            "noise": row_noise, "ahead": ahead(samples, row, loops, cost, rounds),
+            "noise": row_noise, "ahead": leading,
+            "ahead_leaving_out": {l: departures[l] for l in leading if l in (departures or {})},
             "rounds": sum(s is not None for s in samples[(row, "ferroloop")]),
             "settled_from": list(settled_from),
             "watch_cost_percent": None if watch is None else (watch - 1) * 100}
@@ -110,8 +115,10 @@ def print_table(title, unit, rows, loops):
                  if watch is not None else f"{'n/a':>9}")
         settled = (f" (settled over {s['rounds']} rounds: {', '.join(s['settled_from'])} "
                    "ahead before)" if s["settled_from"] else "")
+        leading = [f"{l} ({s['ahead_leaving_out'][l]})" if l in s["ahead_leaving_out"] else l
+                   for l in s["ahead"]]
         print(f"{name:<34}{absolute:>12}{cells}{bound}{done}{s['noise']:>6.0%}{watch}  "
-              f"{', '.join(s['ahead']) or '-'}{settled}")
+              f"{', '.join(leading) or '-'}{settled}")
 
 
 def short(loop):
@@ -124,5 +131,6 @@ def legend(what):
           f"bound is below uvloop and the figure is ferroloop's share of it; noise = half "
           f"the range of ferroloop's own figure over the rounds; watch = what the watchdog and "
           f"monitor cost ferroloop, ! over {WATCH_COST_LIMIT:.0f} %; a rival is named ahead when "
-          f"its median lead over ferroloop exceeds the noise; a row where one was ran more "
-          f"rounds of ferroloop and those rivals, and says so)")
+          f"its median lead over ferroloop exceeds the noise, with what it leaves out of the "
+          f"row's asyncio behaviour, if anything; a row where one was ran more rounds of "
+          f"ferroloop and those rivals, and says so)")

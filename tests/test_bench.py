@@ -1,6 +1,7 @@
 """`make bench` must keep working: its rows on every loop, its statistics, its bounds."""
 
 import asyncio
+import contextvars
 import json
 import math
 import os
@@ -13,6 +14,7 @@ import ferroloop
 from conftest import ROOT, run_python
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
+import behaviour  # noqa: E402
 import bounds  # noqa: E402
 import instructions  # noqa: E402
 import load  # noqa: E402
@@ -48,6 +50,10 @@ def test_bench_runs_and_reports_ratios(tmp_path):
     assert math.isfinite(row["watch_cost_percent"])
     late = report["sleep(1 ms) lateness p99"]["late_p99"]
     assert all(0 < late[l] < 0.5 for l in ("asyncio", "uvloop", "ferroloop")), late
+    # Each loop ran the behaviour checks, and the run says what each leaves out.
+    assert set(report["behaviour"]) == set(report["loops"]) - {"ferroloop+watch"}
+    assert all(ok is True for ok in report["behaviour"]["ferroloop"].values())
+    assert "ferroloop        keeps all" in proc.stdout
     # Not counted with --no-bound.
     assert row["user_share"] is None
 
@@ -340,3 +346,97 @@ def test_instruction_counts_refuse_an_unknown_workload():
     assert proc.returncode != 0
     assert "no such workload: taskgroup_fanout" in proc.stderr
     assert "taskgroup_fan_out" in proc.stderr
+
+
+@pytest.mark.parametrize("make", [asyncio.SelectorEventLoop, ferroloop.new_event_loop],
+                         ids=["asyncio", "ferroloop"])
+def test_behaviour_checks_pass_on_asyncio_and_ferroloop(make):
+    assert behaviour.run_checks(make) == dict.fromkeys(behaviour.CHECKS, True)
+
+
+class DeferredWrites:
+    """A transport whose writes go out a callback later (as a loop holding writes to the
+    end of its iteration sends them)."""
+
+    def __init__(self, transport):
+        self._transport = transport
+
+    def write(self, data):
+        self._transport.get_extra_info("socket")  # still open
+        asyncio.get_running_loop().call_soon(self._transport.write, data)
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+
+class HoldsWrites(asyncio.SelectorEventLoop):
+    async def create_connection(self, *args, **kwargs):
+        transport, protocol = await super().create_connection(*args, **kwargs)
+        return DeferredWrites(transport), protocol
+
+
+class DropsTheContext(asyncio.SelectorEventLoop):
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        return super().call_soon_threadsafe(callback, *args, context=contextvars.Context())
+
+
+class WakesEarly(asyncio.SelectorEventLoop):
+    def call_at(self, when, callback, *args, context=None):
+        return super().call_at(when - 0.0005, callback, *args, context=context)
+
+
+@pytest.mark.parametrize("check, make", [("writes_at_once", HoldsWrites),
+                                         ("threadsafe_context", DropsTheContext),
+                                         ("sleep_never_early", WakesEarly),
+                                         ("asyncio_streams", None)])
+def test_each_behaviour_check_fails_on_a_loop_that_leaves_it_out(check, make, monkeypatch):
+    if make is None:
+        # A loop module that, like rsloop, puts its own streams in asyncio's place.
+        class Reader:
+            pass
+
+        open_connection = asyncio.open_connection
+
+        async def own_streams(*args, **kwargs):
+            _, writer = await open_connection(*args, **kwargs)
+            return Reader(), writer
+
+        monkeypatch.setattr(asyncio, "open_connection", own_streams)
+        make = asyncio.SelectorEventLoop
+    results = behaviour.run_checks(make)
+    assert results == dict(dict.fromkeys(behaviour.CHECKS, True), **{check: False})
+
+
+def test_a_loop_whose_checks_cannot_run_says_why():
+    [(name, results)] = behaviour.check_loops(["asyncio"], timeout=0.001).items()
+    assert name == "asyncio"
+    assert all("the check process failed" in why for why in results.values())
+    # Not known either way: it leaves nothing out, and says it was not checked.
+    assert behaviour.departures({name: results}, "sleep(1 ms) lateness p50") == {}
+    assert behaviour.describe({name: results}) == [
+        f"  {name:16} not checked: {results['writes_at_once']}"]
+
+
+def test_a_rival_ahead_is_shown_with_what_it_leaves_out_of_the_row(capsys):
+    checks = {"uvloop": dict.fromkeys(behaviour.CHECKS, True),
+              "rloop": dict(dict.fromkeys(behaviour.CHECKS, True), threadsafe_context=False),
+              "rsloop": dict(dict.fromkeys(behaviour.CHECKS, True), asyncio_streams=False)}
+    flood = "call_soon_threadsafe flood"
+    assert behaviour.departures(checks, flood) == {"rloop": "drops the context"}
+    assert behaviour.departures(checks, "tcp streams 1 KiB") == {"rsloop": "own streams"}
+    assert behaviour.departures(checks, "tcp sock 1 KiB") == {}
+
+    def sample(loop_name, row):
+        return {"wall": {"uvloop": 2.0, "rloop": 0.5, "rsloop": 0.6}.get(loop_name, 1.0),
+                "ops": 1}
+
+    names = ["uvloop", "rloop", "rsloop", "ferroloop", "ferroloop+watch"]
+    samples = interleave(3, [flood], names, sample, {})
+    summary = table.summarize(samples, flood, names, lambda s: s["wall"], lambda r: None,
+                              departures=behaviour.departures(checks, flood))
+    # Both are ahead; only rloop leaves out what the flood depends on.
+    assert summary["ahead"] == ["rloop", "rsloop"]
+    assert summary["ahead_leaving_out"] == {"rloop": "drops the context"}
+    table.print_table("row", "uvloop", [(flood, "1/s", summary)], names)
+    assert capsys.readouterr().out.splitlines()[-1].endswith(
+        "rloop (drops the context), rsloop")
