@@ -362,7 +362,6 @@ class DeferredWrites:
         self._transport = transport
 
     def write(self, data):
-        self._transport.get_extra_info("socket")  # still open
         asyncio.get_running_loop().call_soon(self._transport.write, data)
 
     def __getattr__(self, name):
